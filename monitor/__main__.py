@@ -1,0 +1,5 @@
+"""`python -m monitor` is the `availmon` command."""
+
+from monitor.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""The store contract: what is kept, and the calls every backend answers.
+
+Shape (DESIGN "Store"): verdict **runs** (a row per stretch of equal verdicts, not per
+second); per-minute attempt counts by outcome; full attempt evidence only for unavailable
+and degraded seconds; maintenance windows; incidents with their timelines; the
+notification outbox; the ledger of reports written.
+
+Every method is synchronous and thread-safe; the daemon calls them through
+`asyncio.to_thread` so that disk never blocks the event loop. Times are integer UTC epoch
+seconds unless named otherwise.
+
+Exception tree::
+
+    StoreError             anything the backend cannot do (bad URL, corrupt file, schema newer
+    │                      than this program)
+    └── NotFound           the incident / window asked for does not exist
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from monitor.verdicts import SecondVerdict, UnknownReason, Verdict
+from probes.base import Attempt
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked."""
+
+
+class NotFound(StoreError, KeyError):
+    """No such row."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Seconds first..last (inclusive) of one (service, channel, vantage) share a verdict."""
+
+    service: str
+    channel: str
+    vantage: str
+    verdict: Verdict
+    reason: UnknownReason | None
+    first: int
+    last: int
+
+    @property
+    def seconds(self) -> int:
+        return self.last - self.first + 1
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteCount:
+    service: str
+    channel: str
+    probe: str
+    minute: int  # epoch second of the minute's start
+    outcome: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    id: int
+    service: str  # "*" for every service
+    start: int
+    end: int  # exclusive
+    reason: str = ""
+    source: str = "api"  # "config" for windows declared in config.toml
+
+
+@dataclass(slots=True)
+class IncidentEvent:
+    """One line of an incident's timeline (opened, acknowledged, notified, note, ...)."""
+
+    incident_id: int
+    at: float
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+
+@dataclass(slots=True)
+class Incident:
+    id: int
+    service: str
+    severity: str  # "critical" | "non_critical"
+    state: str  # open | acknowledged | recovered | resolved
+    kind: str  # what opened it: "unavailable", "failure_ratio", "blind"
+    dedup_key: str
+    opened_at: float
+    first_unavailable: int | None = None
+    last_unavailable: int | None = None
+    unavailable_seconds: int = 0
+    acknowledged_at: float | None = None
+    acknowledged_by: str | None = None
+    recovered_at: float | None = None
+    resolved_at: float | None = None
+    resolved_by: str | None = None
+    ack_due_at: float | None = None
+    ack_breached_at: float | None = None
+    next_update_at: float | None = None
+    response_due_at: float | None = None  # Non-Critical: due time in business hours
+    summary: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class OutboxItem:
+    """A notification waiting to be (re)sent: one event to one notifier."""
+
+    id: int
+    incident_id: int
+    notifier: str
+    event: str  # trigger | update | escalate | acknowledge | recover | resolve | ...
+    payload: dict[str, Any]
+    created_at: float
+    next_attempt_at: float
+    tries: int = 0
+    state: str = "pending"  # pending | sent | failed (permanent)
+    last_error: str | None = None
+    sent_at: float | None = None
+
+
+class Store(Protocol):
+    # --- lifecycle
+    def migrate(self) -> None: ...
+    def close(self) -> None: ...
+
+    # --- seconds (written by the daemon's fan-out, in order)
+    def write_verdicts(self, verdicts: Sequence[SecondVerdict]) -> None:
+        """Append final verdicts (any mix of services/channels, each stream in order).
+
+        Extends the open run of (service, channel, vantage) when the verdict and reason
+        match and the second follows it; otherwise starts a new run. A second at or before
+        the last stored one for its stream is ignored (never labelled twice)."""
+        ...
+
+    def write_minute_counts(self, counts: Iterable[MinuteCount]) -> None:
+        """Add counts (upsert: existing rows are incremented)."""
+        ...
+
+    def write_evidence(self, attempts: Iterable[Attempt]) -> None: ...
+
+    def last_second(self, service: str, channel: str, vantage: str | None = None) -> int | None:
+        ...
+
+    def runs(
+        self, service: str, channel: str, start: int, end: int, vantage: str | None = None
+    ) -> list[Run]:
+        """Runs overlapping [start, end) clipped to it, ordered by first second."""
+        ...
+
+    def minute_counts(self, service: str, start: int, end: int) -> list[MinuteCount]: ...
+
+    def evidence(
+        self, service: str, start: int, end: int, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Attempt evidence rows (Attempt.to_json() shape) with second in [start, end)."""
+        ...
+
+    def prune(self, before: int) -> int:
+        """Delete evidence and minute counts older than `before`; return rows deleted."""
+        ...
+
+    # --- maintenance
+    def add_maintenance(
+        self, service: str, start: int, end: int, reason: str = "", source: str = "api"
+    ) -> MaintenanceWindow: ...
+    def list_maintenance(
+        self, service: str | None = None, start: int | None = None, end: int | None = None
+    ) -> list[MaintenanceWindow]: ...
+    def remove_maintenance(self, window_id: int) -> None: ...
+
+    # --- incidents
+    def create_incident(self, incident: Incident) -> Incident:
+        """Insert (incident.id is ignored) and return it with its id and dedup key set:
+        dedup_key = f"availmon/{service}/{id}"."""
+        ...
+
+    def update_incident(self, incident: Incident) -> None: ...
+    def get_incident(self, incident_id: int) -> Incident: ...
+    def list_incidents(
+        self,
+        service: str | None = None,
+        state: str | None = None,
+        severity: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[Incident]: ...
+    def add_event(self, event: IncidentEvent) -> IncidentEvent: ...
+    def events(self, incident_id: int) -> list[IncidentEvent]: ...
+
+    # --- outbox
+    def enqueue(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        """Insert new items (ids ignored); idempotent per (incident_id, notifier, event,
+        payload['seq']) so a restart that replays an event never queues it twice."""
+        ...
+
+    def due(self, now: float, limit: int = 100) -> list[OutboxItem]: ...
+    def update_outbox(self, item: OutboxItem) -> None: ...
+    def outbox(self, incident_id: int | None = None) -> list[OutboxItem]: ...
+
+    # --- key/value state (policy windows, watermarks, report ledger)
+    def get_state(self, key: str) -> Any | None: ...
+    def set_state(self, key: str, value: Any) -> None: ...
+
+
+def open_store(url: str) -> Store:
+    """`sqlite:///path` or `sqlite:///:memory:`; migrates before returning."""
+    if url.startswith("sqlite://"):
+        from monitor.store.sqlite import SQLiteStore
+
+        store = SQLiteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
+        store.migrate()
+        return store
+    if url.startswith("postgresql://"):
+        raise StoreError("the PostgreSQL backend is not built yet; use sqlite:///path")
+    raise StoreError(f"store.url: unsupported scheme in {url!r}")

@@ -1,0 +1,106 @@
+"""The embedded SQLite backend: one file, WAL, schema versioned by numbered migrations.
+
+The class is assembled from one mixin per concern (`sqlite_seconds`, `sqlite_incidents`),
+all sharing one connection guarded by one lock. Migrations are the files
+`migrations/NNNN_*.sql`, applied in order; `PRAGMA user_version` records the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from monitor.store.base import StoreError
+from monitor.store.sqlite_incidents import IncidentsMixin
+from monitor.store.sqlite_seconds import SecondsMixin
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("monitor.store").joinpath("migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text()))
+    return sorted(found)
+
+
+class SQLiteStore(SecondsMixin, IncidentsMixin):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {path}: {exc}") from None
+        self._lock = threading.RLock()
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a crash may lose the last transactions, never corrupt the file
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        super().__init__()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back whole on error."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def migrate(self) -> None:
+        with self._lock:
+            current = self._db.execute("PRAGMA user_version").fetchone()[0]
+            known = _migrations()
+            latest = known[-1][0] if known else 0
+            if current > latest:
+                raise StoreError(
+                    f"store {self.path} has schema version {current}, newer than this "
+                    f"availmon knows ({latest}); upgrade availmon"
+                )
+            for number, name, sql in known:
+                if number <= current:
+                    continue
+                try:
+                    self._db.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;")
+                except sqlite3.Error as exc:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise StoreError(f"migration {name} failed: {exc}") from None
+
+    def schema_version(self) -> int:
+        return int(self._query("PRAGMA user_version")[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- key/value state
+    def get_state(self, key: str) -> Any | None:
+        rows = self._query("SELECT value FROM kv WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else None
+
+    def set_state(self, key: str, value: Any) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO kv(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )

@@ -1,0 +1,5 @@
+"""SQLite tables of incidents, their timelines and the notification outbox."""
+
+
+class IncidentsMixin:
+    pass

@@ -1,0 +1,141 @@
+"""The probe contract: what an attempt is, how it ends, and the name→probe registry.
+
+A probe never raises for a target fault. Whatever the target does (answers, hangs,
+resets, speaks garbage) ends as an `Attempt` whose `outcome` says how it ended and whose
+`detail` says why. Only a bug in availmon itself may raise; the launcher turns that into a
+`probe_error` attempt too, so a second is never lost to an exception.
+
+Exception tree::
+
+    ProbeError            base of the errors a probe raises at *construction* (bad config)
+    └── ProbeConfigError  a field of the probe's config cannot work (named in the message)
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from monitor.clock import Clock
+
+
+class ProbeError(Exception):
+    """Base of probe construction errors."""
+
+
+class ProbeConfigError(ProbeError, ValueError):
+    """A probe's configuration cannot work."""
+
+
+class Outcome(enum.StrEnum):
+    """How one attempt ended. Only TIMEOUT and SERVER_ERROR are qualifying failures."""
+
+    OK = "ok"
+    TIMEOUT = "timeout"
+    SERVER_ERROR = "server_error"
+    CLIENT_ERROR = "client_error"
+    PROBE_ERROR = "probe_error"
+
+    @property
+    def qualifying(self) -> bool:
+        """A failure the SLA counts: a server-side timeout or an internal service error."""
+        return self in (Outcome.TIMEOUT, Outcome.SERVER_ERROR)
+
+    @property
+    def conclusive(self) -> bool:
+        """The attempt reached the target and says something about it."""
+        return self is not Outcome.PROBE_ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeContext:
+    """What the launcher tells a probe about one attempt.
+
+    `attempt_id` travels to the target (HTTP header `X-Availmon-Attempt`, SMTP message
+    header `X-Availmon-Attempt` and the Message-ID) so that a simulator or the platform's
+    own logs can match the attempt. `deadline` is on the clock's monotonic scale.
+    """
+
+    attempt_id: str
+    second: int  # the UTC second of the scheduled slot the attempt belongs to
+    slot: int  # index of the slot inside the second, 0..k-1
+    deadline: float  # monotonic time by which the attempt must have ended
+    timeout: float  # seconds, the same budget as `deadline` expresses
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One attempt's result.
+
+    `detail` holds what was observed: `status` (HTTP), `code` / `enhanced` / `stage`
+    (SMTP), `error` (an exception class name), `phase` timings, `rate_limited`, and
+    `reason` for probe errors (for instance `monitor_stalled`).
+    """
+
+    attempt_id: str
+    service: str
+    channel: str
+    probe: str
+    second: int
+    slot: int
+    outcome: Outcome
+    latency: float  # seconds from launch to end
+    started: float  # wall-clock epoch seconds of the launch
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attempt_id": self.attempt_id,
+            "service": self.service,
+            "channel": self.channel,
+            "probe": self.probe,
+            "second": self.second,
+            "slot": self.slot,
+            "outcome": str(self.outcome),
+            "latency": round(self.latency, 6),
+            "started": self.started,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a probe's `run` returns; the launcher wraps it into an `Attempt`."""
+
+    outcome: Outcome
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Probe(Protocol):
+    """One configured probe of one channel.
+
+    `run` performs one attempt and returns its `Result`; it must finish by
+    `ctx.deadline` (a timeout is a `Result(Outcome.TIMEOUT, …)`) and must not raise for
+    anything the target does. `close` releases sessions and connections.
+    """
+
+    name: str
+    channel: str
+
+    async def run(self, ctx: ProbeContext) -> Result: ...
+
+    async def close(self) -> None: ...
+
+
+ProbeFactory = Callable[[Any, "Clock"], Probe]
+
+#: config `type` → factory taking (probe config model, clock)
+PROBES: dict[str, ProbeFactory] = {}
+
+
+def register(type_name: str) -> Callable[[ProbeFactory], ProbeFactory]:
+    """Class decorator: make a probe implementation available under config `type`."""
+
+    def wrap(factory: ProbeFactory) -> ProbeFactory:
+        PROBES[type_name] = factory
+        return factory
+
+    return wrap
