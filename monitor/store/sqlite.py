@@ -1,6 +1,6 @@
 """The embedded SQLite backend: one file, WAL, schema versioned by numbered migrations.
 
-The class is assembled from one mixin per concern (`sqlite_seconds`, `sqlite_incidents`),
+The class is assembled from one mixin per concern (`sqlite_seconds`, `sqlite_incidents`, `sqlite_outbox`),
 all sharing one connection guarded by one lock. Migrations are the files
 `migrations/NNNN_*.sql`, applied in order; `PRAGMA user_version` records the last one.
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 from monitor.store.base import StoreError
 from monitor.store.sqlite_incidents import IncidentsMixin
+from monitor.store.sqlite_outbox import OutboxMixin
 from monitor.store.sqlite_seconds import SecondsMixin
 
 
@@ -30,7 +31,7 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-class SQLiteStore(SecondsMixin, IncidentsMixin):
+class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
     def __init__(self, path: str) -> None:
         self.path = path
         if path != ":memory:":
