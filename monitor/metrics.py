@@ -1,0 +1,148 @@
+"""Prometheus metrics of availmon, on an explicit `CollectorRegistry` (no global state).
+
+Names and labels are a stable interface (DESIGN "Metrics"); dashboards and rules in
+`grafana/` query exactly these. `month_error_budget_seconds` is the month's whole
+allowance, (1 − target) × (month seconds − excluded seconds); budget left is
+`month_error_budget_seconds - month_unavailable_seconds`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, Verdict
+from probes.base import Attempt, Outcome
+
+VERDICT_LABELS = ("available", "unavailable", "unknown", "excluded")
+# Attempt latency buckets: a healthy API answers in tens of ms, an SMTP injection in
+# hundreds; the tail up to the longest timeout must stay visible.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60)
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.attempts = Counter(
+            "availmon_attempts_total",
+            "Probe attempts by outcome.",
+            ["service", "channel", "probe", "outcome"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "availmon_attempt_duration_seconds",
+            "Attempt latency, launch to end.",
+            ["service", "channel", "probe"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.seconds = Counter(
+            "availmon_seconds_total",
+            "Final seconds by verdict; excluded counts maintenance seconds instead.",
+            ["service", "channel", "verdict"],
+            registry=r,
+        )
+        self.available = Gauge(
+            "availmon_available",
+            "1 if the last final second was not unavailable.",
+            ["service", "channel"],
+            registry=r,
+        )
+        self.verdict = Gauge(
+            "availmon_verdict",
+            "State set of the last final second's verdict.",
+            ["service", "channel", "verdict"],
+            registry=r,
+        )
+        self.month_unavailable = Gauge(
+            "availmon_month_unavailable_seconds",
+            "Unavailable non-excluded seconds this calendar month (report time zone).",
+            ["service"],
+            registry=r,
+        )
+        self.month_budget = Gauge(
+            "availmon_month_error_budget_seconds",
+            "The month's error budget: (1 - SLO target) x (month seconds - excluded seconds).",
+            ["service"],
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "availmon_loop_lag_seconds",
+            "Event-loop lag of the monitor itself.",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.last_final = Gauge(
+            "availmon_last_final_second_timestamp_seconds",
+            "Epoch second of the service's last final second.",
+            ["service"],
+            registry=r,
+        )
+        self.incidents_open = Gauge(
+            "availmon_incidents_open",
+            "Incidents not yet resolved.",
+            ["service", "severity"],
+            registry=r,
+        )
+        self.notifications = Counter(
+            "availmon_notifications_total",
+            "Notification deliveries by outcome.",
+            ["notifier", "outcome"],
+            registry=r,
+        )
+        self.skipped = Counter(
+            "availmon_launches_skipped_total",
+            "Launches skipped (late beyond max_launch_lag or over the in-flight bound).",
+            ["service", "channel", "probe"],
+            registry=r,
+        )
+
+    def declare(
+        self,
+        services: Iterable[tuple[str, Sequence[str], Sequence[tuple[str, str]]]],
+        notifiers: Iterable[str] = (),
+    ) -> None:
+        """Create every series at zero so rates and absent() work from the first scrape.
+
+        `services` yields (service, channels, [(channel, probe), ...])."""
+        for service, channels, probes in services:
+            for channel, probe in probes:
+                for outcome in Outcome:
+                    self.attempts.labels(service, channel, probe, outcome.value)
+                self.duration.labels(service, channel, probe)
+                self.skipped.labels(service, channel, probe)
+            for channel in [*channels, SERVICE_CHANNEL]:
+                for v in VERDICT_LABELS:
+                    self.seconds.labels(service, channel, v)
+                    self.verdict.labels(service, channel, v)
+            for severity in ("critical", "non_critical"):
+                self.incidents_open.labels(service, severity)
+            self.month_unavailable.labels(service)
+        for name in notifiers:
+            for outcome in ("sent", "retry", "failed"):
+                self.notifications.labels(name, outcome)
+
+    def observe_attempt(self, a: Attempt) -> None:
+        self.attempts.labels(a.service, a.channel, a.probe, a.outcome.value).inc()
+        if a.outcome is not Outcome.PROBE_ERROR:
+            self.duration.labels(a.service, a.channel, a.probe).observe(a.latency)
+
+    def observe_skip(self, service: str, channel: str, probe: str, second: int) -> None:
+        self.skipped.labels(service, channel, probe).inc()
+
+    def observe_verdicts(self, verdicts: Sequence[SecondVerdict]) -> None:
+        for v in verdicts:
+            label = "excluded" if v.excluded else v.verdict.value
+            self.seconds.labels(v.service, v.channel, label).inc()
+            self.available.labels(v.service, v.channel).set(0 if v.unavailable else 1)
+            for name in (x.value for x in Verdict):
+                self.verdict.labels(v.service, v.channel, name).set(
+                    1 if name == v.verdict.value else 0
+                )
+            if v.channel == SERVICE_CHANNEL:
+                self.last_final.labels(v.service).set(v.second)
+                if v.unavailable and not v.excluded:
+                    self.month_unavailable.labels(v.service).inc()
