@@ -1,5 +1,136 @@
-"""SQLite table of the notification outbox: one row per (event, notifier) to deliver."""
+"""SQLite table of the notification outbox: one row per (event, notifier) to deliver.
+
+An item is written here before any attempt to send it, so a daemon killed between the
+write and the send delivers it after restart. Delivery is at-least-once: a kill after the
+send but before `update_outbox` resends it, which the vendors' dedup keys absorb.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from monitor.store.base import NotFound, OutboxItem, StoreError
+
+_COLUMNS = (
+    "id, incident_id, notifier, event, payload, created_at, next_attempt_at, tries, state, "
+    "last_error, sent_at"
+)
+
+
+def _item(row: sqlite3.Row) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        incident_id=row["incident_id"],
+        notifier=row["notifier"],
+        event=row["event"],
+        payload=json.loads(row["payload"]),
+        created_at=row["created_at"],
+        next_attempt_at=row["next_attempt_at"],
+        tries=row["tries"],
+        state=row["state"],
+        last_error=row["last_error"],
+        sent_at=row["sent_at"],
+    )
+
+
+def _seq(item: OutboxItem) -> int:
+    seq = item.payload.get("seq")
+    # bool is an int in Python, and True would silently collide with seq 1
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise StoreError(
+            f"outbox item for incident {item.incident_id} ({item.notifier}, {item.event}) "
+            f"needs an integer payload['seq'], got {seq!r}"
+        )
+    return seq
 
 
 class OutboxMixin:
-    pass
+    if TYPE_CHECKING:
+
+        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+        def _query(
+            self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
+        ) -> list[sqlite3.Row]: ...
+
+    def enqueue(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        """Insert new items (ids, tries and state ignored) in one transaction.
+
+        Idempotent per (incident_id, notifier, event, payload['seq']): an item already
+        queued is skipped. Returns only the items inserted now, with their ids."""
+        seqs = [_seq(item) for item in items]  # fail before writing anything
+        added: list[OutboxItem] = []
+        with self._tx() as db:
+            for item, seq in zip(items, seqs, strict=True):
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO outbox (incident_id, notifier, event, seq, payload, "
+                    "created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        item.incident_id,
+                        item.notifier,
+                        item.event,
+                        seq,
+                        json.dumps(item.payload, separators=(",", ":")),
+                        item.created_at,
+                        item.next_attempt_at,
+                    ),
+                )
+                if cur.rowcount == 1:
+                    added.append(
+                        replace(
+                            item,
+                            id=int(cur.lastrowid or 0),
+                            tries=0,
+                            state="pending",
+                            last_error=None,
+                            sent_at=None,
+                        )
+                    )
+        return added
+
+    def due(self, now: float, limit: int = 100) -> list[OutboxItem]:
+        """Pending items ready at `now`, in id order: for each (incident, notifier) pair only
+        its earliest pending item, so a later event never overtakes one waiting to retry."""
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM outbox AS o "
+            "WHERE o.state = 'pending' AND o.next_attempt_at <= ? AND NOT EXISTS ("
+            "  SELECT 1 FROM outbox AS p WHERE p.state = 'pending' "
+            "  AND p.incident_id = o.incident_id AND p.notifier = o.notifier AND p.id < o.id"
+            ") ORDER BY o.id LIMIT ?",
+            (now, limit),
+        )
+        return [_item(r) for r in rows]
+
+    def update_outbox(self, item: OutboxItem) -> None:
+        """Record a delivery attempt: tries, state, last_error, sent_at, next_attempt_at."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE outbox SET tries = ?, state = ?, last_error = ?, sent_at = ?, "
+                "next_attempt_at = ? WHERE id = ?",
+                (
+                    item.tries,
+                    item.state,
+                    item.last_error,
+                    item.sent_at,
+                    item.next_attempt_at,
+                    item.id,
+                ),
+            )
+            if cur.rowcount != 1:
+                raise NotFound(f"no outbox item {item.id}")
+
+    def outbox(self, incident_id: int | None = None) -> list[OutboxItem]:
+        """Every item (of one incident, or all), in id order."""
+        if incident_id is None:
+            rows = self._query(f"SELECT {_COLUMNS} FROM outbox ORDER BY id")
+        else:
+            rows = self._query(
+                f"SELECT {_COLUMNS} FROM outbox WHERE incident_id = ? ORDER BY id",
+                (incident_id,),
+            )
+        return [_item(r) for r in rows]
