@@ -1,5 +1,127 @@
-"""SQLite tables of incidents, their timelines and the notification outbox."""
+"""SQLite tables of incidents and their timelines (migration 0003_incidents.sql).
+
+An incident is one row, rewritten whole by `update_incident`; its timeline is append-only
+(`incident_events`). The `data` columns hold JSON objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from monitor.store.base import Incident, IncidentEvent, NotFound
+
+# the row's columns in dataclass order, except `id` (assigned by SQLite) and `data` (JSON)
+_COLUMNS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(Incident) if f.name not in ("id", "data")
+)
+
+
+def _incident(row: sqlite3.Row) -> Incident:
+    values = {name: row[name] for name in _COLUMNS}
+    return Incident(id=row["id"], data=json.loads(row["data"]), **values)
+
+
+def _event(row: sqlite3.Row) -> IncidentEvent:
+    return IncidentEvent(
+        incident_id=row["incident_id"],
+        at=row["at"],
+        kind=row["kind"],
+        data=json.loads(row["data"]),
+        id=row["id"],
+    )
 
 
 class IncidentsMixin:
-    pass
+    if TYPE_CHECKING:
+
+        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+        def _query(
+            self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
+        ) -> list[sqlite3.Row]: ...
+
+    def create_incident(self, incident: Incident) -> Incident:
+        cols = ", ".join((*_COLUMNS, "data"))
+        marks = ", ".join("?" for _ in (*_COLUMNS, "data"))
+        values = [getattr(incident, name) for name in _COLUMNS]
+        with self._tx() as db:
+            cur = db.execute(
+                f"INSERT INTO incidents ({cols}) VALUES ({marks})",
+                (*values, json.dumps(incident.data)),
+            )
+            new_id = cur.lastrowid
+            if new_id is None:  # pragma: no cover - sqlite3 always sets it after INSERT
+                raise NotFound("incident insert returned no id")
+            # the key notifiers deduplicate on; it needs the id, hence the second statement
+            # inside the same transaction
+            key = f"availmon/{incident.service}/{new_id}"
+            db.execute("UPDATE incidents SET dedup_key = ? WHERE id = ?", (key, new_id))
+        return dataclasses.replace(incident, id=new_id, dedup_key=key)
+
+    def update_incident(self, incident: Incident) -> None:
+        sets = ", ".join(f"{name} = ?" for name in (*_COLUMNS, "data"))
+        values = [getattr(incident, name) for name in _COLUMNS]
+        with self._tx() as db:
+            cur = db.execute(
+                f"UPDATE incidents SET {sets} WHERE id = ?",
+                (*values, json.dumps(incident.data), incident.id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"no incident {incident.id}")
+
+    def get_incident(self, incident_id: int) -> Incident:
+        rows = self._query("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        if not rows:
+            raise NotFound(f"no incident {incident_id}")
+        return _incident(rows[0])
+
+    def list_incidents(
+        self,
+        service: str | None = None,
+        state: str | None = None,
+        severity: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[Incident]:
+        """Newest first. `since`/`until` select incidents whose life [opened_at, resolved_at]
+        overlaps [since, until) — an incident still unresolved overlaps every later time."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("service", service), ("state", state), ("severity", severity)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if until is not None:
+            where.append("opened_at < ?")
+            params.append(until)
+        if since is not None:
+            where.append("(resolved_at IS NULL OR resolved_at >= ?)")
+            params.append(since)
+        sql = "SELECT * FROM incidents"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY opened_at DESC, id DESC LIMIT ?"
+        params.append(max(0, int(limit)))
+        return [_incident(row) for row in self._query(sql, tuple(params))]
+
+    def add_event(self, event: IncidentEvent) -> IncidentEvent:
+        with self._tx() as db:
+            try:
+                cur = db.execute(
+                    "INSERT INTO incident_events (incident_id, at, kind, data) VALUES (?, ?, ?, ?)",
+                    (event.incident_id, event.at, event.kind, json.dumps(event.data)),
+                )
+            except sqlite3.IntegrityError:
+                raise NotFound(f"no incident {event.incident_id}") from None
+        return dataclasses.replace(event, id=cur.lastrowid)
+
+    def events(self, incident_id: int) -> list[IncidentEvent]:
+        rows = self._query(
+            "SELECT * FROM incident_events WHERE incident_id = ? ORDER BY id", (incident_id,)
+        )
+        return [_event(row) for row in rows]
