@@ -435,7 +435,7 @@ class Settings(BaseSettings):
 
 
 def _toml_path(loc: tuple[int | str, ...]) -> str:
-    """('services', 0, 'probes', 1, 'http', 'timeout_seconds') → services[0].probes[1].timeout_seconds"""
+    """('services', 0, 'probes', 1, 'http', 'timeout') → services[0].probes[1].timeout"""
     out = ""
     tags = {"http", "smtp", "pagerduty", "opsgenie", "alertmanager", "slack", "webhook", "email"}
     for i, part in enumerate(loc):

@@ -1,8 +1,9 @@
 """The embedded SQLite backend: one file, WAL, schema versioned by numbered migrations.
 
-The class is assembled from one mixin per concern (`sqlite_seconds`, `sqlite_incidents`, `sqlite_outbox`),
-all sharing one connection guarded by one lock. Migrations are the files
-`migrations/NNNN_*.sql`, applied in order; `PRAGMA user_version` records the last one.
+The class is assembled from one mixin per concern (`sqlite_seconds`,
+`sqlite_incidents`, `sqlite_outbox`), all sharing one connection guarded by one lock.
+Migrations are the files `migrations/NNNN_*.sql`, applied in order;
+`PRAGMA user_version` records the last one.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
                 if number <= current:
                     continue
                 try:
-                    self._db.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;")
+                    script = f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;"
+                    self._db.executescript(script)
                 except sqlite3.Error as exc:
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")

@@ -1,0 +1,395 @@
+"""The HTTP listener: /metrics, health, and the JSON API that reads the store.
+
+Reads go through the store in a worker thread. Writes (ack, resolve, notes, maintenance)
+need `Authorization: Bearer <monitor.api_token>`; with no token configured they are off
+(403). Every error is JSON `{"error": "<one line>"}` with a fitting status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from monitor import __version__
+from monitor.store.base import NotFound
+
+if TYPE_CHECKING:
+    from monitor.daemon import Daemon
+
+#: the longest range GET /api/v1/seconds answers in one request (7 days of rows)
+MAX_SECONDS_RANGE = 7 * 86400
+DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
+
+
+class BadRequest(ValueError):
+    """A request parameter that cannot work; str() names it."""
+
+
+def parse_instant(value: str, name: str) -> int:
+    """Epoch seconds (int or float) or ISO-8601 (a zone-less time is UTC) → epoch second."""
+    value = value.strip()
+    if re.fullmatch(r"-?\d+(\.\d+)?", value):
+        return int(float(value))
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name}: not an epoch second or ISO-8601 time: {value!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, default=str, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    except NotFound as exc:
+        return _error(404, str(exc).strip("'\""))
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            return _error(exc.status, exc.reason)
+        raise
+
+
+def _daemon(request: web.Request) -> Daemon:
+    return request.app[DAEMON]
+
+
+def _require_token(request: web.Request) -> None:
+    token = _daemon(request).settings.monitor.api_token
+    if token is None:
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": "write endpoints are off: set monitor.api_token"}),
+            content_type="application/json",
+        )
+    given = request.headers.get("Authorization", "")
+    expected = f"Bearer {token.get_secret_value()}"
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise web.HTTPUnauthorized(
+            text=json.dumps({"error": "missing or wrong bearer token"}),
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="availmon"'},
+        )
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("body: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body: expected a JSON object")
+    return data
+
+
+def _service(request: web.Request, required: bool = True) -> str | None:
+    name = request.query.get("service")
+    services = [s.name for s in _daemon(request).settings.services]
+    if not name:
+        if not required:
+            return None
+        if len(services) == 1:
+            return services[0]
+        raise BadRequest(f"service: required, one of {', '.join(services)}")
+    if name not in services:
+        raise BadRequest(f"service: unknown service {name!r}")
+    return name
+
+
+def _incident_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise BadRequest(f"id: not an incident id: {raw!r}")
+    return int(raw)
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(_daemon(request).metrics.registry)
+    resp = web.Response(body=body)
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok", "version": __version__})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ok, why = _daemon(request).ready()
+    return _json({"ready": ok, "reason": why}, 200 if ok else 503)
+
+
+async def status(request: web.Request) -> web.Response:
+    d = _daemon(request)
+    services = []
+    for svc in d.settings.services:
+        verdicts = {}
+        for channel in [*svc.channels, "service"]:
+            v = d.last_verdicts.get((svc.name, channel))
+            verdicts[channel] = (
+                None
+                if v is None
+                else {
+                    "verdict": v.verdict.value,
+                    "reason": v.reason.value if v.reason else None,
+                    "degraded": v.degraded,
+                    "excluded": v.excluded,
+                }
+            )
+        services.append(
+            {
+                "name": svc.name,
+                "last_final_second": d.last_final.get(svc.name),
+                "verdicts": verdicts,
+                "month_unavailable_seconds": d.metrics.month_unavailable.labels(
+                    svc.name
+                )._value.get(),
+                "month_error_budget_seconds": d.metrics.month_budget.labels(svc.name)._value.get(),
+                "slo_target_percent": svc.slo_target_percent,
+            }
+        )
+    ok, why = d.ready()
+    return _json(
+        {
+            "vantage": d.vantage,
+            "version": __version__,
+            "started_at": d.started_at,
+            "now": d.clock.wall(),
+            "ready": ok,
+            "ready_reason": why,
+            "services": services,
+        }
+    )
+
+
+async def seconds(request: web.Request) -> web.Response:
+    d = _daemon(request)
+    service = _service(request)
+    assert service is not None
+    now = int(d.clock.wall())
+    start = parse_instant(request.query.get("from", str(now - 3600)), "from")
+    end = parse_instant(request.query.get("to", str(now)), "to")
+    if end <= start:
+        raise BadRequest("to: must be after from")
+    if end - start > MAX_SECONDS_RANGE:
+        raise BadRequest(f"from/to: range longer than {MAX_SECONDS_RANGE} s; split the request")
+    assert d.store is not None
+    rows = await asyncio.to_thread(d.store.seconds, service, start, end, d.vantage)
+    return _json({"service": service, "from": start, "to": end, "seconds": rows})
+
+
+async def incidents(request: web.Request) -> web.Response:
+    d = _daemon(request)
+    q = request.query
+    severity = q.get("severity")
+    if severity not in (None, "critical", "non_critical"):
+        raise BadRequest("severity: one of critical, non_critical")
+    state = q.get("state")
+    if state not in (None, "open", "acknowledged", "recovered", "resolved"):
+        raise BadRequest("state: one of open, acknowledged, recovered, resolved")
+    try:
+        limit = int(q.get("limit", "100"))
+    except ValueError:
+        raise BadRequest("limit: not a number") from None
+    rows = await asyncio.to_thread(
+        d.incidents.list,
+        _service(request, required=False),
+        state,
+        severity,
+        max(1, min(limit, 1000)),
+    )
+    return _json({"incidents": rows})
+
+
+async def incident(request: web.Request) -> web.Response:
+    d = _daemon(request)
+    return _json(await asyncio.to_thread(d.incidents.show, _incident_id(request)))
+
+
+async def _act(request: web.Request, action: str) -> web.Response:
+    from alerting.incidents import IncidentStateError
+
+    _require_token(request)
+    d = _daemon(request)
+    body = await _body(request)
+    who = str(body.get("by") or "api")
+    ident = _incident_id(request)
+    try:
+        if action == "ack":
+            result: Any = await asyncio.to_thread(d.incidents.ack, ident, who)
+        elif action == "resolve":
+            result = await asyncio.to_thread(
+                d.incidents.resolve, ident, who, str(body.get("note", ""))
+            )
+        else:
+            text = str(body.get("text") or body.get("note") or "").strip()
+            if not text:
+                raise BadRequest("text: a note needs text")
+            result = await asyncio.to_thread(d.incidents.note, ident, who, text)
+    except IncidentStateError as exc:
+        return _error(409, str(exc))
+    del result
+    return _json(await asyncio.to_thread(d.incidents.show, ident))
+
+
+async def ack(request: web.Request) -> web.Response:
+    return await _act(request, "ack")
+
+
+async def resolve(request: web.Request) -> web.Response:
+    return await _act(request, "resolve")
+
+
+async def notes(request: web.Request) -> web.Response:
+    return await _act(request, "note")
+
+
+async def report(request: web.Request) -> web.Response:
+    from monitor.reports import build_report, render
+
+    d = _daemon(request)
+    month = request.match_info["month"]
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise BadRequest(f"month: expected YYYY-MM, got {month!r}")
+    fmt = request.query.get("format", "json")
+    types = {
+        "json": "application/json",
+        "csv": "text/csv",
+        "md": "text/markdown",
+        "html": "text/html",
+    }
+    if fmt not in types:
+        raise BadRequest("format: one of json, csv, md, html")
+    names = (
+        [_service(request)]
+        if request.query.get("service") or len(d.settings.services) == 1
+        else [s.name for s in d.settings.services]
+    )
+    assert d.store is not None
+    store = d.store
+
+    def build() -> str:
+        try:
+            reports = [
+                build_report(store, d.settings, n, month, vantage=d.vantage) for n in names if n
+            ]
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        return render(reports if len(reports) > 1 else reports[:1], fmt)
+
+    text = await asyncio.to_thread(build)
+    return web.Response(text=text, content_type=types[fmt], charset="utf-8")
+
+
+async def maintenance_list(request: web.Request) -> web.Response:
+    d = _daemon(request)
+    assert d.store is not None
+    rows = await asyncio.to_thread(d.store.list_maintenance, _service(request, required=False))
+    return _json(
+        {
+            "maintenance": [
+                {
+                    "id": w.id,
+                    "service": w.service,
+                    "start": w.start,
+                    "end": w.end,
+                    "reason": w.reason,
+                    "source": w.source,
+                }
+                for w in rows
+            ]
+        }
+    )
+
+
+async def maintenance_add(request: web.Request) -> web.Response:
+    _require_token(request)
+    d = _daemon(request)
+    body = await _body(request)
+    service = str(body.get("service", "*"))
+    if service != "*" and service not in [s.name for s in d.settings.services]:
+        raise BadRequest(f"service: unknown service {service!r}")
+    if "start" not in body or "end" not in body:
+        raise BadRequest("start/end: both are required")
+    start = parse_instant(str(body["start"]), "start")
+    end = parse_instant(str(body["end"]), "end")
+    if end <= start:
+        raise BadRequest("end: must be after start")
+    assert d.store is not None
+    w = await asyncio.to_thread(
+        d.store.add_maintenance, service, start, end, str(body.get("reason", ""))
+    )
+    await d.reload_maintenance()
+    return _json(
+        {
+            "id": w.id,
+            "service": w.service,
+            "start": w.start,
+            "end": w.end,
+            "reason": w.reason,
+            "source": w.source,
+        },
+        201,
+    )
+
+
+async def maintenance_remove(request: web.Request) -> web.Response:
+    _require_token(request)
+    d = _daemon(request)
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise BadRequest(f"id: not a window id: {raw!r}")
+    assert d.store is not None
+    await asyncio.to_thread(d.store.remove_maintenance, int(raw))
+    await d.reload_maintenance()
+    return _json({"removed": int(raw)})
+
+
+def make_app(daemon: Daemon) -> web.Application:
+    app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
+    app[DAEMON] = daemon
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/v1/status", status)
+    app.router.add_get("/api/v1/seconds", seconds)
+    app.router.add_get("/api/v1/incidents", incidents)
+    app.router.add_get("/api/v1/incidents/{id}", incident)
+    app.router.add_post("/api/v1/incidents/{id}/ack", ack)
+    app.router.add_post("/api/v1/incidents/{id}/resolve", resolve)
+    app.router.add_post("/api/v1/incidents/{id}/notes", notes)
+    app.router.add_get("/api/v1/reports/{month}", report)
+    app.router.add_get("/api/v1/maintenance", maintenance_list)
+    app.router.add_post("/api/v1/maintenance", maintenance_add)
+    app.router.add_delete("/api/v1/maintenance/{id}", maintenance_remove)
+    return app

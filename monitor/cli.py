@@ -1,0 +1,379 @@
+"""The `availmon` command (also `python -m monitor`).
+
+Every bad input (argument, config, month, incident id) ends with one line on stderr,
+``availmon: error: <what and where>``, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC
+from pathlib import Path
+from typing import Any, NoReturn
+
+from monitor import __version__
+from monitor.config import ConfigError, Settings, load
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input from the command line; str() is the one line to print."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"availmon: error: {message} (see: {self.prog} --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _month(value: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM, got {value!r}")
+    return value
+
+
+def _positive(value: str) -> float:
+    try:
+        f = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if f <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {value!r}")
+    return f
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="availmon", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--version", action="version", version=f"availmon {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_config(sp: argparse.ArgumentParser, required: bool = True) -> None:
+        sp.add_argument(
+            "-c",
+            "--config",
+            required=required and "AVAILMON_CONFIG" not in os.environ,
+            default=os.environ.get("AVAILMON_CONFIG"),
+            help="config file (TOML); env AVAILMON_CONFIG",
+        )
+
+    run = sub.add_parser(
+        "run", help="run the daemon (no -c: embedded defaults against the built-in simulator)"
+    )
+    with_config(run, required=False)
+
+    demo = sub.add_parser(
+        "demo", help="simulated platform + daemon + scripted outage, then a summary"
+    )
+    demo.add_argument(
+        "--duration", type=_positive, default=60.0, help="seconds of scenario (default 60)"
+    )
+    demo.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object last"
+    )
+    demo.add_argument(
+        "--workdir", type=Path, default=None, help="folder for config, store, reports"
+    )
+    demo.add_argument(
+        "--scenario", type=Path, default=None, help="scenario TOML (default: built-in)"
+    )
+    demo.add_argument("--no-view", action="store_true", help="no live terminal view")
+
+    sim = sub.add_parser("simulate", help="run only the simulated email platform (HTTP API + SMTP)")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--http-port", type=_port, default=8025)
+    sim.add_argument("--smtp-port", type=_port, default=2525)
+    sim.add_argument("--no-tls", action="store_true", help="do not offer STARTTLS")
+    sim.add_argument("--api-key", default=None, help="require this API key (Authorization header)")
+    sim.add_argument("--smtp-password", default=None, help="require SMTP AUTH with this password")
+    sim.add_argument("--scenario", type=Path, default=None, help="scenario TOML to play")
+
+    chk = sub.add_parser("check-config", help="validate a config file")
+    with_config(chk)
+
+    rep = sub.add_parser("report", help="monthly availability report")
+    with_config(rep)
+    rep.add_argument("--service", default=None, help="one service (default: all)")
+    rep.add_argument("--month", type=_month, required=True, help="YYYY-MM in the report time zone")
+    rep.add_argument("--format", choices=["json", "csv", "md", "html"], default="json")
+    rep.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
+
+    inc = sub.add_parser("incidents", help="list, show, acknowledge and resolve incidents")
+    with_config(inc)
+    isub = inc.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    il = isub.add_parser("list")
+    il.add_argument("--service")
+    il.add_argument("--state", choices=["open", "acknowledged", "recovered", "resolved"])
+    il.add_argument("--severity", choices=["critical", "non_critical"])
+    il.add_argument("--json", action="store_true")
+    ish = isub.add_parser("show")
+    ish.add_argument("id", type=int)
+    ia = isub.add_parser("ack")
+    ia.add_argument("id", type=int)
+    ia.add_argument("--by", required=True)
+    ir = isub.add_parser("resolve")
+    ir.add_argument("id", type=int)
+    ir.add_argument("--by", required=True)
+    ir.add_argument("--note", default="")
+    inote = isub.add_parser("note")
+    inote.add_argument("id", type=int)
+    inote.add_argument("--by", required=True)
+    inote.add_argument("--text", required=True)
+
+    mnt = sub.add_parser(
+        "maintenance", help="scheduled maintenance windows (excluded from the SLA)"
+    )
+    with_config(mnt)
+    msub = mnt.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    ma = msub.add_parser("add")
+    ma.add_argument("--service", default="*", help="service name, or * for all (default)")
+    ma.add_argument("--start", required=True, help="ISO-8601 or epoch seconds")
+    ma.add_argument("--end", required=True, help="ISO-8601 or epoch seconds")
+    ma.add_argument("--reason", default="")
+    ml = msub.add_parser("list")
+    ml.add_argument("--service", default=None)
+    mr = msub.add_parser("remove")
+    mr.add_argument("id", type=int)
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if not args.config:
+        raise UsageError("--config: a config file is required (or set AVAILMON_CONFIG)")
+    return load(args.config)
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _open_store(settings: Settings) -> Any:
+    from monitor.store import open_store
+
+    return open_store(settings.store.url)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.daemon import Daemon
+
+    if not args.config:
+        from monitor.demo import run_embedded
+
+        _setup_logging()
+        return asyncio.run(run_embedded())
+    settings = _settings(args)
+    _setup_logging(settings.monitor.log_level)
+    asyncio.run(Daemon(settings).run())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_demo
+
+    if not args.json:
+        _setup_logging("WARNING")
+    return asyncio.run(
+        run_demo(
+            duration=args.duration,
+            as_json=args.json,
+            workdir=args.workdir,
+            scenario_path=args.scenario,
+            view=not args.no_view and not args.json,
+        )
+    )
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from monitor.simulator import load_scenario, serve
+
+    _setup_logging()
+    scenario = None
+    if args.scenario is not None:
+        try:
+            scenario = load_scenario(args.scenario)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--scenario: {exc}") from None
+    try:
+        asyncio.run(
+            serve(
+                args.host,
+                args.http_port,
+                args.smtp_port,
+                tls=not args.no_tls,
+                api_key=args.api_key,
+                smtp_password=args.smtp_password,
+                scenario=scenario,
+            )
+        )
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}: {exc.strerror}") from None
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    probes = sum(len(x.probes) for x in s.services)
+    print(
+        f"{args.config}: ok ({len(s.services)} services, {probes} probes, "
+        f"{len(s.notifiers)} notifiers, vantage {s.monitor.vantage})"
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from monitor.reports import build_report, render
+
+    s = _settings(args)
+    names = [args.service] if args.service else [x.name for x in s.services]
+    for n in names:
+        if n not in [x.name for x in s.services]:
+            raise UsageError(f"--service: unknown service {n!r}")
+    store = _open_store(s)
+    try:
+        reports = [build_report(store, s, n, args.month, vantage=s.monitor.vantage) for n in names]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    text = render(reports, args.format)
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _print_incident_table(rows: Sequence[dict[str, Any]]) -> None:
+    print(
+        f"{'ID':>5}  {'SERVICE':<16} {'SEVERITY':<12} {'STATE':<13} {'OPENED (UTC)':<20} UNAVAIL-S"
+    )
+    from datetime import datetime
+
+    for r in rows:
+        opened = datetime.fromtimestamp(r["opened_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(
+            f"{r['id']:>5}  {r['service']:<16} {r['severity']:<12} {r['state']:<13} "
+            f"{opened:<20} {r.get('unavailable_seconds', 0)}"
+        )
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    from alerting.incidents import Incidents, IncidentStateError
+
+    from monitor.clock import SystemClock
+    from monitor.store.base import NotFound
+
+    s = _settings(args)
+    store = _open_store(s)
+    inc = Incidents(s, store, SystemClock())
+    try:
+        if args.action == "list":
+            rows = inc.list(args.service, args.state, args.severity)
+            if args.json:
+                print(json.dumps(rows, default=str))
+            else:
+                _print_incident_table(rows)
+        elif args.action == "show":
+            print(json.dumps(inc.show(args.id), indent=2, default=str))
+        elif args.action == "ack":
+            inc.ack(args.id, args.by)
+            print(f"incident {args.id} acknowledged by {args.by}")
+        elif args.action == "resolve":
+            inc.resolve(args.id, args.by, args.note)
+            print(f"incident {args.id} resolved by {args.by}")
+        elif args.action == "note":
+            inc.note(args.id, args.by, args.text)
+            print(f"note added to incident {args.id}")
+    except NotFound:
+        raise UsageError(f"id: no incident {args.id}") from None
+    except IncidentStateError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def cmd_maintenance(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from monitor.api import BadRequest, parse_instant
+    from monitor.store.base import NotFound
+
+    s = _settings(args)
+    store = _open_store(s)
+    if args.action == "add":
+        if args.service != "*" and args.service not in [x.name for x in s.services]:
+            raise UsageError(f"--service: unknown service {args.service!r}")
+        try:
+            start = parse_instant(args.start, "--start")
+            end = parse_instant(args.end, "--end")
+        except BadRequest as exc:
+            raise UsageError(str(exc)) from None
+        if end <= start:
+            raise UsageError("--end: must be after --start")
+        w = store.add_maintenance(args.service, start, end, args.reason, "cli")
+        print(f"maintenance window {w.id} added")
+    elif args.action == "list":
+        for w in store.list_maintenance(args.service):
+            a = datetime.fromtimestamp(w.start, UTC).isoformat()
+            b = datetime.fromtimestamp(w.end, UTC).isoformat()
+            print(f"{w.id:>4}  {w.service:<16} {a} .. {b}  [{w.source}] {w.reason}")
+    elif args.action == "remove":
+        try:
+            store.remove_maintenance(args.id)
+        except NotFound:
+            raise UsageError(f"id: no maintenance window {args.id}") from None
+        print(f"maintenance window {args.id} removed")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "demo": cmd_demo,
+    "simulate": cmd_simulate,
+    "check-config": cmd_check_config,
+    "report": cmd_report,
+    "incidents": cmd_incidents,
+    "maintenance": cmd_maintenance,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (UsageError, ConfigError) as exc:
+        sys.stderr.write(f"availmon: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from monitor.daemon import DaemonError
+        from monitor.store.base import StoreError
+
+        if isinstance(exc, (DaemonError, StoreError)):
+            sys.stderr.write(f"availmon: error: {exc}\n")
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,434 @@
+"""The running daemon: wires launcher → detector → (store, metrics, policy) → outbox.
+
+Data flows one way (DESIGN "Data flow"). The detector's sink runs on the event loop once
+per final second and only does in-memory work; the store is written by a flush task in a
+worker thread once a second, so disk never delays a launch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import signal
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from monitor.clock import Clock, SystemClock
+from monitor.config import Settings
+from monitor.detector import Detector
+from monitor.launcher import Launcher
+from monitor.metrics import Metrics
+from monitor.store import Store, open_store
+from monitor.store.base import MaintenanceWindow, MinuteCount
+from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
+from monitor.watchdog import LoopWatchdog
+from probes.base import Attempt
+
+log = logging.getLogger("availmon")
+
+
+class DaemonError(Exception):
+    """The daemon cannot start (listener in use, store unusable); str() is one line."""
+
+
+def month_bounds(when: float, tz: str) -> tuple[int, int]:
+    """Epoch seconds [start, end) of the calendar month containing `when` in zone `tz`.
+
+    Real seconds: a month with a DST change is an hour shorter or longer."""
+    zone = ZoneInfo(tz)
+    local = datetime.fromtimestamp(when, zone)
+    start = datetime(local.year, local.month, 1, tzinfo=zone)
+    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    end = datetime(year, month, 1, tzinfo=zone)
+    return int(start.timestamp()), int(end.timestamp())
+
+
+def merged_overlap(windows: Sequence[tuple[int, int]], start: int, end: int) -> int:
+    """Seconds of [start, end) covered by the union of half-open `windows`."""
+    spans = sorted((max(a, start), min(b, end)) for a, b in windows if b > start and a < end)
+    total, cur_a, cur_b = 0, None, None
+    for a, b in spans:
+        if cur_b is None or a > cur_b:
+            if cur_b is not None and cur_a is not None:
+                total += cur_b - cur_a
+            cur_a, cur_b = a, b
+        else:
+            cur_b = max(cur_b, b)
+    if cur_b is not None and cur_a is not None:
+        total += cur_b - cur_a
+    return total
+
+
+class Daemon:
+    """One vantage point's monitor. `start()` then `stop()`; `run()` until a signal."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        store: Store | None = None,
+        serve_http: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or Metrics()
+        self.store: Store | None = store
+        self.serve_http = serve_http
+        self.vantage = settings.monitor.vantage
+        self.started_at = self.clock.wall()
+        self.last_final: dict[str, int] = {}
+        self.last_verdicts: dict[tuple[str, str], SecondVerdict] = {}
+        self.listeners: list[Any] = []  # extra callbacks (second, verdicts) e.g. the demo view
+        self._pending_verdicts: list[SecondVerdict] = []
+        self._pending_evidence: list[Attempt] = []
+        self._pending_counts: collections.Counter[tuple[str, str, str, int, str]] = (
+            collections.Counter()
+        )
+        self._maintenance: list[MaintenanceWindow] = []
+        self._month: dict[str, tuple[int, int]] = {}
+        self._month_recent: dict[str, collections.deque[int]] = collections.defaultdict(
+            collections.deque
+        )
+        self._flushed_through = 0
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.policy: Any = None
+        self.incidents: Any = None
+        self.dispatcher: Any = None
+        self.detector: Detector | None = None
+        self.launcher: Launcher | None = None
+        self.watchdog: LoopWatchdog | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        s = self.settings
+        if self.store is None:
+            self.store = await asyncio.to_thread(open_store, s.store.url)
+        store = self.store
+        await asyncio.to_thread(self._sync_config_maintenance)
+        self._maintenance = await asyncio.to_thread(store.list_maintenance)
+
+        self.metrics.declare(
+            (
+                (svc.name, svc.channels, [(p.channel, p.name) for p in svc.probes if p.enabled])
+                for svc in s.services
+            ),
+            [n.name for n in s.notifiers],
+        )
+
+        # Alerting: incidents are restored before the first new second arrives.
+        from alerting.incidents import Incidents
+        from alerting.outbox import Dispatcher
+        from alerting.policy import Policy
+
+        from alerting.notifiers import NOTIFIERS
+
+        self._session = aiohttp.ClientSession()
+        notifiers = {n.name: NOTIFIERS[n.type](n, self._session, self.clock) for n in s.notifiers}
+        self.dispatcher = Dispatcher(
+            store,
+            notifiers,
+            self.clock,
+            on_result=lambda name, outcome: self.metrics.notifications.labels(name, outcome).inc(),
+        )
+        self.policy = Policy(s, store, self.clock, on_outbox=self.dispatcher.wake)
+        self.incidents = Incidents(s, store, self.clock, on_outbox=self.dispatcher.wake)
+        await asyncio.to_thread(self.policy.restore)
+
+        start_second = int(self.clock.wall()) + 1
+        await asyncio.to_thread(self._fill_restart_gap, start_second)
+        self._flushed_through = start_second - 1
+        await asyncio.to_thread(self._refresh_month)
+        await asyncio.to_thread(self._refresh_incident_gauge)
+
+        self.watchdog = LoopWatchdog(
+            self.clock,
+            threshold=s.monitor.stall_threshold_ms / 1000,
+            on_lag=self.metrics.loop_lag.observe,
+        )
+        self.detector = Detector(
+            s.services, self.vantage, self._on_second, start_second=start_second
+        )
+        self.launcher = Launcher(
+            s,
+            self.clock,
+            self.detector,
+            on_attempt=self._on_attempt,
+            on_skip=self.metrics.observe_skip,
+            watchdog=self.watchdog,
+        )
+        if self.serve_http:
+            await self._start_http()
+        await self.watchdog.start()
+        await self.launcher.start()
+        self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
+        self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush"))
+
+        self.scheduler = AsyncIOScheduler(timezone=ZoneInfo("UTC"))
+        self.scheduler.add_job(self._housekeeping, "interval", seconds=30, id="housekeeping")
+        self.scheduler.add_job(self._prune, "cron", hour=3, minute=17, id="retention")
+        try:
+            from monitor.reports.schedule import ReportJob
+
+            job = ReportJob(s, store, self.clock)
+            job.install(self.scheduler)
+            self._tasks.append(asyncio.create_task(job.catch_up(), name="report-catch-up"))
+        except ImportError:  # pragma: no cover - reports are part of the package
+            log.warning("reports are not available in this build")
+        self.scheduler.start()
+        log.info(
+            "availmon started: vantage=%s services=%s listen=%s store=%s",
+            self.vantage,
+            ",".join(x.name for x in s.services),
+            s.monitor.listen,
+            s.store.url.split("://")[0],
+        )
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.launcher is not None:
+            await self.launcher.stop()
+        if self.watchdog is not None:
+            await self.watchdog.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.store is not None:
+            await asyncio.to_thread(self._flush)
+        if self.dispatcher is not None:
+            await self.dispatcher.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def run(self) -> None:
+        """Run until SIGINT/SIGTERM."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopping.set)
+        await self.start()
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.stop()
+
+    async def _start_http(self) -> None:
+        from monitor.api import make_app
+
+        host, port = self.settings.monitor.host_port
+        self._runner = web.AppRunner(make_app(self), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise DaemonError(
+                f"monitor.listen: cannot listen on {self.settings.monitor.listen}: {exc.strerror}"
+            ) from None
+
+    @property
+    def http_port(self) -> int | None:
+        """The port actually bound (useful with listen = "127.0.0.1:0")."""
+        if self._runner is None:
+            return None
+        for site in self._runner.sites:
+            server = getattr(site, "_server", None)
+            if server is not None and server.sockets:
+                return int(server.sockets[0].getsockname()[1])
+        return None
+
+    # ------------------------------------------------------------------ hot path
+    def _on_attempt(self, a: Attempt) -> None:
+        self.metrics.observe_attempt(a)
+        self._pending_counts[
+            (a.service, a.channel, a.probe, a.second - a.second % 60, a.outcome.value)
+        ] += 1
+
+    def _on_second(
+        self, second: int, verdicts: list[SecondVerdict], evidence: list[Attempt]
+    ) -> None:
+        """The detector's sink: every verdict of one final second."""
+        if self._maintenance:
+            verdicts = [
+                dataclasses.replace(v, excluded=True) if self._excluded(v.service, second) else v
+                for v in verdicts
+            ]
+        self.metrics.observe_verdicts(verdicts)
+        for v in verdicts:
+            self.last_verdicts[(v.service, v.channel)] = v
+            if v.channel == SERVICE_CHANNEL:
+                self.last_final[v.service] = second
+                if v.verdict is Verdict.UNAVAILABLE and not v.excluded:
+                    self._month_recent[v.service].append(second)
+        self._pending_verdicts.extend(verdicts)
+        self._pending_evidence.extend(evidence)
+        if self.policy is not None:
+            try:
+                self.policy.on_second(second, verdicts)
+            except Exception:  # a policy bug must never stop the measuring
+                log.exception("incident policy failed on second %d", second)
+        for listener in self.listeners:
+            try:
+                listener(second, verdicts)
+            except Exception:
+                log.exception("verdict listener failed")
+
+    def _excluded(self, service: str, second: int) -> bool:
+        return any(
+            w.start <= second < w.end and w.service in ("*", service) for w in self._maintenance
+        )
+
+    # ------------------------------------------------------------------ store writes
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await asyncio.to_thread(self._flush)
+            except Exception:
+                # keep the batch: _flush only drops what it wrote
+                log.exception("store write failed; will retry")
+
+    def _flush(self) -> None:
+        store = self.store
+        assert store is not None
+        verdicts, self._pending_verdicts = self._pending_verdicts, []
+        evidence, self._pending_evidence = self._pending_evidence, []
+        counts, self._pending_counts = self._pending_counts, collections.Counter()
+        try:
+            if verdicts:
+                store.write_verdicts(verdicts)
+            if evidence:
+                store.write_evidence(evidence)
+            if counts:
+                store.write_minute_counts(
+                    MinuteCount(svc, ch, probe, minute, outcome, n)
+                    for (svc, ch, probe, minute, outcome), n in counts.items()
+                )
+        except Exception:
+            # put back what was not written, in front of anything newer, then re-raise
+            self._pending_verdicts[:0] = verdicts
+            self._pending_evidence[:0] = evidence
+            self._pending_counts.update(counts)
+            raise
+        if verdicts:
+            self._flushed_through = max(self._flushed_through, max(v.second for v in verdicts))
+
+    def _fill_restart_gap(self, start_second: int) -> None:
+        """Seconds between the last stored one and this start were not measured."""
+        store = self.store
+        assert store is not None
+        for svc in self.settings.services:
+            for channel in [*svc.channels, SERVICE_CHANNEL]:
+                last = store.last_second(svc.name, channel, self.vantage)
+                if last is not None and last + 1 <= start_second - 1:
+                    store.fill_unknown(
+                        svc.name,
+                        channel,
+                        self.vantage,
+                        last + 1,
+                        start_second - 1,
+                        UnknownReason.MONITOR_DOWN,
+                    )
+
+    def _sync_config_maintenance(self) -> None:
+        """Config windows replace earlier config windows; API/CLI windows are kept."""
+        store = self.store
+        assert store is not None
+        for w in store.list_maintenance():
+            if w.source == "config":
+                store.remove_maintenance(w.id)
+        for m in self.settings.maintenance:
+            store.add_maintenance(
+                m.service, int(m.start.timestamp()), int(m.end.timestamp()), m.reason, "config"
+            )
+
+    # ------------------------------------------------------------------ periodic
+    async def reload_maintenance(self) -> None:
+        """Re-read maintenance windows (the CLI may change them from another process)."""
+        assert self.store is not None
+        self._maintenance = await asyncio.to_thread(self.store.list_maintenance)
+
+    async def _housekeeping(self) -> None:
+        await self.reload_maintenance()
+        await asyncio.to_thread(self._refresh_month)
+        await asyncio.to_thread(self._refresh_incident_gauge)
+
+    def _refresh_month(self) -> None:
+        """Month gauges from the store (the truth), plus seconds not yet flushed."""
+        store = self.store
+        assert store is not None
+        now = self.clock.wall()
+        tz = self.settings.report.timezone
+        flushed = self._flushed_through
+        for svc in self.settings.services:
+            start, end = month_bounds(now, tz)
+            windows = [(w.start, w.end) for w in self._maintenance if w.service in ("*", svc.name)]
+            excluded_month = merged_overlap(windows, start, end)
+            budget = (1 - svc.slo_target_percent / 100) * ((end - start) - excluded_month)
+            self.metrics.month_budget.labels(svc.name).set(round(budget, 3))
+            unavailable = 0
+            for run in store.runs(
+                svc.name, SERVICE_CHANNEL, start, min(end, flushed + 1), self.vantage
+            ):
+                if run.verdict is Verdict.UNAVAILABLE:
+                    unavailable += run.seconds - merged_overlap(windows, run.first, run.last + 1)
+            recent = self._month_recent[svc.name]
+            while recent and recent[0] <= flushed:
+                recent.popleft()
+            unavailable += sum(1 for t in recent if start <= t < end)
+            self.metrics.month_unavailable.labels(svc.name).set(unavailable)
+
+    def _refresh_incident_gauge(self) -> None:
+        store = self.store
+        assert store is not None
+        counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        for inc in store.list_incidents(limit=10_000):
+            if inc.state != "resolved":
+                counts[(inc.service, inc.severity)] += 1
+        for svc in self.settings.services:
+            for severity in ("critical", "non_critical"):
+                self.metrics.incidents_open.labels(svc.name, severity).set(
+                    counts[(svc.name, severity)]
+                )
+
+    async def _prune(self) -> None:
+        store = self.store
+        assert store is not None
+        days = self.settings.store.evidence_retention_days
+        removed = await asyncio.to_thread(store.prune, int(time.time()) - days * 86400)
+        log.info("retention: removed %d evidence and count rows older than %d days", removed, days)
+
+    # ------------------------------------------------------------------ views for the API
+    def ready(self) -> tuple[bool, str]:
+        """Ready while every service's last final second is recent enough."""
+        now = self.clock.wall()
+        for svc in self.settings.services:
+            allowed = svc.max_timeout + 2
+            last = self.last_final.get(svc.name)
+            if last is None:
+                if now - self.started_at > allowed + 1:
+                    return False, f"{svc.name}: no final second yet"
+                return False, f"{svc.name}: starting"
+            if now - (last + 1) > allowed:
+                return False, f"{svc.name}: last final second is {now - (last + 1):.1f}s old"
+        return True, "ok"
