@@ -144,8 +144,7 @@ class Store(Protocol):
 
     def write_evidence(self, attempts: Iterable[Attempt]) -> None: ...
 
-    def last_second(self, service: str, channel: str, vantage: str | None = None) -> int | None:
-        ...
+    def last_second(self, service: str, channel: str, vantage: str | None = None) -> int | None: ...
 
     def runs(
         self, service: str, channel: str, start: int, end: int, vantage: str | None = None
@@ -163,6 +162,43 @@ class Store(Protocol):
 
     def prune(self, before: int) -> int:
         """Delete evidence and minute counts older than `before`; return rows deleted."""
+        ...
+
+    def fill_unknown(
+        self,
+        service: str,
+        channel: str,
+        vantage: str,
+        first: int,
+        last: int,
+        reason: UnknownReason,
+    ) -> None:
+        """Store seconds first..last (inclusive) as unknown for `reason` (the gap a restart
+        leaves: monitor_down), clipped to after the stream's last stored second."""
+        ...
+
+    def seconds(
+        self, service: str, start: int, end: int, vantage: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Per-second `{"t", "verdict", "api", "smtp"}` for [start, end) clipped to the
+        service's first..last stored second; a channel without a row reads "unknown"."""
+        ...
+
+    def verdict_counts(
+        self,
+        service: str,
+        channel: str,
+        start: int,
+        end: int,
+        vantage: str | None = None,
+        maintenance: bool = False,
+    ) -> dict[str, int]:
+        """Seconds per verdict (`available`, `unavailable`, `unknown`) in [start, end);
+        with `maintenance`, seconds in a window count as `excluded` instead."""
+        ...
+
+    def streams(self) -> list[tuple[str, str, str]]:
+        """Every (service, channel, vantage) with stored seconds."""
         ...
 
     # --- maintenance

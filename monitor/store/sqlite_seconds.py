@@ -1,5 +1,548 @@
-"""SQLite tables of verdict runs, minute counts, evidence and maintenance windows."""
+"""SQLite tables of verdict runs, minute counts, evidence and maintenance windows.
+
+Verdicts are stored run-length encoded: appending a second to a stream extends its open
+run (one UPDATE) or starts a new one (one INSERT). The open run of each
+(service, channel, vantage) is cached in memory, loaded lazily from the file, so that a
+restarted daemon continues the run it left. This assumes one writer per stream (the
+daemon of that vantage), which is how availmon runs.
+
+Read side: `runs` and `verdict_counts` serve reports and gauges; `seconds` expands runs
+into per-second rows for the HTTP API. When several vantages measured a stream and no
+vantage is named, their verdicts are combined per second with the DESIGN's default
+quorum (all of the vantages that measured the second): unavailable when every measuring
+vantage says unavailable, available when some say otherwise, unknown when none measured.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+from monitor.store.base import MaintenanceWindow, MinuteCount, NotFound, Run, StoreError
+from monitor.verdicts import CHANNELS, SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
+from probes.base import Attempt
+
+_Stream = tuple[str, str, str]  # (service, channel, vantage)
+_Source = tuple[str, str, str]  # (service, channel, probe)
+# a verdict stretch on one track of the sweep: (first, last inclusive, verdict)
+_Span = tuple[int, int, str]
+
+_UNKNOWN = str(Verdict.UNKNOWN)
+_UNAVAILABLE = str(Verdict.UNAVAILABLE)
+_AVAILABLE = str(Verdict.AVAILABLE)
+
+
+@dataclass(slots=True)
+class _OpenRun:
+    """The latest run of a stream, as the writer sees it."""
+
+    id: int | None  # None until inserted
+    verdict: str
+    reason: str | None
+    first: int
+    last: int
+    stored_last: int | None  # last_second as in the file (None: not inserted yet)
+
+
+def _sweep(
+    tracks: Sequence[Sequence[_Span]], start: int, end: int
+) -> Iterator[tuple[int, int, list[str | None]]]:
+    """Cut [start, end) into stretches where every track holds one value (None: no span).
+
+    Each track's spans must be sorted and must not overlap, which "never labelled twice"
+    guarantees for the runs of one stream. Cost is linear in the number of spans, not of
+    seconds, which is what keeps a day or a month cheap."""
+    cuts = {start, end}
+    for track in tracks:
+        for first, last, _ in track:
+            if start < first < end:
+                cuts.add(first)
+            if start < last + 1 < end:
+                cuts.add(last + 1)
+    points = sorted(cuts)
+    index = [0] * len(tracks)
+    for a, b in pairwise(points):
+        labels: list[str | None] = []
+        for n, track in enumerate(tracks):
+            i = index[n]
+            while i < len(track) and track[i][1] < a:
+                i += 1
+            index[n] = i
+            labels.append(track[i][2] if i < len(track) and track[i][0] <= a else None)
+        yield a, b, labels
+
+
+def _combine_vantages(labels: Iterable[str | None]) -> str | None:
+    """One channel's verdict from its vantages' verdicts (None: that vantage has no row).
+
+    Returns None when no vantage has a row at all, so callers can tell "no data" apart."""
+    seen = False
+    measured = False
+    all_unavailable = True
+    for label in labels:
+        if label is None:
+            continue
+        seen = True
+        if label == _UNKNOWN:
+            continue
+        measured = True
+        if label != _UNAVAILABLE:
+            all_unavailable = False
+    if not seen:
+        return None
+    if not measured:
+        return _UNKNOWN
+    return _UNAVAILABLE if all_unavailable else _AVAILABLE
+
+
+def _merge_windows(windows: Iterable[MaintenanceWindow], start: int, end: int) -> list[_Span]:
+    """Overlapping windows as disjoint inclusive spans clipped to [start, end)."""
+    spans: list[_Span] = []
+    for w in sorted(windows, key=lambda w: w.start):
+        first, last = max(w.start, start), min(w.end, end) - 1
+        if first > last:
+            continue
+        if spans and first <= spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], last), "excluded")
+        else:
+            spans.append((first, last, "excluded"))
+    return spans
 
 
 class SecondsMixin:
-    pass
+    if TYPE_CHECKING:
+        path: str
+
+        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+        def _query(
+            self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
+        ) -> list[sqlite3.Row]: ...
+
+    def __init__(self) -> None:
+        # Both caches mirror committed rows only; they are dropped when a transaction fails.
+        self._open_runs: dict[_Stream, _OpenRun | None] = {}
+        self._sources: dict[_Source, int] = {}
+        super().__init__()
+
+    # ------------------------------------------------------------------ writing runs
+
+    def write_verdicts(self, verdicts: Sequence[SecondVerdict]) -> None:
+        """Append final verdicts; the whole batch is one transaction (see base.Store)."""
+        if not verdicts:
+            return
+        self._append(
+            (
+                (v.service, v.channel, v.vantage),
+                v.second,
+                v.second,
+                str(v.verdict),
+                str(v.reason) if v.verdict is Verdict.UNKNOWN and v.reason else None,
+            )
+            for v in verdicts
+        )
+
+    def fill_unknown(
+        self,
+        service: str,
+        channel: str,
+        vantage: str,
+        first: int,
+        last: int,
+        reason: UnknownReason,
+    ) -> None:
+        """Label seconds first..last (inclusive) unknown for `reason`, e.g. the gap a
+        restart leaves (monitor_down). Seconds already stored are left alone: the run is
+        clipped to start after the stream's last stored second."""
+        if last < first:
+            return
+        self._append([((service, channel, vantage), first, last, _UNKNOWN, str(reason))])
+
+    def _append(self, items: Iterable[tuple[_Stream, int, int, str, str | None]]) -> None:
+        work: dict[_Stream, list[_OpenRun]] = {}
+        try:
+            with self._tx() as db:
+                for stream, first, last, verdict, reason in items:
+                    runs = work.get(stream)
+                    if runs is None:
+                        cached = self._open_run(db, stream)
+                        # a copy: the cache must not see changes that may yet roll back
+                        runs = work[stream] = [replace(cached)] if cached else []
+                    tail = runs[-1] if runs else None
+                    if tail is not None and first <= tail.last:
+                        first = tail.last + 1  # never labelled twice
+                        if first > last:
+                            continue
+                    if (
+                        tail is not None
+                        and first == tail.last + 1
+                        and tail.verdict == verdict
+                        and tail.reason == reason
+                    ):
+                        tail.last = last
+                    else:
+                        runs.append(_OpenRun(None, verdict, reason, first, last, None))
+                updates: list[tuple[int, int]] = []
+                for (service, channel, vantage), runs in work.items():
+                    for run in runs:
+                        if run.id is None:
+                            cursor = db.execute(
+                                "INSERT INTO runs (service, channel, vantage, verdict, reason,"
+                                " first_second, last_second) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                (
+                                    *(service, channel, vantage),
+                                    *(run.verdict, run.reason, run.first, run.last),
+                                ),
+                            )
+                            run.id = cursor.lastrowid
+                        elif run.last != run.stored_last:
+                            updates.append((run.last, run.id))
+                        run.stored_last = run.last
+                if updates:
+                    db.executemany("UPDATE runs SET last_second = ? WHERE id = ?", updates)
+        except BaseException:
+            self._open_runs.clear()
+            raise
+        for stream, runs in work.items():
+            if runs:
+                self._open_runs[stream] = runs[-1]
+
+    def _open_run(self, db: sqlite3.Connection, stream: _Stream) -> _OpenRun | None:
+        if stream in self._open_runs:
+            return self._open_runs[stream]
+        row = db.execute(
+            "SELECT id, verdict, reason, first_second, last_second FROM runs"
+            " WHERE service = ? AND channel = ? AND vantage = ?"
+            " ORDER BY last_second DESC LIMIT 1",
+            stream,
+        ).fetchone()
+        run = _OpenRun(row[0], row[1], row[2], row[3], row[4], row[4]) if row is not None else None
+        self._open_runs[stream] = run
+        return run
+
+    # ------------------------------------------------------------- counts and evidence
+
+    def _source_id(self, db: sqlite3.Connection, key: _Source) -> int:
+        found = self._sources.get(key)
+        if found is not None:
+            return found
+        db.execute(
+            "INSERT INTO attempt_sources (service, channel, probe) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            key,
+        )
+        row = db.execute(
+            "SELECT id FROM attempt_sources WHERE service = ? AND channel = ? AND probe = ?", key
+        ).fetchone()
+        self._sources[key] = int(row[0])
+        return int(row[0])
+
+    def write_minute_counts(self, counts: Iterable[MinuteCount]) -> None:
+        """Add counts; a (service, channel, probe, minute, outcome) already stored is
+        incremented. `minute` must be the epoch second a minute starts at."""
+        totals: Counter[tuple[_Source, int, str]] = Counter()
+        for c in counts:
+            if c.minute % 60:
+                raise StoreError(
+                    f"minute count {c.service}/{c.channel}/{c.probe}: minute {c.minute} is"
+                    " not the start of a minute"
+                )
+            totals[((c.service, c.channel, c.probe), c.minute, c.outcome)] += c.count
+        if not totals:
+            return
+        try:
+            with self._tx() as db:
+                db.executemany(
+                    "INSERT INTO minute_counts (source, minute, outcome, count)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (source, minute, outcome)"
+                    " DO UPDATE SET count = count + excluded.count",
+                    [
+                        (self._source_id(db, source), minute, outcome, n)
+                        for (source, minute, outcome), n in totals.items()
+                    ],
+                )
+        except BaseException:
+            self._sources.clear()
+            raise
+
+    def write_evidence(self, attempts: Iterable[Attempt]) -> None:
+        batch = list(attempts)
+        if not batch:
+            return
+        try:
+            with self._tx() as db:
+                db.executemany(
+                    "INSERT INTO evidence (source, second, slot, attempt_id, outcome, latency,"
+                    " started, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            self._source_id(db, (a.service, a.channel, a.probe)),
+                            a.second,
+                            a.slot,
+                            a.attempt_id,
+                            str(a.outcome),
+                            round(a.latency, 6),
+                            a.started,
+                            json.dumps(a.detail, separators=(",", ":"), default=str)
+                            if a.detail
+                            else None,
+                        )
+                        for a in batch
+                    ],
+                )
+        except BaseException:
+            self._sources.clear()
+            raise
+
+    # ------------------------------------------------------------------ reading
+
+    def last_second(self, service: str, channel: str, vantage: str | None = None) -> int | None:
+        if vantage is None:
+            rows = self._query(
+                "SELECT MAX(last_second) FROM runs WHERE service = ? AND channel = ?",
+                (service, channel),
+            )
+        else:
+            rows = self._query(
+                "SELECT MAX(last_second) FROM runs"
+                " WHERE service = ? AND channel = ? AND vantage = ?",
+                (service, channel, vantage),
+            )
+        value = rows[0][0]
+        return int(value) if value is not None else None
+
+    def streams(self) -> list[tuple[str, str, str]]:
+        """Every (service, channel, vantage) with at least one stored second."""
+        rows = self._query(
+            "SELECT DISTINCT service, channel, vantage FROM runs ORDER BY service, channel, vantage"
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def _run_rows(
+        self,
+        service: str,
+        channels: Sequence[str],
+        start: int,
+        end: int,
+        vantage: str | None,
+    ) -> list[sqlite3.Row]:
+        marks = ", ".join("?" * len(channels))
+        sql = (
+            "SELECT channel, vantage, verdict, reason, first_second, last_second FROM runs"
+            f" WHERE service = ? AND channel IN ({marks})"
+            " AND first_second < ? AND last_second >= ?"
+        )
+        params: list[Any] = [service, *channels, end, start]
+        if vantage is not None:
+            sql += " AND vantage = ?"
+            params.append(vantage)
+        return self._query(sql + " ORDER BY first_second, vantage", tuple(params))
+
+    def runs(
+        self, service: str, channel: str, start: int, end: int, vantage: str | None = None
+    ) -> list[Run]:
+        """Runs overlapping [start, end) clipped to it, ordered by first second (all
+        vantages' runs, interleaved, when no vantage is named)."""
+        return [
+            Run(
+                service,
+                channel,
+                r["vantage"],
+                Verdict(r["verdict"]),
+                UnknownReason(r["reason"]) if r["reason"] else None,
+                max(r["first_second"], start),
+                min(r["last_second"], end - 1),
+            )
+            for r in self._run_rows(service, (channel,), start, end, vantage)
+        ]
+
+    def _tracks(
+        self,
+        service: str,
+        channels: Sequence[str],
+        start: int,
+        end: int,
+        vantage: str | None,
+    ) -> tuple[list[list[_Span]], list[list[int]]]:
+        """Per (channel, vantage) span lists, and for each channel the indexes of its tracks."""
+        by_stream: dict[tuple[str, str], list[_Span]] = defaultdict(list)
+        for r in self._run_rows(service, channels, start, end, vantage):
+            by_stream[(r["channel"], r["vantage"])].append(
+                (r["first_second"], r["last_second"], r["verdict"])
+            )
+        tracks: list[list[_Span]] = []
+        groups: list[list[int]] = [[] for _ in channels]
+        for (channel, _), spans in sorted(by_stream.items()):
+            groups[channels.index(channel)].append(len(tracks))
+            tracks.append(spans)
+        return tracks, groups
+
+    def seconds(
+        self, service: str, start: int, end: int, vantage: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Per-second rows `{"t", "verdict", "api", "smtp"}` for [start, end).
+
+        `verdict` is the service's combined verdict, `api` / `smtp` the channels'. The
+        range is clipped to the service's stored seconds (first to last over all its
+        channels): seconds outside are omitted, while a second inside it that a channel
+        has no row for (a gap) reads "unknown", the same as a stored unknown."""
+        bounds = self._query(
+            "SELECT MIN(first_second), MAX(last_second) FROM runs WHERE service = ?"
+            + (" AND vantage = ?" if vantage is not None else ""),
+            (service,) if vantage is None else (service, vantage),
+        )[0]
+        if bounds[0] is None:
+            return []
+        lo, hi = max(start, bounds[0]), min(end, bounds[1] + 1)
+        if lo >= hi:
+            return []
+        channels = (SERVICE_CHANNEL, *CHANNELS)
+        tracks, groups = self._tracks(service, channels, lo, hi, vantage)
+        out: list[dict[str, Any]] = []
+        for a, b, labels in _sweep(tracks, lo, hi):
+            service_v, api_v, smtp_v = (
+                _combine_vantages(labels[i] for i in group) or _UNKNOWN for group in groups
+            )
+            out.extend(
+                {"t": t, "verdict": service_v, "api": api_v, "smtp": smtp_v} for t in range(a, b)
+            )
+        return out
+
+    def verdict_counts(
+        self,
+        service: str,
+        channel: str,
+        start: int,
+        end: int,
+        vantage: str | None = None,
+        maintenance: bool = False,
+    ) -> dict[str, int]:
+        """Seconds per verdict in [start, end), from runs.
+
+        Keys are always `available`, `unavailable`, `unknown`; seconds with no stored
+        verdict count in none of them (total − sum = unmeasured). With `maintenance`, the
+        stored seconds inside a maintenance window of the service (or of '*') count under
+        an extra key `excluded` instead of their verdict."""
+        counts = {_AVAILABLE: 0, _UNAVAILABLE: 0, _UNKNOWN: 0}
+        if end <= start:
+            return counts
+        tracks, groups = self._tracks(service, (channel,), start, end, vantage)
+        if maintenance:
+            counts["excluded"] = 0
+            tracks.append(_merge_windows(self.list_maintenance(service, start, end), start, end))
+        mine = groups[0]
+        for a, b, labels in _sweep(tracks, start, end):
+            verdict = _combine_vantages(labels[i] for i in mine)
+            if verdict is None:
+                continue
+            if maintenance and labels[-1] is not None:
+                verdict = "excluded"
+            counts[verdict] += b - a
+        return counts
+
+    def minute_counts(self, service: str, start: int, end: int) -> list[MinuteCount]:
+        """Counts of the minutes starting in [start, end), by minute, channel, probe."""
+        rows = self._query(
+            "SELECT s.service, s.channel, s.probe, m.minute, m.outcome, m.count"
+            " FROM minute_counts m JOIN attempt_sources s ON s.id = m.source"
+            " WHERE s.service = ? AND m.minute >= ? AND m.minute < ?"
+            " ORDER BY m.minute, s.channel, s.probe, m.outcome",
+            (service, start, end),
+        )
+        return [MinuteCount(*tuple(r)) for r in rows]
+
+    def evidence(
+        self, service: str, start: int, end: int, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Attempt evidence (Attempt.to_json() shape) with second in [start, end), by second."""
+        rows = self._query(
+            "SELECT e.attempt_id, s.service, s.channel, s.probe, e.second, e.slot, e.outcome,"
+            " e.latency, e.started, e.detail"
+            " FROM evidence e JOIN attempt_sources s ON s.id = e.source"
+            " WHERE s.service = ? AND e.second >= ? AND e.second < ?"
+            " ORDER BY e.second, e.id LIMIT ?",
+            (service, start, end, limit),
+        )
+        return [
+            {
+                "attempt_id": r[0],
+                "service": r[1],
+                "channel": r[2],
+                "probe": r[3],
+                "second": r[4],
+                "slot": r[5],
+                "outcome": r[6],
+                "latency": r[7],
+                "started": r[8],
+                "detail": json.loads(r[9]) if r[9] else {},
+            }
+            for r in rows
+        ]
+
+    def prune(self, before: int) -> int:
+        """Delete evidence and minute counts older than `before`; runs and maintenance
+        windows are kept (they are small and the SLA history needs them)."""
+        with self._tx() as db:
+            deleted = db.execute("DELETE FROM evidence WHERE second < ?", (before,)).rowcount
+            deleted += db.execute("DELETE FROM minute_counts WHERE minute < ?", (before,)).rowcount
+        return int(deleted)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def add_maintenance(
+        self, service: str, start: int, end: int, reason: str = "", source: str = "api"
+    ) -> MaintenanceWindow:
+        """Add a window [start, end). Adding an identical window again returns the stored
+        one, so that config windows re-declared at every start are not duplicated."""
+        if end <= start:
+            raise StoreError(f"maintenance window: end ({end}) must be after start ({start})")
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT id FROM maintenance WHERE service = ? AND start_second = ?"
+                " AND end_second = ? AND reason = ? AND source = ?",
+                (service, start, end, reason, source),
+            ).fetchone()
+            if row is not None:
+                window_id = int(row[0])
+            else:
+                cursor = db.execute(
+                    "INSERT INTO maintenance (service, start_second, end_second, reason, source)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (service, start, end, reason, source),
+                )
+                window_id = int(cursor.lastrowid or 0)
+        return MaintenanceWindow(window_id, service, start, end, reason, source)
+
+    def list_maintenance(
+        self, service: str | None = None, start: int | None = None, end: int | None = None
+    ) -> list[MaintenanceWindow]:
+        """Windows overlapping [start, end) (either bound optional). With `service`, the
+        windows that apply to it: its own and those of every service ('*')."""
+        sql = "SELECT id, service, start_second, end_second, reason, source FROM maintenance"
+        where: list[str] = []
+        params: list[Any] = []
+        if service is not None:
+            where.append("service IN (?, '*')")
+            params.append(service)
+        if start is not None:
+            where.append("end_second > ?")
+            params.append(start)
+        if end is not None:
+            where.append("start_second < ?")
+            params.append(end)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._query(sql + " ORDER BY start_second, id", tuple(params))
+        return [MaintenanceWindow(*tuple(r)) for r in rows]
+
+    def remove_maintenance(self, window_id: int) -> None:
+        with self._tx() as db:
+            cursor = db.execute("DELETE FROM maintenance WHERE id = ?", (window_id,))
+            if cursor.rowcount == 0:
+                raise NotFound(f"maintenance window {window_id} does not exist")
