@@ -1,0 +1,116 @@
+"""Good and deliberately bad configs under tests/testdata, through the CLI's check-config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.config import ConfigError, load
+
+DATA = Path(__file__).resolve().parent.parent / "testdata"
+GOOD = sorted((DATA / "good").glob("*.toml"))
+BAD = sorted((DATA / "bad").glob("*.toml"))
+
+
+def _expected_error(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# error: "), f"{path.name} must say what error it expects"
+    return first.removeprefix("# error: ")
+
+
+@pytest.fixture(autouse=True)
+def _secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AVAILMON_TEST_TOKEN", "s3cret-token-value")
+    monkeypatch.delenv("AVAILMON_SURELY_UNSET_VARIABLE", raising=False)
+
+
+@pytest.mark.parametrize("path", GOOD, ids=[p.stem for p in GOOD])
+def test_good_configs_load(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = load(path)
+    assert settings.services
+    assert main(["check-config", "-c", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path}: ok")
+    assert "s3cret" not in out
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_bad_configs_fail_with_one_line_naming_the_field(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load(path)
+    message = str(exc.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    assert _expected_error(path) in message
+    assert main(["check-config", "-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("availmon: error: ")
+    assert _expected_error(path) in err
+
+
+def test_secrets_are_masked_everywhere() -> None:
+    settings = load(DATA / "good" / "full.toml")
+    dumped = settings.model_dump_json()
+    assert "s3cret" not in dumped
+    assert "s3cret" not in repr(settings)
+    token = settings.monitor.api_token
+    assert token is not None and token.get_secret_value() == "s3cret-token-value"
+
+
+def test_secret_from_file(tmp_path: Path) -> None:
+    secret = tmp_path / "key"
+    secret.write_text("from-a-file\nignored second line\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[[services]]\nname = "s"\n[[services.probes]]\ntype = "http"\nname = "api"\n'
+        f'url = "https://x/"\nheaders = {{ Authorization = "file:{secret}" }}\n'
+    )
+    header = load(cfg).services[0].probes[0].headers["Authorization"]  # type: ignore[union-attr]
+    assert header.get_secret_value() == "from-a-file"
+
+
+def test_missing_config_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-config", "-c", str(tmp_path / "nope.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read" in err
+
+
+def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "SPARKPOST_API_KEY",
+        "SPARKPOST_EU_API_KEY",
+        "PAGERDUTY_ROUTING_KEY",
+        "AVAILMON_API_TOKEN",
+    ):
+        monkeypatch.setenv(name, "x")
+    settings = load(DATA.parent.parent / "config.example.toml")
+    assert [s.name for s in settings.services] == ["sparkpost-us", "sparkpost-eu"]
+    assert settings.services[0].channels == ["api", "smtp"]
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["report", "-c", "x.toml", "--month", "2026-13"], "--month"),
+        (["simulate", "--http-port", "99999"], "--http-port"),
+        (["demo", "--duration", "-1"], "--duration"),
+        (["bogus"], "invalid choice"),
+        (["incidents", "-c", "x.toml", "ack", "notanumber", "--by", "me"], "invalid int"),
+    ],
+    ids=["bad-month", "bad-port", "negative-duration", "unknown-command", "bad-incident-id"],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err
