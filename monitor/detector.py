@@ -1,0 +1,346 @@
+"""Turns attempts into one final verdict per (service, channel, second), in order, once.
+
+The detector holds only the seconds not yet final (a dict keyed by second), so each
+attempt costs a few dict operations; a second is final when every attempt started in it
+has ended, or at its hard deadline `s + 1 + max_timeout + grace` (attempts still in flight
+then count as `probe_error`, reason "lost"). The rule, from DESIGN "Verdicts":
+
+* ``unknown``     — no attempt of the channel ended ok / timeout / server_error /
+  client_error (reason: not_launched, probe_error, monitor_stalled, control_failed or
+  clock_step);
+* ``unavailable`` — at least one conclusive attempt and every conclusive attempt is a
+  qualifying failure (timeout / server_error);
+* ``available``   — otherwise.
+
+A channel is *degraded* when it is available yet held a qualifying failure. (An unknown
+second is never degraded: the failures of a control_failed or clock_step second are not
+attributable to the platform.) The service's own verdict combines its channels with
+`combine` = any | all. Control probes (channel ``control``) are never emitted: when every
+control attempt of a second failed (qualifying failure or probe_error), the monitor's own
+network was down, so channels that would be unavailable become unknown(control_failed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from monitor.config import ServiceConfig
+from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
+from probes.base import Attempt, Outcome
+
+log = logging.getLogger(__name__)
+
+CONTROL_CHANNEL = "control"
+
+#: called once per finalised second with every verdict of that second (each service: its
+#: channels, then its "service" verdict) and the evidence: the attempts of the channels
+#: that are unavailable or degraded (and, for control_failed, the channel's and the
+#: control probes' attempts, which explain why the second is unknown)
+SecondSink = Callable[[int, list[SecondVerdict], list[Attempt]], None]
+
+# When channels of a service are unknown for different reasons, the service verdict takes
+# the most specific one: a cause the monitor knows beats "nothing was launched".
+_REASON_RANK = {
+    UnknownReason.CLOCK_STEP: 0,
+    UnknownReason.CONTROL_FAILED: 1,
+    UnknownReason.MONITOR_STALLED: 2,
+    UnknownReason.MONITOR_DOWN: 3,
+    UnknownReason.PROBE_ERROR: 4,
+    UnknownReason.NOT_LAUNCHED: 5,
+}
+
+
+@dataclass(slots=True)
+class _Cell:
+    """What one (service, channel) saw in one second."""
+
+    counts: dict[Outcome, int] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+    inflight: int = 0
+    skipped: int = 0
+    stalled: bool = False  # some probe_error carries reason monitor_stalled
+
+
+@dataclass(slots=True)
+class _Second:
+    cells: dict[tuple[str, str], _Cell] = field(default_factory=dict)
+    inflight: int = 0
+
+    def cell(self, key: tuple[str, str]) -> _Cell:
+        c = self.cells.get(key)
+        if c is None:
+            c = self.cells[key] = _Cell()
+        return c
+
+
+@dataclass(frozen=True, slots=True)
+class _Service:
+    name: str
+    channels: tuple[str, ...]
+    combine: str
+    has_control: bool
+
+
+def _channel_verdict(cell: _Cell | None) -> tuple[Verdict, UnknownReason | None, bool]:
+    """(verdict, reason, degraded) of one channel by the DESIGN rule, before control."""
+    if cell is None:
+        return Verdict.UNKNOWN, UnknownReason.NOT_LAUNCHED, False
+    counts = cell.counts
+    qualifying = counts.get(Outcome.TIMEOUT, 0) + counts.get(Outcome.SERVER_ERROR, 0)
+    conclusive = qualifying + counts.get(Outcome.OK, 0) + counts.get(Outcome.CLIENT_ERROR, 0)
+    if conclusive == 0:
+        if counts.get(Outcome.PROBE_ERROR, 0) + cell.inflight == 0:
+            return Verdict.UNKNOWN, UnknownReason.NOT_LAUNCHED, False
+        if cell.stalled:
+            return Verdict.UNKNOWN, UnknownReason.MONITOR_STALLED, False
+        return Verdict.UNKNOWN, UnknownReason.PROBE_ERROR, False
+    if qualifying == conclusive:
+        return Verdict.UNAVAILABLE, None, False
+    return Verdict.AVAILABLE, None, qualifying > 0
+
+
+def _control_failed(cell: _Cell | None) -> bool:
+    """Every control attempt of the second failed: the monitor's own network was down."""
+    if cell is None:
+        return False  # no control attempt ended: no evidence either way
+    counts = cell.counts
+    ended = sum(counts.values()) + cell.inflight
+    if ended == 0:
+        return False
+    failed = (
+        counts.get(Outcome.TIMEOUT, 0)
+        + counts.get(Outcome.SERVER_ERROR, 0)
+        + counts.get(Outcome.PROBE_ERROR, 0)
+        + cell.inflight
+    )
+    return failed == ended
+
+
+def _counts(cell: _Cell | None) -> dict[str, int]:
+    if cell is None:
+        return {}
+    out = {str(o): n for o, n in cell.counts.items() if n}
+    if cell.inflight:  # lost at the hard deadline
+        out[str(Outcome.PROBE_ERROR)] = out.get(str(Outcome.PROBE_ERROR), 0) + cell.inflight
+    return out
+
+
+class Detector:
+    """Finalises seconds at its watermark and hands each second's verdicts to `sink`.
+
+    Seconds before `start_second` are never emitted; attempts for a second already
+    emitted (a completion after the hard deadline) are dropped and counted in `late`.
+    """
+
+    def __init__(
+        self,
+        services: Sequence[ServiceConfig],
+        vantage: str,
+        sink: SecondSink,
+        *,
+        start_second: int,
+        grace: float = 1.0,
+    ) -> None:
+        self._services = [
+            _Service(
+                name=s.name,
+                channels=tuple(s.channels),
+                combine=s.combine,
+                has_control=any(p.enabled and p.channel == CONTROL_CHANNEL for p in s.probes),
+            )
+            for s in services
+        ]
+        self._known = {
+            (s.name, ch)
+            for s in self._services
+            for ch in (*s.channels, *((CONTROL_CHANNEL,) if s.has_control else ()))
+        }
+        self._vantage = vantage
+        self._sink = sink
+        self._next = int(start_second)
+        self._hard = max((s.max_timeout for s in services), default=0.0) + grace
+        self._seconds: dict[int, _Second] = {}
+        #: inclusive (first, last, reason) ranges forced unknown, e.g. a clock step
+        self._forced: list[tuple[int, int, UnknownReason]] = []
+        self._now = float("-inf")
+        #: attempts that arrived for a second already emitted (or an unknown channel)
+        self.late = 0
+        self.unexpected = 0
+
+    @property
+    def next_second(self) -> int:
+        """The next second to finalise: every second before it has been emitted."""
+        return self._next
+
+    @property
+    def hard_deadline_after(self) -> float:
+        """Seconds after a second's end at which it is final even with attempts in flight."""
+        return self._hard
+
+    def pending(self) -> int:
+        """Seconds held (started but not final); bounded by about max_timeout + 2."""
+        return len(self._seconds)
+
+    # ------------------------------------------------------------------ hot path
+
+    def _slot(self, service: str, channel: str, second: int) -> _Cell | None:
+        if second < self._next:
+            self.late += 1
+            return None
+        if (service, channel) not in self._known:
+            self.unexpected += 1
+            return None
+        sec = self._seconds.get(second)
+        if sec is None:
+            sec = self._seconds[second] = _Second()
+        return sec.cell((service, channel))
+
+    def launched(self, service: str, channel: str, probe: str, second: int) -> None:
+        cell = self._slot(service, channel, second)
+        if cell is not None:
+            cell.inflight += 1
+            self._seconds[second].inflight += 1
+
+    def skipped(self, service: str, channel: str, probe: str, second: int) -> None:
+        cell = self._slot(service, channel, second)
+        if cell is not None:
+            cell.skipped += 1
+
+    def completed(self, attempt: Attempt) -> None:
+        cell = self._slot(attempt.service, attempt.channel, attempt.second)
+        if cell is None:
+            return
+        # An attempt reported without `launched` (hand-fed tests, replays) is recorded
+        # without touching the in-flight count.
+        if cell.inflight > 0:
+            cell.inflight -= 1
+            self._seconds[attempt.second].inflight -= 1
+        outcome = attempt.outcome
+        cell.counts[outcome] = cell.counts.get(outcome, 0) + 1
+        cell.attempts.append(attempt)
+        if outcome is Outcome.PROBE_ERROR and attempt.detail.get("reason") == "monitor_stalled":
+            cell.stalled = True
+        self.advance(self._now)
+
+    def mark_unknown(self, first: int, last: int, reason: UnknownReason) -> None:
+        """Force the seconds first..last (inclusive) unknown(reason), if not yet emitted.
+
+        Forced seconds do not wait for their attempts: they finalise as soon as their
+        second has ended.
+        """
+        first = max(first, self._next)
+        if last < first:
+            return
+        self._forced.append((first, last, reason))
+
+    def advance(self, now_wall: float) -> None:
+        """Finalise, in order, every second that is final at `now_wall`."""
+        if now_wall > self._now:
+            self._now = now_wall
+        now = self._now
+        while self._next + 1 <= now:
+            s = self._next
+            sec = self._seconds.get(s)
+            forced = self._forced_reason(s) if self._forced else None
+            if forced is None and sec is not None and sec.inflight > 0 and now < s + 1 + self._hard:
+                return
+            self._next = s + 1
+            self._seconds.pop(s, None)
+            self._emit(s, sec, forced)
+
+    # ------------------------------------------------------------------ finalisation
+
+    def _forced_reason(self, second: int) -> UnknownReason | None:
+        # Drop ranges wholly behind the watermark, so the list stays short.
+        self._forced = [r for r in self._forced if r[1] >= second]
+        for first, last, reason in self._forced:
+            if first <= second <= last:
+                return reason
+        return None
+
+    def _emit(self, second: int, sec: _Second | None, forced: UnknownReason | None) -> None:
+        verdicts: list[SecondVerdict] = []
+        evidence: list[Attempt] = []
+        cells = sec.cells if sec is not None else {}
+        if sec is not None and sec.inflight and forced is None:
+            log.warning(
+                "second %d final with %d attempts still in flight (lost)", second, sec.inflight
+            )
+        for svc in self._services:
+            control = svc.has_control and _control_failed(cells.get((svc.name, CONTROL_CHANNEL)))
+            per_channel: list[SecondVerdict] = []
+            for ch in svc.channels:
+                cell = cells.get((svc.name, ch))
+                verdict, reason, degraded = _channel_verdict(cell)
+                explain = False
+                if forced is not None:
+                    verdict, reason, degraded = Verdict.UNKNOWN, forced, False
+                elif control and verdict is Verdict.UNAVAILABLE:
+                    verdict, reason, degraded = Verdict.UNKNOWN, UnknownReason.CONTROL_FAILED, False
+                    explain = True
+                if cell is not None and (verdict is Verdict.UNAVAILABLE or degraded or explain):
+                    evidence.extend(cell.attempts)
+                per_channel.append(
+                    SecondVerdict(
+                        service=svc.name,
+                        channel=ch,
+                        second=second,
+                        verdict=verdict,
+                        vantage=self._vantage,
+                        reason=reason,
+                        degraded=degraded,
+                        counts=_counts(cell),
+                    )
+                )
+            if (
+                control
+                and forced is None
+                and any(v.reason is UnknownReason.CONTROL_FAILED for v in per_channel)
+            ):
+                ctl = cells.get((svc.name, CONTROL_CHANNEL))
+                if ctl is not None:
+                    evidence.extend(ctl.attempts)
+            verdicts.extend(per_channel)
+            verdicts.append(self._service_verdict(svc, second, per_channel))
+        try:
+            self._sink(second, verdicts, evidence)
+        except Exception:
+            # A consumer's bug must not stop the watermark: the second stays emitted once.
+            log.exception("verdict sink failed for second %d", second)
+
+    def _service_verdict(
+        self,
+        svc: _Service,
+        second: int,
+        channels: list[SecondVerdict],
+    ) -> SecondVerdict:
+        unavailable = [v.unavailable for v in channels]
+        down = any(unavailable) if svc.combine == "any" else bool(channels) and all(unavailable)
+        reason: UnknownReason | None = None
+        degraded = False
+        if down:
+            verdict = Verdict.UNAVAILABLE
+        elif any(v.verdict is Verdict.AVAILABLE for v in channels):
+            verdict = Verdict.AVAILABLE
+            # Not down, yet some channel saw a qualifying failure (with combine=all an
+            # unavailable channel beside an available one counts too).
+            degraded = any(v.degraded or v.unavailable for v in channels)
+        else:
+            verdict = Verdict.UNKNOWN
+            reasons = [v.reason for v in channels if v.reason is not None]
+            reason = (
+                min(reasons, key=_REASON_RANK.__getitem__)
+                if reasons
+                else UnknownReason.NOT_LAUNCHED
+            )
+        return SecondVerdict(
+            service=svc.name,
+            channel=SERVICE_CHANNEL,
+            second=second,
+            verdict=verdict,
+            vantage=self._vantage,
+            reason=reason,
+            degraded=degraded,
+        )
