@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -118,6 +119,7 @@ def _merge_windows(windows: Iterable[MaintenanceWindow], start: int, end: int) -
 class SecondsMixin:
     if TYPE_CHECKING:
         path: str
+        _lock: threading.RLock
 
         def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
@@ -165,53 +167,67 @@ class SecondsMixin:
         self._append([((service, channel, vantage), first, last, _UNKNOWN, str(reason))])
 
     def _append(self, items: Iterable[tuple[_Stream, int, int, str, str | None]]) -> None:
+        # The lock also covers the cache update after COMMIT, so that no other writer can
+        # start from a cache older than the file.
+        with self._lock:
+            try:
+                with self._tx() as db:
+                    work = self._extend(db, items)
+                    self._save(db, work)
+            except BaseException:
+                self._open_runs.clear()
+                raise
+            for stream, runs in work.items():
+                if runs:
+                    self._open_runs[stream] = runs[-1]
+
+    def _extend(
+        self, db: sqlite3.Connection, items: Iterable[tuple[_Stream, int, int, str, str | None]]
+    ) -> dict[_Stream, list[_OpenRun]]:
+        """Merge the items into each stream's open run, in memory: the runs to save."""
         work: dict[_Stream, list[_OpenRun]] = {}
-        try:
-            with self._tx() as db:
-                for stream, first, last, verdict, reason in items:
-                    runs = work.get(stream)
-                    if runs is None:
-                        cached = self._open_run(db, stream)
-                        # a copy: the cache must not see changes that may yet roll back
-                        runs = work[stream] = [replace(cached)] if cached else []
-                    tail = runs[-1] if runs else None
-                    if tail is not None and first <= tail.last:
-                        first = tail.last + 1  # never labelled twice
-                        if first > last:
-                            continue
-                    if (
-                        tail is not None
-                        and first == tail.last + 1
-                        and tail.verdict == verdict
-                        and tail.reason == reason
-                    ):
-                        tail.last = last
-                    else:
-                        runs.append(_OpenRun(None, verdict, reason, first, last, None))
-                updates: list[tuple[int, int]] = []
-                for (service, channel, vantage), runs in work.items():
-                    for run in runs:
-                        if run.id is None:
-                            cursor = db.execute(
-                                "INSERT INTO runs (service, channel, vantage, verdict, reason,"
-                                " first_second, last_second) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                (
-                                    *(service, channel, vantage),
-                                    *(run.verdict, run.reason, run.first, run.last),
-                                ),
-                            )
-                            run.id = cursor.lastrowid
-                        elif run.last != run.stored_last:
-                            updates.append((run.last, run.id))
-                        run.stored_last = run.last
-                if updates:
-                    db.executemany("UPDATE runs SET last_second = ? WHERE id = ?", updates)
-        except BaseException:
-            self._open_runs.clear()
-            raise
-        for stream, runs in work.items():
-            if runs:
-                self._open_runs[stream] = runs[-1]
+        for stream, first, last, verdict, reason in items:
+            runs = work.get(stream)
+            if runs is None:
+                cached = self._open_run(db, stream)
+                # a copy: the cache must not see changes that may yet roll back
+                runs = work[stream] = [replace(cached)] if cached else []
+            tail = runs[-1] if runs else None
+            if tail is not None and first <= tail.last:
+                first = tail.last + 1  # never labelled twice
+                if first > last:
+                    continue
+            if (
+                tail is not None
+                and first == tail.last + 1
+                and tail.verdict == verdict
+                and tail.reason == reason
+            ):
+                tail.last = last
+            else:
+                runs.append(_OpenRun(None, verdict, reason, first, last, None))
+        return work
+
+    def _save(self, db: sqlite3.Connection, work: dict[_Stream, list[_OpenRun]]) -> None:
+        """One UPDATE per extended run (batched), one INSERT per new run."""
+        updates: list[tuple[int, int]] = []
+        for (service, channel, vantage), runs in work.items():
+            for run in runs:
+                if run.id is None:
+                    cursor = db.execute(
+                        "INSERT INTO runs (service, channel, vantage, verdict, reason,"
+                        " first_second, last_second) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            *(service, channel, vantage),
+                            *(run.verdict, run.reason, run.first, run.last),
+                        ),
+                    )
+                    run.id = cursor.lastrowid
+                elif run.last != run.stored_last:
+                    updates.append((run.last, run.id))
+                run.stored_last = run.last
+        if updates:
+            db.executemany("UPDATE runs SET last_second = ? WHERE id = ?", updates)
 
     def _open_run(self, db: sqlite3.Connection, stream: _Stream) -> _OpenRun | None:
         if stream in self._open_runs:
@@ -256,49 +272,51 @@ class SecondsMixin:
             totals[((c.service, c.channel, c.probe), c.minute, c.outcome)] += c.count
         if not totals:
             return
-        try:
-            with self._tx() as db:
-                db.executemany(
-                    "INSERT INTO minute_counts (source, minute, outcome, count)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (source, minute, outcome)"
-                    " DO UPDATE SET count = count + excluded.count",
-                    [
-                        (self._source_id(db, source), minute, outcome, n)
-                        for (source, minute, outcome), n in totals.items()
-                    ],
-                )
-        except BaseException:
-            self._sources.clear()
-            raise
+        with self._lock:  # a rolled-back source id must not be seen by another writer
+            try:
+                with self._tx() as db:
+                    db.executemany(
+                        "INSERT INTO minute_counts (source, minute, outcome, count)"
+                        " VALUES (?, ?, ?, ?) ON CONFLICT (source, minute, outcome)"
+                        " DO UPDATE SET count = count + excluded.count",
+                        [
+                            (self._source_id(db, source), minute, outcome, n)
+                            for (source, minute, outcome), n in totals.items()
+                        ],
+                    )
+            except BaseException:
+                self._sources.clear()
+                raise
 
     def write_evidence(self, attempts: Iterable[Attempt]) -> None:
         batch = list(attempts)
         if not batch:
             return
-        try:
-            with self._tx() as db:
-                db.executemany(
-                    "INSERT INTO evidence (source, second, slot, attempt_id, outcome, latency,"
-                    " started, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            self._source_id(db, (a.service, a.channel, a.probe)),
-                            a.second,
-                            a.slot,
-                            a.attempt_id,
-                            str(a.outcome),
-                            round(a.latency, 6),
-                            a.started,
-                            json.dumps(a.detail, separators=(",", ":"), default=str)
-                            if a.detail
-                            else None,
-                        )
-                        for a in batch
-                    ],
-                )
-        except BaseException:
-            self._sources.clear()
-            raise
+        with self._lock:  # a rolled-back source id must not be seen by another writer
+            try:
+                with self._tx() as db:
+                    db.executemany(
+                        "INSERT INTO evidence (source, second, slot, attempt_id, outcome, latency,"
+                        " started, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (
+                                self._source_id(db, (a.service, a.channel, a.probe)),
+                                a.second,
+                                a.slot,
+                                a.attempt_id,
+                                str(a.outcome),
+                                round(a.latency, 6),
+                                a.started,
+                                json.dumps(a.detail, separators=(",", ":"), default=str)
+                                if a.detail
+                                else None,
+                            )
+                            for a in batch
+                        ],
+                    )
+            except BaseException:
+                self._sources.clear()
+                raise
 
     # ------------------------------------------------------------------ reading
 
@@ -430,11 +448,12 @@ class SecondsMixin:
         stored seconds inside a maintenance window of the service (or of '*') count under
         an extra key `excluded` instead of their verdict."""
         counts = {_AVAILABLE: 0, _UNAVAILABLE: 0, _UNKNOWN: 0}
+        if maintenance:
+            counts["excluded"] = 0
         if end <= start:
             return counts
         tracks, groups = self._tracks(service, (channel,), start, end, vantage)
         if maintenance:
-            counts["excluded"] = 0
             tracks.append(_merge_windows(self.list_maintenance(service, start, end), start, end))
         mine = groups[0]
         for a, b, labels in _sweep(tracks, start, end):

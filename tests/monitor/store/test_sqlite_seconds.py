@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,6 +165,23 @@ def test_a_failed_batch_rolls_back_and_the_next_write_continues(store: SQLiteSto
         ("available", None, 0, 2),
         ("unavailable", None, 3, 3),
     ]
+
+
+def test_writers_on_several_threads_keep_every_stream_whole(store: SQLiteStore) -> None:
+    # the daemon writes from asyncio.to_thread workers; the store's lock must serialise them
+    def write(service: str) -> None:
+        for i in range(200):
+            store.write_verdicts([_v(T0 + i, A, service=service)])
+            store.write_minute_counts([MinuteCount(service, "api", "p", T0, "ok", 1)])
+
+    threads = [threading.Thread(target=write, args=(f"s{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for n in range(4):
+        assert _spans(store.runs(f"s{n}", "api", T0, T0 + 1000)) == [("available", None, 0, 199)]
+        assert store.minute_counts(f"s{n}", T0, T0 + 60)[0].count == 200
 
 
 # ---------------------------------------------------------------- fill_unknown
