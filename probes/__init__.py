@@ -1,5 +1,10 @@
-"""Probes: one module per protocol, each turning one attempt at a target into an `Attempt`."""
+"""Probes: one module per protocol, each turning one attempt at a target into an `Attempt`.
 
+Importing this package registers every probe type in `PROBES` (``http``, ``smtp``).
+"""
+
+# imported for their side effect: @register fills PROBES
+from probes import http, smtp
 from probes.base import PROBES, Attempt, Outcome, Probe, ProbeContext, register
 
-__all__ = ["PROBES", "Attempt", "Outcome", "Probe", "ProbeContext", "register"]
+__all__ = ["PROBES", "Attempt", "Outcome", "Probe", "ProbeContext", "http", "register", "smtp"]
