@@ -1,0 +1,157 @@
+"""What the simulator did to each attempt, and the ground truth that follows from it.
+
+The ledger keys an attempt by the id the client sent (`{probe}:{second}:{slot}`, header
+`X-Availmon-Attempt`); an attempt faulted before its id arrived (an SMTP fault at the banner,
+EHLO, MAIL or RCPT stage, a failed STARTTLS) is logged unkeyed and stays out of the truth.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.simulator.faults import CHANNELS
+from probes.base import Outcome
+
+# The SMTP probe replaces ':' (not allowed in a Message-ID) with '_', so both separators
+# are accepted; `second` and `slot` are digits, so splitting from the right is unambiguous.
+_ATTEMPT_RE = re.compile(
+    r"^(?P<probe>[A-Za-z0-9_.:-]+?)[:_](?P<second>\d{1,12})[:_](?P<slot>\d{1,6})$"
+)
+
+#: log records kept in memory (the ground truth itself is kept apart and is not trimmed)
+DEFAULT_MAX_LOG = 250_000
+#: seconds of ground truth kept per channel (about 23 days)
+MAX_TRUTH_SECONDS = 2_000_000
+
+
+def parse_attempt_id(attempt_id: str) -> tuple[str, int, int] | None:
+    """(probe, second, slot) of an attempt id, or None when it is not one."""
+    m = _ATTEMPT_RE.match(attempt_id)
+    if m is None:
+        return None
+    return sys.intern(m["probe"]), int(m["second"]), int(m["slot"])
+
+
+@dataclass(slots=True)
+class LogRecord:
+    """One attempt as the simulator saw it. `expected` is the outcome the SLA rules give
+    what the simulator did; `second` is None for an unkeyed attempt."""
+
+    seq: int
+    attempt_id: str | None
+    channel: str
+    probe: str | None
+    second: int | None
+    slot: int | None
+    vantage: str | None
+    received_at: float  # wall clock
+    fault: str  # the fault in force on the channel
+    reply: str  # what the client got: "200", "421 4.3.3", "hang", "reset", ...
+    expected: Outcome
+
+    @property
+    def keyed(self) -> bool:
+        return self.second is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "attempt_id": self.attempt_id,
+            "channel": self.channel,
+            "probe": self.probe,
+            "second": self.second,
+            "slot": self.slot,
+            "vantage": self.vantage,
+            "received_at": self.received_at,
+            "fault": self.fault,
+            "reply": self.reply,
+            "expected": str(self.expected),
+        }
+
+
+class Ledger:
+    """The bounded attempt log, per-channel counters and per-second truth tallies."""
+
+    def __init__(self, max_log: int = DEFAULT_MAX_LOG) -> None:
+        if max_log < 2:
+            raise ValueError("max_log must be at least 2")
+        self.max_log = max_log
+        self.log: list[LogRecord] = []
+        self._seq = 0
+        # channel → second → [keyed attempts, qualifying ones]
+        self._tally: dict[str, dict[int, list[int]]] = {ch: {} for ch in CHANNELS}
+        self.counts: dict[str, dict[str, int]] = {
+            ch: {"attempts": 0, "keyed": 0} | {str(o): 0 for o in Outcome} for ch in CHANNELS
+        }
+
+    def record(
+        self,
+        channel: str,
+        attempt_id: str | None,
+        vantage: str | None,
+        received_at: float,
+        fault: str,
+        reply: str,
+        expected: Outcome,
+    ) -> LogRecord:
+        parsed = parse_attempt_id(attempt_id) if attempt_id else None
+        probe, second, slot = parsed if parsed else (None, None, None)
+        self._seq += 1
+        rec = LogRecord(
+            self._seq,
+            attempt_id,
+            channel,
+            probe,
+            second,
+            slot,
+            vantage,
+            received_at,
+            fault,
+            reply,
+            expected,
+        )
+        log = self.log
+        log.append(rec)
+        if len(log) > self.max_log:
+            # trim half at once: amortised O(1), and `log` stays a plain list
+            del log[: self.max_log // 2]
+        counts = self.counts[channel]
+        counts["attempts"] += 1
+        counts[expected.value] += 1
+        if second is not None:
+            counts["keyed"] += 1
+            tally = self._tally[channel]
+            cell = tally.get(second)
+            if cell is None:
+                if len(tally) >= MAX_TRUTH_SECONDS:
+                    for old in sorted(tally)[: MAX_TRUTH_SECONDS // 2]:
+                        del tally[old]
+                cell = tally[second] = [0, 0]
+            cell[0] += 1
+            if expected.qualifying:
+                cell[1] += 1
+        return rec
+
+    def since(self, seq: int, limit: int) -> list[LogRecord]:
+        """Records with `seq` > the given one, oldest first, at most `limit`."""
+        log = self.log
+        if not log or seq >= log[-1].seq:
+            return []
+        # seqs are consecutive inside the list, so the start index is arithmetic
+        start = max(0, seq - log[0].seq + 1)
+        return log[start : start + limit]
+
+    def truth(self, start: int | None = None, end: int | None = None) -> dict[str, set[int]]:
+        """Unavailable seconds per channel in [start, end): a second is unavailable when it
+        has ≥1 keyed attempt and every keyed attempt of it is a qualifying failure;
+        `service` is the union (combine `any`)."""
+        lo = start if start is not None else -(1 << 62)
+        hi = end if end is not None else 1 << 62
+        out: dict[str, set[int]] = {}
+        for ch, tally in self._tally.items():
+            out[ch] = {s for s, (n, bad) in tally.items() if n and n == bad and lo <= s < hi}
+        out["service"] = set().union(*(out[ch] for ch in CHANNELS))
+        return out
