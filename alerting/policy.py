@@ -1,0 +1,542 @@
+"""Rules that open, continue and recover incidents, driven by the verdict stream.
+
+The policy sees every final second once (`Policy.on_second`) and keeps, per service, only
+counters and short queues, so each verdict costs O(1) (amortised): no scan of a window.
+
+Critical Issue (``[services.critical]``)
+    Opens at the final second in which at least ``min_unavailable_seconds`` of the last
+    ``window_seconds`` seconds of the service's combined verdict (channel ``service``) are
+    unavailable. The window is a span of time: seconds that never arrive (the monitor was
+    down) and excluded seconds are simply not unavailable. While the incident is open or
+    acknowledged, every unavailable second adds to ``unavailable_seconds``. It recovers after
+    ``recover_after_seconds`` *consecutive* available seconds; an ``unknown`` second breaks
+    the streak (no evidence of service is not evidence of recovery). Unavailability that
+    comes back while it is recovered and within ``reopen_within_seconds`` of the recovery
+    second continues it (state back to ``open``/``acknowledged``, event
+    ``unavailable_again``, no new page); later, the rule must be met again and opens a new
+    incident. A person's resolve of an incident clears the Critical window, so a new
+    incident needs fresh evidence.
+
+Maintenance
+    Seconds with ``excluded=True`` count toward no rule: not unavailable, not available for
+    the recovery streak (an excluded second neither extends nor breaks it), not in the
+    failure ratio, not toward blindness. A maintenance window therefore never opens an
+    incident, and an incident open when one starts simply waits it out.
+
+Non-Critical Issue (``[services.non_critical]``), at most one unresolved per service
+    * ``unavailable``: at least ``min_unavailable_seconds`` unavailable seconds in its
+      ``window_seconds`` that are *short of a Critical Issue*: a second counts once it has
+      left the Critical window without a Critical Issue opening, so an outage that becomes
+      Critical does not also file a ticket a minute earlier.
+    * ``failure_ratio``: qualifying failures (timeout + server_error) are at least
+      ``failure_ratio`` of conclusive attempts (every outcome but probe_error) of the
+      channels' ``counts`` over ``window_seconds``; judged only once the policy has watched
+      a whole window (after start, or after a Critical recovery), so a handful of early
+      attempts cannot file a ticket.
+    * ``blind``: a channel had no ok and no qualifying attempt (only client_error,
+      probe_error or nothing) for ``blind_after_seconds`` seconds (a revoked key, a quota).
+    Kinds found while one is open are added to it (``update`` to the ticket tier). It is
+    resolved automatically once no condition has held for ``auto_resolve_after_minutes``
+    (counted in verdict seconds). After a person resolves it, no new one opens until the
+    conditions have cleared once (else closing a ticket would reopen it the next second).
+
+Critical while Non-Critical (decision)
+    A Critical Issue opening (or continuing after a recovery) while a Non-Critical one is
+    open *supersedes* it: the Non-Critical Issue gets a ``superseded`` event naming the
+    Critical one and is resolved by ``availmon`` (the ticket tier hears ``resolve`` with the
+    reason), and the Critical ``opened`` event records ``supersedes``. While a Critical
+    Issue is open or acknowledged, no Non-Critical Issue opens for the service; its windows
+    restart when the Critical Issue recovers.
+
+Restart (`Policy.restore`)
+    Unresolved incidents are reloaded (a crash between timeline and outbox is repaired by
+    `Herald.replay`); the Critical and Non-Critical unavailability windows and the recovery
+    streak are rebuilt from the stored verdict runs and maintenance windows, so a restart
+    mid-incident continues it without a second page. Failure ratio and blindness restart
+    empty (runs do not keep attempt counts).
+
+Human actions (`alerting.incidents.Incidents`) may run in another object or process on the
+same store: the policy re-reads its unresolved incidents before acting on them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from alerting.escalation import Escalation, Herald, Notice, clip, iso
+from alerting.incidents import ACTIVE_STATES, Incidents
+from monitor.clock import Clock
+from monitor.config import ServiceConfig, Settings
+from monitor.store.base import Incident, NotFound, Run, Store
+from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, Verdict
+
+log = logging.getLogger(__name__)
+
+QUALIFYING = ("timeout", "server_error")
+INCONCLUSIVE = ("probe_error",)
+SEEING = ("ok", "timeout", "server_error")
+
+
+def _tally(v: SecondVerdict) -> tuple[int, int, bool]:
+    """(qualifying, conclusive, seeing) of one channel verdict, from its outcome counts."""
+    if not v.counts:
+        # no counts: the verdict itself says whether the channel saw the platform
+        return 0, 0, v.verdict is not Verdict.UNKNOWN
+    qualifying = sum(v.counts.get(o, 0) for o in QUALIFYING)
+    conclusive = sum(n for o, n in v.counts.items() if o not in INCONCLUSIVE)
+    seeing = any(v.counts.get(o, 0) > 0 for o in SEEING)
+    return qualifying, conclusive, seeing
+
+
+@dataclass
+class _Watch:
+    """What the policy remembers of one service between seconds."""
+
+    cfg: ServiceConfig
+    last: int | None = None
+    #: unavailable, not excluded seconds inside the Critical window
+    crit: deque[int] = field(default_factory=deque)
+    #: consecutive available seconds (excluded seconds skipped)
+    streak: int = 0
+    #: unavailable seconds that left the Critical window, inside the Non-Critical window
+    nc_unav: deque[int] = field(default_factory=deque)
+    #: (second, qualifying, conclusive) inside the Non-Critical window, and their sums
+    ratio: deque[tuple[int, int, int]] = field(default_factory=deque)
+    qualifying: int = 0
+    conclusive: int = 0
+    #: first second of the span the failure ratio has watched
+    ratio_since: int | None = None
+    #: channel → non-excluded seconds since the channel last saw the platform
+    blind: dict[str, int] = field(default_factory=dict)
+    blind_outcomes: dict[str, Counter[str]] = field(default_factory=dict)
+    critical_id: int | None = None
+    nc_id: int | None = None
+    #: a person resolved the Non-Critical Issue: wait for the conditions to clear
+    nc_hold: bool = False
+
+    def reset_non_critical(self, second: int) -> None:
+        self.nc_unav.clear()
+        self.ratio.clear()
+        self.qualifying = self.conclusive = 0
+        self.ratio_since = second + 1
+
+
+class Policy:
+    """Turns final seconds into incident events; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Clock,
+        *,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._clock = clock
+        self.herald = Herald(settings, store, clock, on_outbox=on_outbox)
+        self.incidents = Incidents(settings, store, clock, herald=self.herald)
+        self._escalation = Escalation(settings, self.herald)
+        self._watch = {s.name: _Watch(s) for s in settings.services}
+        self._active: dict[int, Incident] = {}
+
+    # ------------------------------------------------------------------ public
+
+    def restore(self) -> None:
+        """Reload unresolved incidents and rebuild the windows from the store."""
+        self._active.clear()
+        for w in self._watch.values():
+            w.critical_id = w.nc_id = None
+        for state in ACTIVE_STATES:
+            for incident in self._store.list_incidents(state=state, limit=1_000_000):
+                if incident.service not in self._watch:
+                    log.warning(
+                        "incident %d is for service %r, which is no longer configured",
+                        incident.id,
+                        incident.service,
+                    )
+                    continue
+                if self.herald.replay(incident):
+                    log.warning("incident %d: finished an event interrupted by a stop", incident.id)
+                self._active[incident.id] = incident
+        for incident in sorted(self._active.values(), key=lambda i: i.id):
+            w = self._watch[incident.service]
+            if incident.severity == "critical":
+                w.critical_id = incident.id
+            else:
+                w.nc_id = incident.id
+        for w in self._watch.values():
+            self._rebuild(w)
+
+    def on_second(self, second: int, verdicts: Sequence[SecondVerdict]) -> None:
+        """All verdicts of one final second (every service; channels and ``service``)."""
+        groups: dict[str, tuple[list[SecondVerdict], list[SecondVerdict]]] = {}
+        for v in verdicts:
+            if v.service not in self._watch:
+                continue
+            service_v, channel_v = groups.setdefault(v.service, ([], []))
+            (service_v if v.channel == SERVICE_CHANNEL else channel_v).append(v)
+        now = self._clock.wall()
+        for name, (service_v, channel_v) in groups.items():
+            w = self._watch[name]
+            if w.last is not None and second <= w.last:
+                continue  # never judge a second twice
+            self._refresh(w)
+            self._observe(w, second, service_v[0] if service_v else None, channel_v, now)
+        self._duties(now)
+
+    def tick(self, now: float) -> None:
+        """Time-based duties: ack deadline, updates, auto-resolve, business-hours release."""
+        for w in self._watch.values():
+            self._refresh(w)
+        self._refresh_orphans()
+        self._duties(now)
+
+    def active(self) -> list[Incident]:
+        """Unresolved incidents the policy is watching (oldest first)."""
+        return sorted(self._active.values(), key=lambda i: i.id)
+
+    # ------------------------------------------------------------------ per second
+
+    def _observe(
+        self,
+        w: _Watch,
+        s: int,
+        service_v: SecondVerdict | None,
+        channel_v: Sequence[SecondVerdict],
+        now: float,
+    ) -> None:
+        cc = w.cfg.critical
+        ncc = w.cfg.non_critical
+        w.last = s
+        if w.ratio_since is None:
+            w.ratio_since = s
+        unavailable_channels: list[str] = []
+        for v in channel_v:
+            if v.excluded:
+                continue
+            qualifying, conclusive, seeing = _tally(v)
+            if conclusive:
+                w.ratio.append((s, qualifying, conclusive))
+                w.qualifying += qualifying
+                w.conclusive += conclusive
+            if v.verdict is Verdict.UNAVAILABLE:
+                unavailable_channels.append(v.channel)
+            if seeing:
+                w.blind[v.channel] = 0
+                w.blind_outcomes.pop(v.channel, None)
+            else:
+                w.blind[v.channel] = w.blind.get(v.channel, 0) + 1
+                seen = w.blind_outcomes.setdefault(v.channel, Counter())
+                seen.update(dict(v.counts) if v.counts else {str(v.reason or v.verdict): 1})
+        nc_horizon = s - ncc.window_seconds
+        while w.ratio and w.ratio[0][0] <= nc_horizon:
+            _, qualifying, conclusive = w.ratio.popleft()
+            w.qualifying -= qualifying
+            w.conclusive -= conclusive
+        crit_horizon = s - cc.window_seconds
+        while w.crit and w.crit[0] <= crit_horizon:
+            w.nc_unav.append(w.crit.popleft())
+        while w.nc_unav and w.nc_unav[0] <= nc_horizon:
+            w.nc_unav.popleft()
+
+        if service_v is not None and not service_v.excluded:
+            if service_v.verdict is Verdict.UNAVAILABLE:
+                w.crit.append(s)
+                w.streak = 0
+                self._unavailable(w, s, unavailable_channels, now)
+            elif service_v.verdict is Verdict.AVAILABLE:
+                w.streak += 1
+                self._available(w, s, now)
+            else:
+                w.streak = 0
+        self._non_critical(w, s, now)
+
+    def _unavailable(self, w: _Watch, s: int, channels: list[str], now: float) -> None:
+        cc = w.cfg.critical
+        inc = self._get(w.critical_id)
+        if inc is not None and inc.state in ("open", "acknowledged"):
+            inc.unavailable_seconds += 1
+            inc.last_unavailable = s
+            _merge_channels(inc, channels)
+            self._store.update_incident(inc)
+            return
+        if inc is not None and inc.state == "recovered":
+            recovered = int(inc.data.get("recovered_second", s))
+            if s - recovered <= cc.reopen_within_seconds:
+                _merge_channels(inc, channels)
+                inc = self.incidents.relapse(inc, s, at=now)
+                self._active[inc.id] = inc
+                self._supersede(w, inc, s, now)
+                return
+        if len(w.crit) < cc.min_unavailable_seconds:
+            return
+        first = w.crit[0]
+        where = f" ({', '.join(channels)})" if channels else ""
+        summary = clip(
+            f"CRITICAL: {w.cfg.name} unavailable{where} — {len(w.crit)} s unavailable since "
+            f"{iso(first)[11:]}"
+        )
+        template = Incident(
+            id=0,
+            service=w.cfg.name,
+            severity="critical",
+            state="open",
+            kind="unavailable",
+            dedup_key="",
+            opened_at=now,
+            first_unavailable=first,
+            last_unavailable=s,
+            unavailable_seconds=len(w.crit),
+            summary=summary,
+            data={
+                "channels": sorted(channels),
+                "detail": (
+                    f"{len(w.crit)} of the last {cc.window_seconds} s unavailable (rule: "
+                    f"{cc.min_unavailable_seconds} of {cc.window_seconds} s)"
+                ),
+            },
+        )
+        opened: dict[str, object] = {"second": s, "window_unavailable": len(w.crit)}
+        if w.nc_id is not None:
+            opened["supersedes"] = w.nc_id
+        inc = self.incidents.open(template, opened, at=now)
+        self._active[inc.id] = inc
+        w.critical_id = inc.id
+        self._supersede(w, inc, s, now)
+
+    def _available(self, w: _Watch, s: int, now: float) -> None:
+        inc = self._get(w.critical_id)
+        if (
+            inc is not None
+            and inc.state in ("open", "acknowledged")
+            and w.streak >= w.cfg.critical.recover_after_seconds
+        ):
+            inc = self.incidents.recover(inc, s, s - w.streak + 1, at=now)
+            self._active[inc.id] = inc
+            w.reset_non_critical(s)
+
+    def _supersede(self, w: _Watch, critical: Incident, s: int, now: float) -> None:
+        """A Critical Issue is active: close the Non-Critical one, restart its windows."""
+        nc = self._get(w.nc_id)
+        if nc is not None:
+            self.incidents.supersede(nc, critical, at=now)
+            self._drop(nc.id)
+        w.reset_non_critical(s)
+
+    def _non_critical(self, w: _Watch, s: int, now: float) -> None:
+        ncc = w.cfg.non_critical
+        crit = self._get(w.critical_id)
+        if crit is not None and crit.state in ("open", "acknowledged"):
+            return
+        found: dict[str, str] = {}
+        if len(w.nc_unav) >= ncc.min_unavailable_seconds:
+            found["unavailable"] = (
+                f"{len(w.nc_unav)} unavailable s in the last {ncc.window_seconds} s, short of "
+                f"a Critical Issue"
+            )
+        if (
+            w.ratio_since is not None
+            and w.ratio_since <= s - ncc.window_seconds + 1
+            and w.conclusive > 0
+            and w.qualifying >= ncc.failure_ratio * w.conclusive
+        ):
+            found["failure_ratio"] = (
+                f"qualifying failures in {w.qualifying / w.conclusive:.1%} of {w.conclusive} "
+                f"conclusive attempts over {ncc.window_seconds} s (threshold "
+                f"{ncc.failure_ratio:.1%})"
+            )
+        blind = sorted(ch for ch, n in w.blind.items() if n >= ncc.blind_after_seconds)
+        if blind:
+            found["blind"] = "; ".join(
+                f"monitor blind on {ch}: no ok or qualifying attempt for {w.blind[ch]} s ("
+                + ", ".join(f"{o} {n}" for o, n in w.blind_outcomes[ch].most_common(3))
+                + ")"
+                for ch in blind
+            )
+        nc = self._get(w.nc_id)
+        if not found:
+            w.nc_hold = False
+            if nc is None:
+                return
+            if nc.data.get("absent_since") is None:
+                nc.data["absent_since"] = s
+                self._store.update_incident(nc)
+            minutes = ncc.auto_resolve_after_minutes
+            if minutes is not None and s - int(nc.data["absent_since"]) >= minutes * 60:
+                self.incidents.auto_resolve(
+                    nc, f"Conditions absent for {minutes:g} min: resolved automatically.", at=now
+                )
+                self._drop(nc.id)
+            return
+        if nc is None:
+            if ncc.enabled and not w.nc_hold:
+                self._open_non_critical(w, s, found, now)
+            return
+        changed = nc.data.get("absent_since") is not None
+        nc.data["absent_since"] = None
+        new = [k for k in found if k not in nc.data.get("kinds", [])]
+        if new:
+            nc.data["kinds"] = [*nc.data.get("kinds", []), *new]
+            nc.data["detail"] = "; ".join(found.values())
+            text = "Now also: " + "; ".join(found[k] for k in new)
+            self.herald.record(
+                nc,
+                "condition_added",
+                {"kinds": new},
+                [Notice("update", "ticket")],
+                at=now,
+                extra=text,
+            )
+        elif changed:
+            self._store.update_incident(nc)
+
+    def _open_non_critical(self, w: _Watch, s: int, found: dict[str, str], now: float) -> None:
+        kind = next(iter(found))
+        unavailable = kind == "unavailable"
+        template = Incident(
+            id=0,
+            service=w.cfg.name,
+            severity="non_critical",
+            state="open",
+            kind=kind,
+            dedup_key="",
+            opened_at=now,
+            first_unavailable=w.nc_unav[0] if unavailable else None,
+            last_unavailable=w.nc_unav[-1] if unavailable else None,
+            unavailable_seconds=len(w.nc_unav) if unavailable else 0,
+            summary=clip(f"NON-CRITICAL: {w.cfg.name} {found[kind]}"),
+            data={"kinds": list(found), "detail": "; ".join(found.values())},
+        )
+        inc = self.incidents.open(template, {"second": s, "kinds": list(found)}, at=now)
+        self._active[inc.id] = inc
+        w.nc_id = inc.id
+
+    # ------------------------------------------------------------------ time duties
+
+    def _duties(self, now: float) -> None:
+        for inc in list(self._active.values()):
+            inc = self._escalation.run(inc, now)
+            self._active[inc.id] = inc
+            minutes = self._settings.service(inc.service).critical.auto_resolve_after_minutes
+            if (
+                inc.severity == "critical"
+                and inc.state == "recovered"
+                and minutes is not None
+                and inc.recovered_at is not None
+                and now - inc.recovered_at >= minutes * 60
+            ):
+                self.incidents.auto_resolve(
+                    inc, f"Recovered for {minutes:g} min: resolved automatically.", at=now
+                )
+                self._drop(inc.id)
+        self.herald.release(now)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _get(self, incident_id: int | None) -> Incident | None:
+        return None if incident_id is None else self._active.get(incident_id)
+
+    def _drop(self, incident_id: int) -> None:
+        self._active.pop(incident_id, None)
+        for w in self._watch.values():
+            if w.critical_id == incident_id:
+                w.critical_id = None
+            if w.nc_id == incident_id:
+                w.nc_id = None
+
+    def _refresh(self, w: _Watch) -> None:
+        """Re-read this service's tracked incidents: a person may have acted on them."""
+        for incident_id in (w.critical_id, w.nc_id):
+            if incident_id is None:
+                continue
+            self._reload(incident_id)
+
+    def _refresh_orphans(self) -> None:
+        """Older unresolved incidents (a recovered Critical Issue outlived by a new one)."""
+        current = {i for w in self._watch.values() for i in (w.critical_id, w.nc_id)}
+        for incident_id in [i for i in self._active if i not in current]:
+            self._reload(incident_id)
+
+    def _reload(self, incident_id: int) -> None:
+        try:
+            fresh = self._store.get_incident(incident_id)
+        except NotFound:
+            self._drop(incident_id)
+            return
+        if fresh.state != "resolved":
+            self._active[incident_id] = fresh
+            return
+        w = self._watch[fresh.service]
+        if w.critical_id == incident_id:
+            w.crit.clear()  # resolved by a person: a new incident needs fresh evidence
+        if w.nc_id == incident_id:
+            w.nc_hold = True
+        self._drop(incident_id)
+
+    def _rebuild(self, w: _Watch) -> None:
+        """Critical and Non-Critical unavailability windows and the streak, from runs."""
+        name = w.cfg.name
+        vantage = self._settings.monitor.vantage
+        last = self._store.last_second(name, SERVICE_CHANNEL, vantage)
+        if last is None:
+            return
+        cc = w.cfg.critical
+        ncc = w.cfg.non_critical
+        span = max(cc.window_seconds, ncc.window_seconds, cc.recover_after_seconds)
+        start = last - span + 1
+        windows = [(m.start, m.end) for m in self._store.list_maintenance(name, start, last + 1)]
+
+        def excluded(second: int) -> bool:
+            return any(a <= second < b for a, b in windows)
+
+        crit = self._get(w.critical_id)
+        floor = start - 1  # Non-Critical seconds must be later than this
+        if crit is not None and crit.state in ("open", "acknowledged"):
+            floor = last
+        elif crit is not None:
+            floor = max(floor, int(crit.data.get("recovered_second", floor)))
+        runs = self._store.runs(name, SERVICE_CHANNEL, start, last + 1, vantage)
+        w.crit.clear()
+        w.nc_unav.clear()
+        for run in runs:
+            if run.verdict is not Verdict.UNAVAILABLE:
+                continue
+            for second in range(run.first, run.last + 1):
+                if excluded(second):
+                    continue
+                if second > last - cc.window_seconds:
+                    w.crit.append(second)
+                elif second > last - ncc.window_seconds and second > floor:
+                    w.nc_unav.append(second)
+        w.streak = _trailing_available(runs, last, excluded)
+        w.last = last
+        w.ratio_since = None
+
+
+def _trailing_available(runs: Sequence[Run], last: int, excluded: Callable[[int], bool]) -> int:
+    """Consecutive available seconds ending at `last` (excluded seconds skipped; a gap in
+    the stored seconds or any other verdict ends the count)."""
+    streak = 0
+    expect = last
+    for run in reversed(runs):
+        if run.last != expect:
+            return streak
+        for second in range(run.last, run.first - 1, -1):
+            if excluded(second):
+                continue
+            if run.verdict is not Verdict.AVAILABLE:
+                return streak
+            streak += 1
+        expect = run.first - 1
+    return streak
+
+
+def _merge_channels(incident: Incident, channels: list[str]) -> None:
+    known = incident.data.get("channels", [])
+    if any(c not in known for c in channels):
+        incident.data["channels"] = sorted({*known, *channels})
