@@ -1,0 +1,123 @@
+"""Email through an SMTP relay (aiosmtplib): subject = the event's summary, body = its text.
+
+All messages of one incident share a thread: the trigger's Message-ID is
+``<availmon.{service}.{incident id}@{sender domain}>`` and every later event refers to it.
+SMTP 4yz replies, timeouts and dropped connections are retried; 5yz replies (bad
+credentials, refused sender or recipients) and a missing STARTTLS/AUTH are permanent.
+A message some but not all recipients accepted counts as sent (a retry would duplicate
+it for the others).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formatdate
+from typing import ClassVar
+
+import aiohttp
+import aiosmtplib
+
+from alerting.notifiers.base import EVENTS, Notice, TransportError, clip, redact
+from monitor.clock import Clock
+from monitor.config import ConfigError, EmailConfig
+from monitor.store.base import OutboxItem
+
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _classify(exc: Exception, where: str, secrets: list[str]) -> TransportError:
+    """An aiosmtplib error as a TransportError: 4yz and network trouble are retryable."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in exc.recipients]
+        text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+        return TransportError(
+            f"SMTP {where} refused every recipient: {clip(text, 300)}",
+            permanent=not any(400 <= c < 500 for c in codes),
+        )
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        message = clip(redact(" ".join(exc.message.split()), secrets), 300)
+        return TransportError(
+            f"SMTP {exc.code} from {where}: {message}", permanent=not 400 <= exc.code < 500
+        )
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        return TransportError(f"SMTP {where}: {exc}", permanent=True)
+    detail = clip(redact(str(exc), secrets), 300) or "no detail"
+    return TransportError(f"SMTP {where}: {type(exc).__name__}: {detail}")
+
+
+class EmailNotifier:
+    type = "email"
+    handlers: ClassVar[frozenset[str]] = frozenset(EVENTS)
+
+    def __init__(self, config: EmailConfig, session: aiohttp.ClientSession, clock: Clock):
+        # the session is unused: the registry builds every notifier the same way
+        self.config = config
+        self.name = config.name
+        self.clock = clock
+
+    def validate(self) -> None:
+        c = self.config
+        if c.username is not None and c.password is None:
+            raise ConfigError(f"notifiers.{self.name}.password: needed with username")
+        if c.username is not None and c.tls == "none" and c.host not in _LOOPBACK:
+            raise ConfigError(
+                f"notifiers.{self.name}.tls: 'none' would send the password in clear to "
+                f"{c.host}; use starttls or implicit"
+            )
+
+    def _secrets(self) -> list[str]:
+        return [self.config.password.get_secret_value()] if self.config.password else []
+
+    def message(self, item: OutboxItem, notice: Notice) -> EmailMessage:
+        c = self.config
+        domain = c.mail_from.rpartition("@")[2] or "availmon"
+        thread = f"<availmon.{notice.service}.{item.incident_id}@{domain}>"
+        msg = EmailMessage()
+        msg["Subject"] = clip(notice.summary, 200)
+        msg["From"] = c.mail_from
+        msg["To"] = ", ".join(c.to)
+        msg["Date"] = format_datetime(datetime.fromtimestamp(self.clock.wall(), UTC))
+        if item.event == "trigger":
+            msg["Message-ID"] = thread
+        else:
+            # stable per event, so a retried message can be recognised as the same one
+            msg["Message-ID"] = (
+                f"<availmon.{notice.service}.{item.incident_id}.{notice.seq}.{item.event}@{domain}>"
+            )
+            msg["In-Reply-To"] = thread
+            msg["References"] = thread
+        msg["X-Availmon-Incident"] = notice.dedup_key
+        msg["X-Availmon-Event"] = item.event
+        facts = "\n".join(
+            f"{k}: {v}" for k, v in notice.incident.items() if v is not None and k != "summary"
+        )
+        sent = formatdate(notice.at, usegmt=True)
+        msg.set_content(f"{notice.text}\n\n--\n{facts}\nevent at {sent} from {notice.vantage}\n")
+        return msg
+
+    async def send(self, item: OutboxItem) -> None:
+        if item.event not in self.handlers:
+            raise TransportError(
+                f"email notifier has no mapping for event {item.event!r}", permanent=True
+            )
+        notice = Notice.of(item)
+        c = self.config
+        where = f"{c.host}:{c.port}"
+        try:
+            await aiosmtplib.send(
+                self.message(item, notice),
+                hostname=c.host,
+                port=c.port,
+                username=c.username,
+                password=c.password.get_secret_value() if c.password else None,
+                use_tls=c.tls == "implicit",
+                start_tls=c.tls == "starttls",
+                validate_certs=c.verify_tls,
+                timeout=c.timeout_seconds,
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise _classify(exc, where, self._secrets()) from None
+
+    async def close(self) -> None:
+        """Every send opens its own SMTP connection; nothing stays open."""
