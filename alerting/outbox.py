@@ -1,0 +1,266 @@
+"""The outbox dispatcher: delivers queued incident events to notifiers, retrying with backoff.
+
+The policy writes an `OutboxItem` to the store (then calls `Dispatcher.wake()`); this
+module only reads the store, sends, and records the outcome. Rules:
+
+- Per (incident, notifier) pair, items go out in id order: `store.due()` returns only the
+  head of each pair, so an update never overtakes a trigger that waits to be retried.
+- Notifiers never wait for each other: every pair is its own task, every notifier has
+  its own concurrency limit and every send its own deadline, so one hung or failing
+  receiver delays only itself.
+- A retryable failure waits ``uniform(0, min(max_backoff, base_backoff · 2^(tries-1)))``
+  (exponential backoff, full jitter) or the receiver's Retry-After; a permanent failure,
+  or ``max_tries`` tries, marks the item failed. Every outcome goes to the incident's
+  timeline (``notified`` | ``notify_retry`` | ``notify_failed``) and to `on_result`.
+- Durable and at-least-once: an item is in the store before its first try; a daemon
+  killed before recording the outcome sends it again after restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from alerting.notifiers.base import Notifier, Restorable, TransportError
+from monitor.clock import Clock
+from monitor.store.base import IncidentEvent, OutboxItem, Store
+
+log = logging.getLogger("availmon.alerting.outbox")
+
+#: a Retry-After longer than this is clipped: a page must not wait a day on a header
+MAX_RETRY_AFTER = 3600.0
+
+Pair = tuple[int, str]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        notifiers: Mapping[str, Notifier],
+        clock: Clock,
+        *,
+        on_result: Callable[[str, str], None] | None = None,
+        base_backoff: float = 1.0,
+        max_backoff: float = 300.0,
+        rng: random.Random | None = None,
+        concurrency: int = 4,
+        poll_interval: float = 5.0,
+        batch: int = 100,
+    ) -> None:
+        """`on_result(notifier, "sent" | "retry" | "failed")` feeds the metric
+        ``availmon_notifications_total``. `poll_interval` bounds how long an item
+        enqueued without `wake()` (e.g. by the CLI, another process) waits."""
+        self.store = store
+        self.notifiers = notifiers
+        self.clock = clock
+        self.on_result = on_result
+        self.base_backoff = base_backoff
+        self.max_backoff = max_backoff
+        self.rng = rng or random.Random()
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self._inflight: dict[Pair, asyncio.Task[None]] = {}
+        # pairs whose delivery finished while a pass was reading the store: that read may
+        # predate the outcome, so the pass must not start them again from it
+        self._finished: set[Pair] = set()
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._retry_at: list[float] = []  # heap of next_attempt_at this process scheduled
+        self._wake = asyncio.Event()
+        self._pass_lock = asyncio.Lock()
+        self._timeline_ok = True
+
+    # ------------------------------------------------------------------ public
+
+    def wake(self) -> None:
+        """New items are in the store: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        await self.restore()
+        while True:
+            self._wake.clear()
+            try:
+                _, _, pass_time = await self._pass()
+            except Exception:
+                # a store hiccup must not end delivery for good
+                log.exception("outbox: reading due items failed")
+                pass_time = self.clock.wall()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._sleep_for(pass_time))
+
+    async def drain(self, timeout: float) -> bool:  # noqa: ASYNC109 (a budget, not a cancel scope)
+        """Send everything due now (and whatever becomes due meanwhile) and wait for it.
+
+        True when nothing due is left; False when `timeout` (real seconds) ran out first.
+        For shutdown and for tests driven by a FakeClock."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            started, skipped, _ = await self._pass()
+            tasks = list(self._inflight.values())
+            if not tasks and not started and not skipped:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            if tasks:
+                await asyncio.wait(tasks, timeout=remaining)
+
+    async def restore(self) -> None:
+        """Hand stateful notifiers (Alertmanager) what they delivered before a restart."""
+        stateful = {n: x for n, x in self.notifiers.items() if isinstance(x, Restorable)}
+        if not stateful:
+            return
+        items = await asyncio.to_thread(self.store.outbox)
+        for name, notifier in stateful.items():
+            sent = [i for i in items if i.notifier == name and i.state == "sent"]
+            try:
+                notifier.restore(sent)
+            except Exception:
+                log.exception("outbox: notifier %s could not restore its state", name)
+
+    async def close(self) -> None:
+        """Stop in-flight sends (their items stay pending) and close the notifiers."""
+        tasks = list(self._inflight.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for name, notifier in self.notifiers.items():
+            try:
+                await notifier.close()
+            except Exception:
+                log.exception("outbox: closing notifier %s failed", name)
+
+    def backoff(self, tries: int, retry_after: float | None) -> float:
+        """Seconds before try number `tries + 1`."""
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER)
+        cap = min(self.max_backoff, self.base_backoff * 2 ** min(tries - 1, 62))
+        return self.rng.uniform(0, cap)
+
+    # ------------------------------------------------------------------ internals
+
+    async def _pass(self) -> tuple[int, int, float]:
+        """Start a task for every due item whose pair is idle; (started, skipped, now)."""
+        async with self._pass_lock:
+            self._finished.clear()
+            now = self.clock.wall()
+            items = await asyncio.to_thread(self.store.due, now, self.batch)
+            started = skipped = 0
+            for item in items:
+                pair = (item.incident_id, item.notifier)
+                if pair in self._inflight:
+                    continue
+                if pair in self._finished:
+                    skipped += 1
+                    continue
+                self._inflight[pair] = asyncio.create_task(
+                    self._deliver(item, pair), name=f"outbox-{item.notifier}-{item.id}"
+                )
+                started += 1
+            return started, skipped, now
+
+    def _sleep_for(self, pass_time: float) -> float:
+        while self._retry_at and self._retry_at[0] <= pass_time:
+            heapq.heappop(self._retry_at)
+        if not self._retry_at:
+            return self.poll_interval
+        return max(0.0, min(self.poll_interval, self._retry_at[0] - self.clock.wall()))
+
+    def _limit(self, name: str) -> asyncio.Semaphore:
+        if name not in self._limits:
+            self._limits[name] = asyncio.Semaphore(self.concurrency)
+        return self._limits[name]
+
+    async def _deliver(self, item: OutboxItem, pair: Pair) -> None:
+        try:
+            notifier = self.notifiers.get(item.notifier)
+            if notifier is None:
+                await self._record(
+                    item,
+                    TransportError(f"notifier {item.notifier!r} is not configured", True),
+                    counted=False,
+                )
+                return
+            async with self._limit(item.notifier):
+                error = await self._send(notifier, item)
+            await self._record(item, error, max_tries=notifier.config.max_tries)
+        except Exception:
+            log.exception("outbox: recording item %s failed; it stays pending", item.id)
+        finally:
+            del self._inflight[pair]
+            self._finished.add(pair)
+            self._wake.set()
+
+    async def _send(self, notifier: Notifier, item: OutboxItem) -> TransportError | None:
+        # the notifier's own timeout covers one request; this deadline covers a send with
+        # several round trips (SMTP) and a notifier that ignores its timeout
+        deadline = 2 * notifier.config.timeout_seconds + 1
+        try:
+            await asyncio.wait_for(notifier.send(item), deadline)
+        except TransportError as exc:
+            return exc
+        except TimeoutError:
+            return TransportError(f"send did not finish within {deadline:g}s")
+        except Exception as exc:
+            log.exception("outbox: notifier %s raised on item %s", item.notifier, item.id)
+            return TransportError(f"internal error: {type(exc).__name__}")
+        return None
+
+    async def _record(
+        self,
+        item: OutboxItem,
+        error: TransportError | None,
+        *,
+        max_tries: int = 1,
+        counted: bool = True,
+    ) -> None:
+        now = self.clock.wall()
+        tries = item.tries + 1 if counted else item.tries
+        data: dict[str, object] = {"notifier": item.notifier, "event": item.event, "tries": tries}
+        if error is None:
+            done = replace(item, tries=tries, state="sent", sent_at=now, last_error=None)
+            kind, outcome = "notified", "sent"
+        elif error.permanent or tries >= max_tries:
+            done = replace(item, tries=tries, state="failed", last_error=error.message)
+            kind, outcome = "notify_failed", "failed"
+            data["error"] = error.message
+        else:
+            at = now + self.backoff(tries, error.retry_after)
+            done = replace(item, tries=tries, next_attempt_at=at, last_error=error.message)
+            kind, outcome = "notify_retry", "retry"
+            data.update(error=error.message, next_attempt_at=at)
+            heapq.heappush(self._retry_at, at)
+        await asyncio.to_thread(self.store.update_outbox, done)
+        if outcome == "sent":
+            log.info(
+                "outbox: %s %s for incident %s sent", item.notifier, item.event, item.incident_id
+            )
+        else:
+            log.warning(
+                "outbox: %s %s for incident %s: %s (try %d, %s)",
+                item.notifier, item.event, item.incident_id, data.get("error"), tries, outcome,
+            )  # fmt: skip
+        await self._timeline(IncidentEvent(item.incident_id, now, kind, data))
+        if self.on_result is not None:
+            try:
+                self.on_result(item.notifier, outcome)
+            except Exception:
+                log.exception("outbox: on_result callback failed")
+
+    async def _timeline(self, event: IncidentEvent) -> None:
+        try:
+            await asyncio.to_thread(self.store.add_event, event)
+        except Exception as exc:
+            # the delivery itself is recorded in the outbox row; a timeline line is extra
+            if self._timeline_ok:
+                log.warning("outbox: cannot add %s to incident timeline: %r", event.kind, exc)
+            self._timeline_ok = False
