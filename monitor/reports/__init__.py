@@ -1,0 +1,18 @@
+"""The monthly availability report.
+
+The numbers (`compute`), the formats (`render`) and the monthly job (`schedule`).
+"""
+
+from monitor.reports.compute import REPORT_KEYS, build_report, month_bounds, previous_month
+from monitor.reports.render import render
+from monitor.reports.schedule import ReportJob, write_reports
+
+__all__ = [
+    "REPORT_KEYS",
+    "ReportJob",
+    "build_report",
+    "month_bounds",
+    "previous_month",
+    "render",
+    "write_reports",
+]

@@ -1,0 +1,589 @@
+"""The numbers of the monthly availability report, computed from the Store's verdict runs.
+
+Everything is counted in real seconds of a calendar month of the report time zone, as
+half-open intervals ``[start, end)`` of epoch seconds (so a DST month has 743 or 745 hours).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import re
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor.clock import SystemClock
+from monitor.config import ServiceConfig, Settings
+from monitor.store.base import Incident, Run, Store
+from monitor.verdicts import CHANNELS, SERVICE_CHANNEL, Verdict
+from probes.base import Outcome
+
+#: the keys of a report: DESIGN's "Report JSON keys" first, then this module's extras
+DESIGN_KEYS: tuple[str, ...] = (
+    "service",
+    "month",
+    "timezone",
+    "total_seconds",
+    "excluded_seconds",
+    "unknown_seconds",
+    "unavailable_seconds",
+    "availability_percent",
+    "availability_measured_percent",
+    "attempts_per_second",
+    "coverage_percent",
+    "slo_target_percent",
+    "met",
+    "error_budget_seconds",
+    "budget_used_percent",
+    "outages",
+    "incidents",
+    "daily",
+)
+EXTRA_KEYS: tuple[str, ...] = (
+    "vantage",
+    "generated_at",
+    "partial",
+    "period",
+    "credit_percent",
+    "longest_outage",
+    "maintenance",
+    "timeline",
+    "warnings",
+)
+REPORT_KEYS: tuple[str, ...] = DESIGN_KEYS + EXTRA_KEYS
+
+#: a month whose coverage is below this carries a warning
+MIN_COVERAGE_PERCENT = 99.9
+#: failed attempts quoted per outage and channel so that the claim can be checked
+EVIDENCE_PER_CHANNEL = 3
+#: detail fields of an attempt worth quoting as evidence
+_EVIDENCE_DETAIL = ("status", "code", "enhanced", "stage", "error", "reason")
+#: incident timeline kinds that count as a periodic update sent to the customer
+UPDATE_EVENT_KINDS = frozenset({"update", "update_sent", "updated"})
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+Interval = tuple[int, int]
+
+
+# ----------------------------------------------------------------------------- intervals
+
+
+def _union(ivs: Iterable[Interval]) -> list[Interval]:
+    """Sorted, disjoint, with touching intervals joined."""
+    out: list[Interval] = []
+    for a, b in sorted(ivs):
+        if b <= a:
+            continue
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def _length(ivs: Iterable[Interval]) -> int:
+    return sum(b - a for a, b in ivs)
+
+
+def _subtract(ivs: Sequence[Interval], cut: Sequence[Interval]) -> list[Interval]:
+    """`ivs` minus `cut`; both sorted and disjoint."""
+    out: list[Interval] = []
+    j = 0
+    for a, b in ivs:
+        while j < len(cut) and cut[j][1] <= a:
+            j += 1
+        k = j
+        while a < b and k < len(cut) and cut[k][0] < b:
+            ca, cb = cut[k]
+            if ca > a:
+                out.append((a, ca))
+            a = max(a, cb)
+            k += 1
+        if a < b:
+            out.append((a, b))
+    return out
+
+
+def _intersect(x: Sequence[Interval], y: Sequence[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    i = j = 0
+    while i < len(x) and j < len(y):
+        a = max(x[i][0], y[j][0])
+        b = min(x[i][1], y[j][1])
+        if a < b:
+            out.append((a, b))
+        if x[i][1] < y[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def _per_bucket(ivs: Sequence[Interval], bounds: Sequence[int]) -> list[int]:
+    """Seconds of `ivs` inside each bucket ``[bounds[i], bounds[i+1])``."""
+    sums = [0] * (len(bounds) - 1)
+    for a, b in ivs:
+        i = max(bisect.bisect_right(bounds, a) - 1, 0)
+        while i < len(sums) and bounds[i] < b:
+            lo, hi = max(a, bounds[i]), min(b, bounds[i + 1])
+            if lo < hi:
+                sums[i] += hi - lo
+            i += 1
+    return sums
+
+
+def _merge_gaps(ivs: Sequence[Interval], gap: int) -> list[list[Interval]]:
+    """Group intervals whose distance is at most `gap` seconds."""
+    groups: list[list[Interval]] = []
+    for iv in ivs:
+        if groups and iv[0] - groups[-1][-1][1] <= gap:
+            groups[-1].append(iv)
+        else:
+            groups.append([iv])
+    return groups
+
+
+# ----------------------------------------------------------------------------- timelines
+
+
+class Timeline:
+    """One channel over the report period: unavailable / available / unknown intervals.
+
+    Seconds that have no run at all (the monitor was not running and nobody filled the
+    gap) are unknown, like seconds whose verdict says so.
+    """
+
+    def __init__(self, unavailable: list[Interval], available: list[Interval], period: Interval):
+        self.unavailable = unavailable
+        self.available = available
+        self.unknown = _subtract(_subtract([period], unavailable), available)
+
+    @classmethod
+    def from_runs(cls, runs: Sequence[Run], period: Interval, quorum: int | None) -> Timeline:
+        by_vantage: dict[str, list[Run]] = {}
+        for r in runs:
+            by_vantage.setdefault(r.vantage, []).append(r)
+        if len(by_vantage) <= 1:
+            unav = _union((r.first, r.last + 1) for r in runs if r.verdict is Verdict.UNAVAILABLE)
+            avail = _union((r.first, r.last + 1) for r in runs if r.verdict is Verdict.AVAILABLE)
+        else:
+            unav, avail = _quorum(by_vantage, quorum)
+        clip = [period]
+        return cls(_intersect(unav, clip), _intersect(avail, clip), period)
+
+
+def _quorum(
+    by_vantage: dict[str, list[Run]], quorum: int | None
+) -> tuple[list[Interval], list[Interval]]:
+    """Combine vantage points (DESIGN "Verdicts"): a second is unavailable when at least
+    `quorum` (default: all) of the vantage points that measured it say so."""
+    deltas: dict[int, list[int]] = {}  # second → [Δunavailable, Δavailable]
+    for runs in by_vantage.values():
+        for r in runs:
+            if r.verdict is Verdict.UNKNOWN:
+                continue
+            col = 0 if r.verdict is Verdict.UNAVAILABLE else 1
+            deltas.setdefault(r.first, [0, 0])[col] += 1
+            deltas.setdefault(r.last + 1, [0, 0])[col] -= 1
+    unav: list[Interval] = []
+    avail: list[Interval] = []
+    n_unav = n_avail = 0
+    points = sorted(deltas)
+    for t, nxt in itertools.pairwise(points):
+        n_unav += deltas[t][0]
+        n_avail += deltas[t][1]
+        measured = n_unav + n_avail
+        if measured == 0:
+            continue
+        need = min(quorum, measured) if quorum is not None else measured
+        (unav if n_unav >= need else avail).append((t, nxt))
+    return _union(unav), _union(avail)
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def month_bounds(month: str, tz: ZoneInfo) -> tuple[int, int]:
+    """Epoch seconds of the first second of `month` and of the next month, local time."""
+    m = _MONTH.match(month)
+    if not m:
+        raise ValueError(f"month must be YYYY-MM, got {month!r}")
+    year, mon = int(m.group(1)), int(m.group(2))
+    nyear, nmon = (year + 1, 1) if mon == 12 else (year, mon + 1)
+    start = datetime(year, mon, 1, tzinfo=tz)
+    end = datetime(nyear, nmon, 1, tzinfo=tz)
+    return int(start.timestamp()), int(end.timestamp())
+
+
+def previous_month(now: float, tz: ZoneInfo) -> str:
+    """The calendar month (report time zone) before the one `now` falls in."""
+    local = datetime.fromtimestamp(now, tz)
+    first = local.date().replace(day=1) - timedelta(days=1)
+    return f"{first.year:04d}-{first.month:02d}"
+
+
+def _iso(t: float, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(t, tz).isoformat()
+
+
+def _pct(num: float, den: float) -> float | None:
+    return None if den <= 0 else round(100.0 * num / den, 6)
+
+
+def _service(settings: Settings, name: str) -> ServiceConfig:
+    try:
+        return settings.service(name)
+    except KeyError:
+        known = ", ".join(s.name for s in settings.services)
+        raise ValueError(f"unknown service {name!r} (configured: {known})") from None
+
+
+def build_report(
+    store: Store,
+    settings: Settings,
+    service: str,
+    month: str,
+    *,
+    now: float | None = None,
+    vantage: str | None = None,
+) -> dict[str, Any]:
+    """The report of one service for one calendar month, as a JSON-ready dict.
+
+    A month not over yet is reported up to `now` and flagged ``partial``. `vantage`
+    restricts the report to one vantage point; None combines all of them by quorum.
+    """
+    tz = ZoneInfo(settings.report.timezone)
+    month_start, month_end = month_bounds(month, tz)
+    svc = _service(settings, service)
+    now = SystemClock().wall() if now is None else now
+
+    partial = now < month_end
+    end = max(month_start, min(month_end, math.floor(now)))
+    if partial:
+        # the newest seconds are not final yet (an attempt may still be in flight); stop
+        # at the last final one unless the monitor has been silent longer than that lag,
+        # in which case the silence is rightly unknown
+        last = store.last_second(service, SERVICE_CHANNEL, vantage)
+        lag = math.ceil(svc.max_timeout) + 60
+        if last is not None and month_start <= last + 1 < end and end - (last + 1) <= lag:
+            end = last + 1
+    period: Interval = (month_start, end)
+    total = end - month_start
+
+    windows = [
+        w
+        for w in store.list_maintenance(None, month_start, month_end)
+        if w.service in (service, "*")
+    ]
+    excluded_month = _intersect(
+        _union((w.start, w.end) for w in windows), [(month_start, month_end)]
+    )
+    excluded = _intersect(excluded_month, [period])
+
+    runs = {
+        ch: store.runs(service, ch, month_start, end, vantage)
+        for ch in (SERVICE_CHANNEL, *CHANNELS)
+    }
+    timelines = {ch: Timeline.from_runs(r, period, svc.quorum) for ch, r in runs.items()}
+    vantages = sorted({r.vantage for r in runs[SERVICE_CHANNEL]})
+    service_tl = timelines[SERVICE_CHANNEL]
+    unav_sla = _subtract(service_tl.unavailable, excluded)
+    unknown_sla = _subtract(service_tl.unknown, excluded)
+
+    excluded_s = _length(excluded)
+    unknown_s = _length(unknown_sla)
+    unavailable = {ch: _length(_subtract(tl.unavailable, excluded)) for ch, tl in timelines.items()}
+    counted = total - excluded_s
+    measured = counted - unknown_s
+    availability = (
+        None if counted <= 0 else round(100.0 - 100.0 * unavailable[SERVICE_CHANNEL] / counted, 6)
+    )
+    measured_pct = (
+        None if measured <= 0 else round(100.0 - 100.0 * unavailable[SERVICE_CHANNEL] / measured, 6)
+    )
+    coverage = _pct(measured, counted)
+
+    # the budget is the whole month's, also while the month runs: "how much of this
+    # month's allowance is spent so far" (equal to the contract formula once complete)
+    budget = (1.0 - svc.slo_target_percent / 100.0) * (
+        (month_end - month_start) - _length(excluded_month)
+    )
+    budget_used = _pct(unavailable[SERVICE_CHANNEL], budget)
+    met = None if availability is None else availability >= svc.slo_target_percent
+
+    outages = _outages(
+        store, service, unav_sla, timelines, excluded, settings.report.merge_gap_seconds, tz
+    )
+    longest = max(outages, key=lambda o: (o["seconds"], -o["start_epoch"]), default=None)
+
+    warnings: list[str] = []
+    if partial:
+        warnings.append(f"partial month: reported up to {_iso(end, tz)}")
+    if coverage is not None and coverage < MIN_COVERAGE_PERCENT:
+        warnings.append(
+            f"coverage {coverage:.3f} % is below {MIN_COVERAGE_PERCENT} %: {unknown_s} s were "
+            "not measured (monitor down or blind); they are not counted as unavailable"
+        )
+    if counted <= 0:
+        warnings.append("no seconds to report in this period")
+    if len(vantages) > 1:
+        quorum = svc.quorum if svc.quorum is not None else "all"
+        warnings.append(f"combined {len(vantages)} vantage points with quorum {quorum}")
+
+    return {
+        "service": service,
+        "month": month,
+        "timezone": settings.report.timezone,
+        "total_seconds": total,
+        "excluded_seconds": excluded_s,
+        "unknown_seconds": unknown_s,
+        "unavailable_seconds": {ch: unavailable[ch] for ch in (SERVICE_CHANNEL, *CHANNELS)},
+        "availability_percent": availability,
+        "availability_measured_percent": measured_pct,
+        "attempts_per_second": _attempt_rates(store, svc, month_start, end),
+        "coverage_percent": coverage,
+        "slo_target_percent": svc.slo_target_percent,
+        "met": met,
+        "error_budget_seconds": round(budget, 3),
+        "budget_used_percent": None if budget_used is None else round(budget_used, 3),
+        "outages": outages,
+        "incidents": _incidents(store, svc, month_start, end, now, tz),
+        "daily": _daily(month, month_start, end, tz, unav_sla, unknown_sla, excluded),
+        "vantage": vantage
+        if vantage is not None
+        else (vantages[0] if len(vantages) == 1 else None),
+        "generated_at": _iso(now, tz),
+        "partial": partial,
+        "period": {
+            "start": _iso(month_start, tz),
+            "end": _iso(end, tz),
+            "start_epoch": month_start,
+            "end_epoch": end,
+            "month_seconds": month_end - month_start,
+        },
+        # a credit is due on a whole month, never on the part of one that has passed
+        "credit_percent": None if partial else _credit(settings, availability, counted),
+        "longest_outage": None
+        if longest is None
+        else {k: v for k, v in longest.items() if k != "evidence"},
+        "maintenance": [
+            {
+                "start": _iso(max(w.start, month_start), tz),
+                "end": _iso(min(w.end, month_end), tz),
+                "start_epoch": max(w.start, month_start),
+                "end_epoch": min(w.end, month_end),
+                "service": w.service,
+                "reason": w.reason,
+            }
+            for w in sorted(windows, key=lambda w: (w.start, w.end))
+        ],
+        # where in time each channel was unavailable or unmeasured (half-open epoch
+        # seconds, maintenance not cut out): what the month-at-a-glance chart draws
+        "timeline": {
+            ch: {
+                "unavailable": [[a, b] for a, b in tl.unavailable],
+                "unknown": [[a, b] for a, b in tl.unknown],
+            }
+            for ch, tl in timelines.items()
+        },
+        "warnings": warnings,
+    }
+
+
+def _outages(
+    store: Store,
+    service: str,
+    unav: list[Interval],
+    timelines: dict[str, Timeline],
+    excluded: list[Interval],
+    gap: int,
+    tz: ZoneInfo,
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    channel_unav = {ch: _subtract(timelines[ch].unavailable, excluded) for ch in CHANNELS}
+    for group in _merge_gaps(unav, gap):
+        a, b = group[0][0], group[-1][1]
+        span = [(a, b)]
+        out.append(
+            {
+                "start": _iso(a, tz),
+                "end": _iso(b, tz),
+                "start_epoch": a,
+                "end_epoch": b,
+                "seconds": _length(group),
+                "channels": [ch for ch in CHANNELS if _intersect(channel_unav[ch], span)],
+                "evidence": _evidence(store, service, channel_unav, (a, b), tz),
+            }
+        )
+    return out
+
+
+def _evidence(
+    store: Store, service: str, ch_unav: dict[str, list[Interval]], span: Interval, tz: ZoneInfo
+) -> list[dict[str, Any]]:
+    """For each channel unavailable in the outage, a few failed attempts from where that
+    channel's unavailability begins: enough to check the claim, never a dump."""
+    sample: list[dict[str, Any]] = []
+    for ch in CHANNELS:
+        mine = _intersect(ch_unav[ch], [span])
+        if not mine:
+            continue
+        a, b = mine[0]
+        taken = 0
+        rows = store.evidence(service, a, b, limit=8 * EVIDENCE_PER_CHANNEL)
+        for row in rows:
+            if row.get("channel") != ch:
+                continue
+            if row.get("outcome") not in (Outcome.TIMEOUT, Outcome.SERVER_ERROR):
+                continue
+            detail = row.get("detail") or {}
+            item: dict[str, Any] = {
+                "t": _iso(row["second"], tz),
+                "second": row["second"],
+                "channel": ch,
+                "probe": row.get("probe"),
+                "outcome": str(row["outcome"]),
+                "latency": row.get("latency"),
+            }
+            item.update({k: detail[k] for k in _EVIDENCE_DETAIL if detail.get(k) is not None})
+            sample.append(item)
+            taken += 1
+            if taken >= EVIDENCE_PER_CHANNEL:
+                break
+    return sorted(sample, key=lambda e: (e["second"], e["channel"]))
+
+
+def _attempt_rates(
+    store: Store, svc: ServiceConfig, start: int, end: int
+) -> dict[str, dict[str, float | None]]:
+    """Configured k per channel (summed over its probes) and the mean observed from the
+    per-minute counts over the reported seconds."""
+    observed = {ch: 0 for ch in CHANNELS}
+    for mc in store.minute_counts(svc.name, start, end):
+        if mc.channel in observed:
+            observed[mc.channel] += mc.count
+    seconds = end - start
+    rates: dict[str, dict[str, float | None]] = {}
+    for ch in CHANNELS:
+        k = sum(p.attempts_per_second for p in svc.probes if p.enabled and p.channel == ch)
+        rates[ch] = {
+            "configured": float(k),
+            "observed": None if seconds <= 0 else round(observed[ch] / seconds, 4),
+        }
+    return rates
+
+
+def _credit(settings: Settings, availability: float | None, counted: int) -> float | None:
+    """The lowest credit tier whose `below_percent` exceeds the availability."""
+    if availability is None or counted <= 0:
+        return None
+    tiers = [t for t in settings.report.credits if availability < t.below_percent]
+    if not tiers:
+        return None
+    return min(tiers, key=lambda t: t.below_percent).credit_percent
+
+
+def _daily(
+    month: str,
+    start: int,
+    end: int,
+    tz: ZoneInfo,
+    unav: list[Interval],
+    unknown: list[Interval],
+    excluded: list[Interval],
+) -> list[dict[str, Any]]:
+    """Per local date that has begun within the period."""
+    if end <= start:
+        return []
+    year, mon = int(month[:4]), int(month[5:])
+    days: list[date] = []
+    bounds: list[int] = []
+    d = date(year, mon, 1)
+    while d.month == mon:
+        t = int(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp())
+        if t >= end and days:
+            break
+        days.append(d)
+        bounds.append(t)
+        d += timedelta(days=1)
+    bounds.append(end)
+    u = _per_bucket(unav, bounds)
+    k = _per_bucket(unknown, bounds)
+    x = _per_bucket(excluded, bounds)
+    return [
+        {
+            "date": day.isoformat(),
+            "seconds": bounds[i + 1] - bounds[i],
+            "unavailable_seconds": u[i],
+            "unknown_seconds": k[i],
+            "excluded_seconds": x[i],
+        }
+        for i, day in enumerate(days)
+    ]
+
+
+def _incidents(
+    store: Store, svc: ServiceConfig, start: int, end: int, now: float, tz: ZoneInfo
+) -> list[dict[str, Any]]:
+    """Incidents of the service that were open at some time during the period."""
+    # overlap, not opening time: an incident opened last month may have run into this one
+    found: list[Incident] = store.list_incidents(
+        service=svc.name, since=start, until=end, limit=10_000
+    )
+    out = []
+    for inc in sorted(found, key=lambda i: (i.opened_at, i.id)):
+        closed = inc.resolved_at if inc.resolved_at is not None else inc.recovered_at
+        if inc.opened_at >= end or (inc.resolved_at is not None and inc.resolved_at < start):
+            continue
+        events = store.events(inc.id)
+        updates = sum(1 for e in events if e.kind in UPDATE_EVENT_KINDS)
+        item: dict[str, Any] = {
+            "id": inc.id,
+            "severity": inc.severity,
+            "kind": inc.kind,
+            "state": inc.state,
+            "summary": inc.summary,
+            "dedup_key": inc.dedup_key,
+            "opened_at": _iso(inc.opened_at, tz),
+            "acknowledged_at": None
+            if inc.acknowledged_at is None
+            else _iso(inc.acknowledged_at, tz),
+            "acknowledged_by": inc.acknowledged_by,
+            "recovered_at": None if inc.recovered_at is None else _iso(inc.recovered_at, tz),
+            "resolved_at": None if inc.resolved_at is None else _iso(inc.resolved_at, tz),
+            "resolved_by": inc.resolved_by,
+            "unavailable_seconds": inc.unavailable_seconds,
+            "updates_sent": updates,
+            "events": len(events),
+        }
+        if inc.severity == "critical":
+            due = svc.critical.ack_within_minutes * 60.0
+            tta = None if inc.acknowledged_at is None else inc.acknowledged_at - inc.opened_at
+            if tta is not None:
+                ack_met: bool | None = tta <= due
+            elif inc.ack_breached_at is not None or now - inc.opened_at > due:
+                ack_met = False
+            else:
+                ack_met = None  # not acknowledged yet, and not due yet
+            every = svc.critical.update_every_minutes * 60.0
+            until = inc.resolved_at if inc.resolved_at is not None else now
+            item.update(
+                {
+                    "ack_due_seconds": due,
+                    "time_to_ack_seconds": None if tta is None else round(tta, 3),
+                    "ack_met": ack_met,
+                    "updates_due": max(0, math.floor((until - inc.opened_at) / every)),
+                }
+            )
+        else:
+            item["response_due_at"] = (
+                None if inc.response_due_at is None else _iso(inc.response_due_at, tz)
+            )
+        item["duration_seconds"] = None if closed is None else round(closed - inc.opened_at, 3)
+        out.append(item)
+    return out

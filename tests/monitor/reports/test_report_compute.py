@@ -1,0 +1,378 @@
+"""The report's numbers, from seconds made by the real detector and store, checked exactly."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Feeder, Pattern, T, settings_for
+
+from monitor.reports.compute import REPORT_KEYS, build_report
+from monitor.store.base import Incident, IncidentEvent, Store
+from probes.base import Outcome
+
+DAY = 86400
+AFTER = T("2026-06-15T00:00:00Z")  # "now" for months that are over
+
+
+def _april(store: Store, merge_gap: int = 0) -> dict:
+    """April 2026, UTC: three stretches measured (the monitor was down in between)."""
+    settings = settings_for(merge_gap=merge_gap)
+    feeder = Feeder(settings, store)
+    # across the month start: 10 s in March, 20 s in April
+    feeder.run(
+        T("2026-03-31T22:00:00Z"),
+        T("2026-04-01T02:00:00Z"),
+        Pattern().add(
+            "api", T("2026-03-31T23:59:50Z"), T("2026-04-01T00:00:20Z"), Outcome.SERVER_ERROR
+        ),
+    )
+    # across a day boundary, both channels, a launch gap and a maintenance window
+    store.add_maintenance("*", T("2026-04-16T00:30:00Z"), T("2026-04-16T00:40:00Z"), "db upgrade")
+    feeder.run(
+        T("2026-04-15T23:00:00Z"),
+        T("2026-04-16T01:00:00Z"),
+        Pattern()
+        .add("smtp", T("2026-04-15T23:59:30Z"), T("2026-04-16T00:00:45Z"), Outcome.TIMEOUT)
+        .add("api", T("2026-04-16T00:00:40Z"), T("2026-04-16T00:00:50Z"), Outcome.SERVER_ERROR)
+        .add("api", T("2026-04-16T00:10:00Z"), T("2026-04-16T00:10:10Z"), None)
+        .add("smtp", T("2026-04-16T00:10:00Z"), T("2026-04-16T00:10:10Z"), None)
+        .add("api", T("2026-04-16T00:29:50Z"), T("2026-04-16T00:30:20Z"), Outcome.SERVER_ERROR),
+    )
+    # a one-second outage, and one across the month end
+    feeder.run(
+        T("2026-04-30T23:00:00Z"),
+        T("2026-05-01T00:30:00Z"),
+        Pattern()
+        .add("api", T("2026-04-30T23:00:01Z"), T("2026-04-30T23:00:02Z"), Outcome.TIMEOUT)
+        .add("api", T("2026-04-30T23:59:55Z"), T("2026-05-01T00:00:10Z"), Outcome.SERVER_ERROR)
+        .add("smtp", T("2026-04-30T23:59:55Z"), T("2026-05-01T00:00:10Z"), Outcome.SERVER_ERROR),
+    )
+    return build_report(store, settings, "mail", "2026-04", now=AFTER)
+
+
+def test_april_numbers_are_exact(store: Store) -> None:
+    r = _april(store)
+    total = 30 * DAY
+    assert r["total_seconds"] == total
+    assert r["excluded_seconds"] == 600
+    measured_by_detector = 3 * 2 * 3600 - 3600  # 2 h + 2 h + 1 h of April
+    assert r["unknown_seconds"] == total - measured_by_detector + 10  # + the 10 s launch gap
+    assert r["unavailable_seconds"] == {"service": 116, "api": 46, "smtp": 80}
+    counted = total - 600
+    measured = counted - r["unknown_seconds"]
+    assert measured == 17390
+    assert r["availability_percent"] == round(100 - 100 * 116 / counted, 6)
+    assert r["availability_measured_percent"] == round(100 - 100 * 116 / measured, 6)
+    assert r["coverage_percent"] == round(100 * measured / counted, 6)
+    assert r["slo_target_percent"] == 99.99
+    assert r["met"] is True
+    assert r["error_budget_seconds"] == round(0.0001 * counted, 3) == 259.14
+    assert r["budget_used_percent"] == round(100 * 116 / (0.0001 * counted), 3)
+    assert r["credit_percent"] is None
+    assert r["partial"] is False
+    assert r["vantage"] == "v1"
+    assert [(o["start"], o["end"], o["seconds"], o["channels"]) for o in r["outages"]] == [
+        ("2026-04-01T00:00:00+00:00", "2026-04-01T00:00:20+00:00", 20, ["api"]),
+        ("2026-04-15T23:59:30+00:00", "2026-04-16T00:00:50+00:00", 80, ["api", "smtp"]),
+        ("2026-04-16T00:29:50+00:00", "2026-04-16T00:30:00+00:00", 10, ["api"]),
+        ("2026-04-30T23:00:01+00:00", "2026-04-30T23:00:02+00:00", 1, ["api"]),
+        ("2026-04-30T23:59:55+00:00", "2026-05-01T00:00:00+00:00", 5, ["api", "smtp"]),
+    ]
+    assert r["outages"][0]["start_epoch"] == T("2026-04-01T00:00:00Z")
+    assert r["longest_outage"]["seconds"] == 80
+    assert r["longest_outage"]["start"] == "2026-04-15T23:59:30+00:00"
+
+
+def test_april_daily_and_warnings(store: Store) -> None:
+    r = _april(store)
+    daily = {d["date"]: d for d in r["daily"]}
+    assert len(daily) == 30
+    assert sum(d["seconds"] for d in r["daily"]) == r["total_seconds"]
+    assert sum(d["unavailable_seconds"] for d in r["daily"]) == 116
+    assert sum(d["unknown_seconds"] for d in r["daily"]) == r["unknown_seconds"]
+    assert (daily["2026-04-01"]["unavailable_seconds"], daily["2026-04-01"]["unknown_seconds"]) == (
+        20,
+        DAY - 7200,
+    )
+    assert (daily["2026-04-15"]["unavailable_seconds"], daily["2026-04-15"]["unknown_seconds"]) == (
+        30,
+        DAY - 3600,
+    )
+    assert daily["2026-04-16"] == {
+        "date": "2026-04-16",
+        "seconds": DAY,
+        "unavailable_seconds": 60,
+        "unknown_seconds": DAY - 3600 + 10,
+        "excluded_seconds": 600,
+    }
+    assert daily["2026-04-30"]["unavailable_seconds"] == 6
+    assert daily["2026-04-02"]["unknown_seconds"] == DAY
+    assert any("coverage" in w and "below 99.9" in w for w in r["warnings"])
+    assert r["maintenance"] == [
+        {
+            "start": "2026-04-16T00:30:00+00:00",
+            "end": "2026-04-16T00:40:00+00:00",
+            "start_epoch": T("2026-04-16T00:30:00Z"),
+            "end_epoch": T("2026-04-16T00:40:00Z"),
+            "service": "*",
+            "reason": "db upgrade",
+        }
+    ]
+
+
+def test_evidence_quotes_failed_attempts_of_each_outage(store: Store) -> None:
+    r = _april(store)
+    first = r["outages"][0]["evidence"]
+    assert first and first[0]["second"] == T("2026-04-01T00:00:00Z")
+    assert {(e["probe"], e["outcome"], e.get("status")) for e in first} == {
+        ("api-1", "server_error", 503)
+    }
+    smtp = [e for e in r["outages"][1]["evidence"] if e["channel"] == "smtp"]
+    assert smtp and smtp[0] | {"t": None, "second": None} == {
+        "t": None,
+        "second": None,
+        "channel": "smtp",
+        "probe": "smtp-1",
+        "outcome": "timeout",
+        "latency": 0.05,
+        "error": "SMTPTimeoutError",
+        "stage": "banner",
+    }
+    for o in r["outages"]:
+        assert all(o["start_epoch"] <= e["second"] < o["end_epoch"] for e in o["evidence"])
+
+
+def test_merge_gap_joins_close_outages(store: Store) -> None:
+    r = _april(store, merge_gap=1800)
+    assert [(o["start"], o["end"], o["seconds"], o["channels"]) for o in r["outages"]][1] == (
+        "2026-04-15T23:59:30+00:00",
+        "2026-04-16T00:30:00+00:00",
+        90,
+        ["api", "smtp"],
+    )
+    assert len(r["outages"]) == 4
+    assert r["unavailable_seconds"]["service"] == 116  # merging never changes the count
+
+
+def test_report_has_exactly_the_documented_keys(store: Store) -> None:
+    r = _april(store)
+    assert tuple(r) == REPORT_KEYS
+    assert set(r["attempts_per_second"]) == {"api", "smtp"}
+    assert r["attempts_per_second"]["api"]["configured"] == 1.0
+    # 18000 April seconds measured, one attempt each, minus the 10 s launch gap
+    assert r["attempts_per_second"]["api"]["observed"] == round((18000 - 10) / (30 * DAY), 4)
+
+
+def test_dst_month_in_new_york(store: Store) -> None:
+    """March 2026 in America/New_York has 31 days less one hour; local midnights move."""
+    settings = settings_for(timezone="America/New_York")
+    feeder = Feeder(settings, store)
+    both = ("api", "smtp")
+    p1 = Pattern()
+    for ch in both:  # 5 s in February (local), 5 s in March
+        p1.add(ch, T("2026-03-01T04:59:55Z"), T("2026-03-01T05:00:05Z"), Outcome.SERVER_ERROR)
+    feeder.run(T("2026-03-01T04:00:00Z"), T("2026-03-01T06:00:00Z"), p1)
+    # 01:59:50 EST to 03:00:10 EDT: 20 real seconds across the spring-forward gap
+    feeder.run(
+        T("2026-03-08T06:00:00Z"),
+        T("2026-03-08T08:00:00Z"),
+        Pattern().add("api", T("2026-03-08T06:59:50Z"), T("2026-03-08T07:00:10Z"), Outcome.TIMEOUT),
+    )
+    # across local midnight 03-19/03-20 (04:00Z in EDT): 3 s + 4 s
+    feeder.run(
+        T("2026-03-20T03:30:00Z"),
+        T("2026-03-20T04:30:00Z"),
+        Pattern().add(
+            "api", T("2026-03-20T03:59:57Z"), T("2026-03-20T04:00:04Z"), Outcome.SERVER_ERROR
+        ),
+    )
+    # across the local month end (2026-04-01T00:00-04:00): 2 s in March
+    feeder.run(
+        T("2026-04-01T03:00:00Z"),
+        T("2026-04-01T05:00:00Z"),
+        Pattern().add(
+            "smtp", T("2026-04-01T03:59:58Z"), T("2026-04-01T04:00:03Z"), Outcome.SERVER_ERROR
+        ),
+    )
+    r = build_report(store, settings, "mail", "2026-03", now=AFTER)
+    assert r["timezone"] == "America/New_York"
+    assert r["total_seconds"] == 31 * DAY - 3600
+    assert r["period"]["start"] == "2026-03-01T00:00:00-05:00"
+    assert r["period"]["end"] == "2026-04-01T00:00:00-04:00"
+    assert r["unavailable_seconds"] == {"service": 34, "api": 32, "smtp": 7}
+    assert r["unknown_seconds"] == r["total_seconds"] - 4 * 3600 - 3600
+    assert [(o["start"], o["end"], o["seconds"]) for o in r["outages"]] == [
+        ("2026-03-01T00:00:00-05:00", "2026-03-01T00:00:05-05:00", 5),
+        ("2026-03-08T01:59:50-05:00", "2026-03-08T03:00:10-04:00", 20),
+        ("2026-03-19T23:59:57-04:00", "2026-03-20T00:00:04-04:00", 7),
+        ("2026-03-31T23:59:58-04:00", "2026-04-01T00:00:00-04:00", 2),
+    ]
+    daily = {d["date"]: d for d in r["daily"]}
+    assert len(daily) == 31
+    assert daily["2026-03-08"]["seconds"] == DAY - 3600
+    assert sum(d["seconds"] for d in r["daily"]) == r["total_seconds"]
+    assert {k: d["unavailable_seconds"] for k, d in daily.items() if d["unavailable_seconds"]} == {
+        "2026-03-01": 5,
+        "2026-03-08": 20,
+        "2026-03-19": 3,
+        "2026-03-20": 4,
+        "2026-03-31": 2,
+    }
+    assert r["error_budget_seconds"] == round(0.0001 * (31 * DAY - 3600), 3)
+
+
+def test_current_month_is_partial_and_fully_covered(store: Store) -> None:
+    settings = settings_for(credits=[{"below_percent": 99.99, "credit_percent": 10}])
+    Feeder(settings, store).run(
+        T("2026-06-01T00:00:00Z"),
+        T("2026-06-01T12:00:00Z"),
+        Pattern().add(
+            "smtp", T("2026-06-01T06:00:00Z"), T("2026-06-01T06:00:05Z"), Outcome.SERVER_ERROR
+        ),
+    )
+    # 30 s after the last final second: the report stops at it, not at "now"
+    r = build_report(store, settings, "mail", "2026-06", now=T("2026-06-01T12:00:30Z"))
+    assert r["partial"] is True
+    assert r["total_seconds"] == 12 * 3600
+    assert r["period"]["month_seconds"] == 30 * DAY
+    assert r["unknown_seconds"] == 0
+    assert r["coverage_percent"] == 100.0
+    assert r["unavailable_seconds"]["service"] == 5
+    assert (
+        r["availability_measured_percent"]
+        == r["availability_percent"]
+        == round(100 - 100 * 5 / 43200, 6)
+    )
+    # the budget is the whole month's: what is left of it is what matters mid-month
+    assert r["error_budget_seconds"] == 259.2
+    assert r["credit_percent"] is None
+    assert [w for w in r["warnings"] if "coverage" in w] == []
+    assert any(w.startswith("partial month") for w in r["warnings"])
+    assert [d["date"] for d in r["daily"]] == ["2026-06-01"]
+    # later, with the monitor silent since: the silence is unknown, not skipped
+    r = build_report(store, settings, "mail", "2026-06", now=T("2026-06-02T00:00:00Z"))
+    assert r["total_seconds"] == DAY
+    assert r["unknown_seconds"] == 12 * 3600
+    assert any("coverage" in w for w in r["warnings"])
+
+
+def test_future_month_is_empty_and_partial(store: Store) -> None:
+    r = build_report(store, settings_for(), "mail", "2026-07", now=T("2026-06-01T12:00:00Z"))
+    assert r["partial"] is True
+    assert r["total_seconds"] == 0
+    assert r["availability_percent"] is None and r["met"] is None
+    assert r["daily"] == [] and r["outages"] == []
+    assert "no seconds to report in this period" in r["warnings"]
+
+
+def test_credit_tier_and_missed_target(store: Store) -> None:
+    settings = settings_for(
+        credits=[
+            {"below_percent": 99.99, "credit_percent": 10},
+            {"below_percent": 99.0, "credit_percent": 25},
+        ]
+    )
+    Feeder(settings, store).run(
+        T("2026-05-31T23:00:00Z"),
+        T("2026-06-01T01:00:00Z"),
+        Pattern().add(
+            "api", T("2026-06-01T00:00:00Z"), T("2026-06-01T00:05:00Z"), Outcome.SERVER_ERROR
+        ),
+    )
+    r = build_report(store, settings, "mail", "2026-06", now=AFTER + 30 * DAY)
+    assert r["unavailable_seconds"]["service"] == 300
+    assert r["availability_percent"] == round(100 - 100 * 300 / (30 * DAY), 6)
+    assert r["met"] is False
+    assert r["budget_used_percent"] == round(100 * 300 / 259.2, 3)
+    assert r["credit_percent"] == 10
+
+
+def test_two_vantages_combine_by_quorum(store: Store) -> None:
+    settings = settings_for()
+    start, end = T("2026-05-10T00:00:00Z"), T("2026-05-10T01:00:00Z")
+    Feeder(settings, store, "v1").run(
+        start, end, Pattern().add("api", start + 600, start + 610, Outcome.SERVER_ERROR)
+    )
+    Feeder(settings, store, "v2").run(
+        start, end, Pattern().add("api", start + 605, start + 615, Outcome.SERVER_ERROR)
+    )
+    both = build_report(store, settings, "mail", "2026-05", now=AFTER)
+    assert both["unavailable_seconds"]["service"] == 5  # default quorum: every vantage agrees
+    assert both["vantage"] is None
+    assert any("2 vantage points" in w for w in both["warnings"])
+    one = build_report(store, settings, "mail", "2026-05", now=AFTER, vantage="v2")
+    assert one["unavailable_seconds"]["service"] == 10
+    assert one["vantage"] == "v2"
+
+
+def test_incidents_with_callback_and_updates(store: Store) -> None:
+    settings = settings_for()
+    opened = float(T("2026-04-16T00:00:10Z"))
+    inc = store.create_incident(
+        Incident(
+            0,
+            "mail",
+            "critical",
+            "resolved",
+            "unavailable",
+            "",
+            opened,
+            acknowledged_at=opened + 600,
+            resolved_at=opened + 7200,
+            unavailable_seconds=80,
+        )
+    )
+    store.add_event(IncidentEvent(inc.id, opened + 1800, "update"))
+    store.add_event(IncidentEvent(inc.id, opened + 3600, "update"))
+    late = store.create_incident(
+        Incident(
+            0,
+            "mail",
+            "critical",
+            "recovered",
+            "unavailable",
+            "",
+            float(T("2026-03-31T23:50:00Z")),
+            ack_breached_at=float(T("2026-04-01T00:05:00Z")),
+        )
+    )
+    store.create_incident(
+        Incident(
+            0,
+            "mail",
+            "critical",
+            "resolved",
+            "unavailable",
+            "",
+            float(T("2026-03-01T00:00:00Z")),
+            resolved_at=float(T("2026-03-02T00:00:00Z")),
+        )
+    )
+    r = build_report(store, settings, "mail", "2026-04", now=AFTER)
+    assert [i["id"] for i in r["incidents"]] == [late.id, inc.id]  # March's resolved one is out
+    first, second = r["incidents"]
+    assert first["ack_met"] is False and first["time_to_ack_seconds"] is None
+    assert second["time_to_ack_seconds"] == 600.0
+    assert second["ack_due_seconds"] == 900.0
+    assert second["ack_met"] is True
+    assert second["updates_sent"] == 2
+    assert second["updates_due"] == 4  # every 30 min over 2 h
+    assert second["opened_at"] == "2026-04-16T00:00:10+00:00"
+    assert second["dedup_key"] == f"availmon/mail/{inc.id}"
+
+
+@pytest.mark.parametrize(
+    ("service", "month", "message"),
+    [
+        ("mail", "2026-13", "month must be YYYY-MM, got '2026-13'"),
+        ("mail", "2026-3", "month must be YYYY-MM, got '2026-3'"),
+        ("mail", "March", "month must be YYYY-MM, got 'March'"),
+        ("nope", "2026-03", "unknown service 'nope' (configured: mail)"),
+    ],
+    ids=["month-13", "one-digit-month", "name", "unknown-service"],
+)
+def test_bad_input_is_a_one_line_value_error(
+    store: Store, service: str, month: str, message: str
+) -> None:
+    with pytest.raises(ValueError) as err:
+        build_report(store, settings_for(), service, month, now=AFTER)
+    assert str(err.value) == message
