@@ -90,6 +90,15 @@ def clip(text: str, limit: int = SUMMARY_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def fit(front: str, back: str, limit: int = SUMMARY_MAX) -> str:
+    """`front + back` within `limit`, shortening `front` first: the back carries the facts
+    (state, seconds), the front a name that may be long."""
+    if len(front) + len(back) <= limit:
+        return front + back
+    room = max(limit - len(back), 12)
+    return clip(clip(front, room) + back, limit)
+
+
 def summary_line(incident: Incident, event: str, tier: str) -> str:
     """One line (≤ 200 chars) for a pager, e.g. ``CRITICAL: sp-us unavailable (api) — 34 s
     unavailable since 12:00:05Z``."""
@@ -100,9 +109,10 @@ def summary_line(incident: Incident, event: str, tier: str) -> str:
         state = incident.state
         if incident.severity == "critical":
             since = iso(incident.first_unavailable)[11:]
-            return clip(
-                f"UPDATE: {incident.service} Critical Issue #{incident.id} {state} — "
-                f"{incident.unavailable_seconds} s unavailable since {since}"
+            return fit(
+                f"UPDATE: {incident.service}",
+                f" Critical Issue #{incident.id} {state} — {incident.unavailable_seconds} s "
+                f"unavailable since {since}",
             )
         return clip(f"UPDATE: {head}")
     if event == "acknowledge":

@@ -66,7 +66,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from alerting.escalation import Escalation, Herald, Notice, clip, iso
+from alerting.escalation import Escalation, Herald, Notice, clip, fit, iso
 from alerting.incidents import ACTIVE_STATES, Incidents
 from monitor.clock import Clock
 from monitor.config import ServiceConfig, Settings
@@ -277,9 +277,9 @@ class Policy:
             return
         first = w.crit[0]
         where = f" ({', '.join(channels)})" if channels else ""
-        summary = clip(
-            f"CRITICAL: {w.cfg.name} unavailable{where} — {len(w.crit)} s unavailable since "
-            f"{iso(first)[11:]}"
+        summary = fit(
+            f"CRITICAL: {w.cfg.name}",
+            f" unavailable{where} — {len(w.crit)} s unavailable since {iso(first)[11:]}",
         )
         template = Incident(
             id=0,
