@@ -133,6 +133,8 @@ class Dispatcher:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # a task cancelled before it ever ran never reached its own cleanup
+        self._inflight.clear()
         for name, notifier in self.notifiers.items():
             try:
                 await notifier.close()
@@ -186,7 +188,7 @@ class Dispatcher:
             if notifier is None:
                 await self._record(
                     item,
-                    TransportError(f"notifier {item.notifier!r} is not configured", True),
+                    TransportError(f"notifier {item.notifier!r} is not configured", permanent=True),
                     counted=False,
                 )
                 return

@@ -19,5 +19,8 @@ CREATE TABLE outbox (
     sent_at         REAL,
     UNIQUE (incident_id, notifier, event, seq)
 );
--- the dispatcher's question, "what is pending?", stays cheap as sent rows pile up
+-- the dispatcher's question, "what is due?", stays cheap as sent rows pile up: both
+-- indexes hold pending rows only (due items; the head of each incident/notifier pair)
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX outbox_pending ON outbox (incident_id, notifier, id) WHERE state = 'pending';
+CREATE INDEX outbox_incident ON outbox (incident_id, id);
