@@ -9,8 +9,9 @@ Critical Issue (``[services.critical]``)
     unavailable. The window is a span of time: seconds that never arrive (the monitor was
     down) and excluded seconds are simply not unavailable. While the incident is open or
     acknowledged, every unavailable second adds to ``unavailable_seconds``. It recovers after
-    ``recover_after_seconds`` *consecutive* available seconds; an ``unknown`` second breaks
-    the streak (no evidence of service is not evidence of recovery). Unavailability that
+    ``recover_after_seconds`` *consecutive* available seconds; an ``unknown`` second, or a
+    gap of seconds never seen (the monitor was down), breaks the streak (no evidence of
+    service is not evidence of recovery). Unavailability that
     comes back while it is recovered and within ``reopen_within_seconds`` of the recovery
     second continues it (state back to ``open``/``acknowledged``, event
     ``unavailable_again``, no new page); later, the rule must be met again and opens a new
@@ -187,6 +188,7 @@ class Policy:
                 continue  # never judge a second twice
             self._refresh(w)
             self._observe(w, second, service_v[0] if service_v else None, channel_v, now)
+        self._refresh_orphans()
         self._duties(now)
 
     def tick(self, now: float) -> None:
@@ -212,6 +214,8 @@ class Policy:
     ) -> None:
         cc = w.cfg.critical
         ncc = w.cfg.non_critical
+        if w.last is not None and s > w.last + 1:
+            w.streak = 0  # seconds never seen (a restart) are no evidence of availability
         w.last = s
         if w.ratio_since is None:
             w.ratio_since = s

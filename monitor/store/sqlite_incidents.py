@@ -20,6 +20,20 @@ _COLUMNS: tuple[str, ...] = tuple(
 )
 
 
+# SET expressions for update_incident (column names there read the row being replaced)
+_STICKY: dict[str, str] = {
+    "acknowledged_at": "COALESCE(acknowledged_at, ?)",
+    "acknowledged_by": "COALESCE(acknowledged_by, ?)",
+    "resolved_at": "COALESCE(resolved_at, ?)",
+    "resolved_by": "COALESCE(resolved_by, ?)",
+    "state": (
+        "CASE WHEN state = 'resolved' THEN 'resolved' "
+        "WHEN ? = 'open' AND COALESCE(acknowledged_at, ?) IS NOT NULL THEN 'acknowledged' "
+        "ELSE ? END"
+    ),
+}
+
+
 def _incident(row: sqlite3.Row) -> Incident:
     values = {name: row[name] for name in _COLUMNS}
     return Incident(id=row["id"], data=json.loads(row["data"]), **values)
@@ -63,12 +77,20 @@ class IncidentsMixin:
         return dataclasses.replace(incident, id=new_id, dedup_key=key)
 
     def update_incident(self, incident: Incident) -> None:
-        sets = ", ".join(f"{name} = ?" for name in (*_COLUMNS, "data"))
+        """Rewrite the row, except that a person's acknowledgement and a resolution, once
+        stored, stick: the policy (on the event loop) and the API (in a thread) each write
+        whole rows, and a writer holding a copy read just before the other's write must not
+        undo an ack (that would escalate an acknowledged incident) or a resolve."""
+        sets = ", ".join(f"{name} = {_STICKY.get(name, '?')}" for name in (*_COLUMNS, "data"))
         values = [getattr(incident, name) for name in _COLUMNS]
+        # the state CASE reads the incoming state and acknowledged_at a second time
+        state_at = _COLUMNS.index("state")
+        extra = (incident.state, incident.acknowledged_at, incident.state)
+        params = [*values[:state_at], *extra, *values[state_at + 1 :]]
         with self._tx() as db:
             cur = db.execute(
                 f"UPDATE incidents SET {sets} WHERE id = ?",
-                (*values, json.dumps(incident.data), incident.id),
+                (*params, json.dumps(incident.data), incident.id),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"no incident {incident.id}")

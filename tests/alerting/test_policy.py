@@ -545,3 +545,27 @@ def test_unknown_services_and_other_streams_are_ignored(rig: Rig) -> None:
         s, [SecondVerdict("other", "service", s, Verdict.UNAVAILABLE, "test")] * 40
     )
     assert rig.incidents() == []
+
+
+def test_a_gap_in_the_stream_breaks_the_recovery_streak(rig: Rig) -> None:
+    rig.feed("U" * 30 + "A" * 100)
+    rig.next += 600  # the monitor was down for ten minutes
+    rig.feed("A" * 119)
+    [inc] = rig.incidents()
+    assert inc.state == "open"
+    rig.feed("A")
+    assert rig.store.get_incident(inc.id).state == "recovered"
+
+
+def test_a_person_resolving_an_older_incident_is_seen(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, make_settings(critical={"reopen_within_seconds": 10}))
+    rig.feed("U" * 30 + "A" * 140 + "U" * 30)
+    old, new = rig.incidents(severity="critical")
+    assert old.state == "recovered" and new.state == "open"
+    Incidents(rig.settings, rig.store, rig.clock).resolve(old.id, "erin")
+    rig.feed("U")
+    assert [i.id for i in rig.policy.active()] == [new.id]
+    rig.policy.tick(old.opened_at + 3 * 3600)
+    old = rig.store.get_incident(old.id)
+    assert old.state == "resolved"  # not rewritten by the policy's stale copy
+    assert [o.event for o in rig.store.outbox(old.id)] == ["trigger", "recover", "resolve"]

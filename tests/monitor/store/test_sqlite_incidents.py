@@ -110,3 +110,40 @@ def test_incidents_survive_reopen(tmp_path: Path) -> None:
     s2.migrate()
     assert s2.get_incident(inc.id) == inc
     assert [e.kind for e in s2.events(inc.id)] == ["opened"]
+
+
+STALE = [
+    # (what a person stored, the stale copy's state, the state that must remain)
+    (
+        {"state": "acknowledged", "acknowledged_at": 5.0, "acknowledged_by": "al"},
+        "open",
+        "acknowledged",
+    ),
+    (
+        {"state": "acknowledged", "acknowledged_at": 5.0, "acknowledged_by": "al"},
+        "recovered",
+        "recovered",
+    ),
+    ({"state": "resolved", "resolved_at": 9.0, "resolved_by": "bo"}, "open", "resolved"),
+    ({"state": "resolved", "resolved_at": 9.0, "resolved_by": "bo"}, "recovered", "resolved"),
+]
+
+
+@pytest.mark.parametrize(
+    ("person", "stale_state", "expected"),
+    STALE,
+    ids=["ack-vs-open", "ack-vs-recovered", "resolve-vs-open", "resolve-vs-recovered"],
+)
+def test_a_stale_whole_row_write_never_undoes_ack_or_resolve(
+    store: SQLiteStore, person: dict[str, object], stale_state: str, expected: str
+) -> None:
+    inc = store.create_incident(_incident())
+    stale = dataclasses.replace(inc, state=stale_state, unavailable_seconds=77)
+    store.update_incident(dataclasses.replace(inc, **person))  # type: ignore[arg-type]
+    store.update_incident(stale)  # a writer that read the row before the person acted
+    got = store.get_incident(inc.id)
+    assert got.state == expected
+    assert got.unavailable_seconds == 77  # the rest of the stale write lands
+    for field, value in person.items():
+        if field != "state":
+            assert getattr(got, field) == value
