@@ -446,3 +446,61 @@ async def test_restore_hands_stateful_notifiers_their_sent_items(
         assert list(am.active) == [inc.dedup_key]
     finally:
         await d.close()
+
+
+async def test_policy_events_reach_vendors_in_order(
+    store: SQLiteStore, clock: FakeClock, session: aiohttp.ClientSession
+) -> None:
+    """The policy's Herald writes the items, the dispatcher delivers them: the payload
+    contract between the two halves, end to end, with PagerDuty-shaped checks."""
+    from alerting.escalation import Herald, Notice
+    from alerting.incidents import Incidents
+    from alerting.notifiers import build_notifiers
+    from monitor.config import parse
+
+    got: list[dict[str, Any]] = []
+
+    async def pagerduty(request: web.Request) -> web.Response:
+        event = await request.json()
+        got.append(event)
+        ok = len(event["routing_key"]) == 32 and len(event["dedup_key"]) <= 255
+        if event["event_action"] == "trigger":
+            p = event["payload"]
+            ok = ok and bool(p["summary"]) and bool(p["source"]) and p["severity"] == "critical"
+        return web.json_response({"status": "success" if ok else "invalid event"},
+                                 status=202 if ok else 400)  # fmt: skip
+
+    app = web.Application()
+    app.router.add_post("/v2/enqueue", pagerduty)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    settings = parse(
+        {
+            "monitor": {"vantage": "vp-1"},
+            "services": [{"name": "sp", "probes": [{"type": "http", "name": "a",
+                                                     "url": "http://127.0.0.1:9/"}]}],
+            "notifiers": [{"type": "pagerduty", "name": "pd", "routing_key": "k" * 32,
+                           "url": str(server.make_url("/v2/enqueue"))}],
+        }
+    )  # fmt: skip
+    d = Dispatcher(store, build_notifiers(settings.notifiers, session, clock), clock)
+    try:
+        herald = Herald(settings, store, clock, on_outbox=d.wake)
+        inc, _ = herald.record(
+            Incident(0, "sp", "critical", "open", "unavailable", "", opened_at=T0),
+            "opened",
+            notices=[Notice("trigger", "critical")],
+        )
+        incidents = Incidents(settings, store, clock, herald=herald)
+        clock.advance(60)
+        incidents.ack(inc.id, "alice")
+        clock.advance(60)
+        incidents.resolve(inc.id, "alice")
+        assert await d.drain(10)
+    finally:
+        await d.close()
+        await server.close()
+    assert [e["event_action"] for e in got] == ["trigger", "acknowledge", "resolve"]
+    assert {e["dedup_key"] for e in got} == {f"availmon/sp/{inc.id}"}
+    assert [i.state for i in store.outbox(inc.id)] == ["sent"] * 3
+    assert [e.kind for e in store.events(inc.id)].count("notified") == 3
