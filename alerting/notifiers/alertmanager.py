@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from alerting.notifiers.base import HttpNotifier, Notice, TransportError, rfc3339
+from alerting.notifiers.base import HttpNotifier, Payload, TransportError, rfc3339
 from monitor.clock import Clock
 from monitor.config import AlertmanagerConfig
 from monitor.store.base import OutboxItem
@@ -56,21 +56,21 @@ class AlertmanagerNotifier(HttpNotifier):
     def _endpoint(self) -> str:
         return f"{self.config.url.rstrip('/')}/api/v2/alerts"
 
-    def alert(self, notice: Notice) -> dict[str, Any]:
-        inc = notice.incident
+    def alert(self, payload: Payload) -> dict[str, Any]:
+        inc = payload.incident
         labels = {
-            "alertname": _ALERTNAMES.get(notice.severity, "AvailmonIssue"),
-            "service": notice.service,
-            "severity": notice.severity,
+            "alertname": _ALERTNAMES.get(payload.severity, "AvailmonIssue"),
+            "service": payload.service,
+            "severity": payload.severity,
             "incident_id": str(inc.get("id", "")),
             **self.config.labels,
         }
         annotations = {
-            "summary": notice.summary,
-            "description": notice.text,
+            "summary": payload.summary,
+            "description": payload.text,
             "state": str(inc.get("state", "")),
-            "dedup_key": notice.dedup_key,
-            "vantage": notice.vantage,
+            "dedup_key": payload.dedup_key,
+            "vantage": payload.vantage,
         }
         if inc.get("acknowledged_by"):
             annotations["acknowledged_by"] = str(inc["acknowledged_by"])
@@ -78,23 +78,23 @@ class AlertmanagerNotifier(HttpNotifier):
         return {
             "labels": labels,
             "annotations": annotations,
-            "startsAt": rfc3339(float(opened) if opened is not None else notice.at),
+            "startsAt": rfc3339(float(opened) if opened is not None else payload.at),
         }
 
     def _firing(self, alert: dict[str, Any]) -> dict[str, Any]:
         ends = self.clock.wall() + 4 * self.config.resend_every_seconds
         return {**alert, "endsAt": rfc3339(ends)}
 
-    async def fire(self, item: OutboxItem, notice: Notice) -> None:
-        alert = self.alert(notice)
+    async def fire(self, item: OutboxItem, payload: Payload) -> None:
+        alert = self.alert(payload)
         await self.post(self._endpoint, [self._firing(alert)])
-        self.active[notice.dedup_key] = alert
+        self.active[payload.dedup_key] = alert
         self._start_resender(initial_delay=self.config.resend_every_seconds)
 
-    async def resolve(self, item: OutboxItem, notice: Notice) -> None:
-        alert = {**self.alert(notice), "endsAt": rfc3339(self.clock.wall())}
+    async def resolve(self, item: OutboxItem, payload: Payload) -> None:
+        alert = {**self.alert(payload), "endsAt": rfc3339(self.clock.wall())}
         await self.post(self._endpoint, [alert])
-        self.active.pop(notice.dedup_key, None)
+        self.active.pop(payload.dedup_key, None)
 
     def restore(self, sent: Sequence[OutboxItem]) -> None:
         """Rebuild the active set from items delivered before a restart (in id order)."""
@@ -102,13 +102,13 @@ class AlertmanagerNotifier(HttpNotifier):
             if item.notifier != self.name or item.event not in self.handlers:
                 continue
             try:
-                notice = Notice.of(item)
+                payload = Payload.of(item)
             except TransportError:
                 continue
             if item.event == "resolve":
-                self.active.pop(notice.dedup_key, None)
+                self.active.pop(payload.dedup_key, None)
             else:
-                self.active[notice.dedup_key] = self.alert(notice)
+                self.active[payload.dedup_key] = self.alert(payload)
         if self.active:
             # the alerts may be close to their endsAt: re-post them now
             self._start_resender(initial_delay=0.0)

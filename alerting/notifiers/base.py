@@ -82,10 +82,11 @@ class Restorable(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Notice:
-    """The parts of an outbox payload every notifier reads, checked once.
+class Payload:
+    """An outbox item's payload as every notifier reads it, checked once (not named
+    Notice: that is the policy's "send event X to tier Y" in `alerting.escalation`).
 
-    Payload schema (written by the incident policy): ``{"seq", "event", "tier",
+    Schema (written by the incident policy): ``{"seq", "event", "tier",
     "incident": {id, service, severity, state, kind, dedup_key, opened_at, ...},
     "summary", "text", "at", "vantage"}``."""
 
@@ -102,7 +103,7 @@ class Notice:
     vantage: str
 
     @classmethod
-    def of(cls, item: OutboxItem) -> Notice:
+    def of(cls, item: OutboxItem) -> Payload:
         p = item.payload
         inc = p.get("incident")
         if not isinstance(inc, Mapping):
@@ -278,10 +279,10 @@ class HttpNotifier:
             raise TransportError(
                 f"{self.type} notifier has no mapping for event {item.event!r}", permanent=True
             )
-        notice = Notice.of(item)
-        await getattr(self, method)(item, notice)
+        payload = Payload.of(item)
+        await getattr(self, method)(item, payload)
 
-    async def skip(self, item: OutboxItem, notice: Notice) -> None:
+    async def skip(self, item: OutboxItem, payload: Payload) -> None:
         """An event this vendor does not need (documented per notifier)."""
 
     async def post(

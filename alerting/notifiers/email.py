@@ -18,7 +18,7 @@ from typing import ClassVar
 import aiohttp
 import aiosmtplib
 
-from alerting.notifiers.base import EVENTS, Notice, TransportError, clip, redact
+from alerting.notifiers.base import EVENTS, Payload, TransportError, clip, redact
 from monitor.clock import Clock
 from monitor.config import ConfigError, EmailConfig
 from monitor.store.base import OutboxItem
@@ -69,12 +69,12 @@ class EmailNotifier:
     def _secrets(self) -> list[str]:
         return [self.config.password.get_secret_value()] if self.config.password else []
 
-    def message(self, item: OutboxItem, notice: Notice) -> EmailMessage:
+    def message(self, item: OutboxItem, payload: Payload) -> EmailMessage:
         c = self.config
         domain = c.mail_from.rpartition("@")[2] or "availmon"
-        thread = f"<availmon.{notice.service}.{item.incident_id}@{domain}>"
+        thread = f"<availmon.{payload.service}.{item.incident_id}@{domain}>"
         msg = EmailMessage()
-        msg["Subject"] = clip(notice.summary, 200)
+        msg["Subject"] = clip(payload.summary, 200)
         msg["From"] = c.mail_from
         msg["To"] = ", ".join(c.to)
         msg["Date"] = format_datetime(datetime.fromtimestamp(self.clock.wall(), UTC))
@@ -83,17 +83,17 @@ class EmailNotifier:
         else:
             # stable per event, so a retried message can be recognised as the same one
             msg["Message-ID"] = (
-                f"<availmon.{notice.service}.{item.incident_id}.{notice.seq}.{item.event}@{domain}>"
+                f"<availmon.{payload.service}.{item.incident_id}.{payload.seq}.{item.event}@{domain}>"
             )
             msg["In-Reply-To"] = thread
             msg["References"] = thread
-        msg["X-Availmon-Incident"] = notice.dedup_key
+        msg["X-Availmon-Incident"] = payload.dedup_key
         msg["X-Availmon-Event"] = item.event
         facts = "\n".join(
-            f"{k}: {v}" for k, v in notice.incident.items() if v is not None and k != "summary"
+            f"{k}: {v}" for k, v in payload.incident.items() if v is not None and k != "summary"
         )
-        sent = formatdate(notice.at, usegmt=True)
-        msg.set_content(f"{notice.text}\n\n--\n{facts}\nevent at {sent} from {notice.vantage}\n")
+        sent = formatdate(payload.at, usegmt=True)
+        msg.set_content(f"{payload.text}\n\n--\n{facts}\nevent at {sent} from {payload.vantage}\n")
         return msg
 
     async def send(self, item: OutboxItem) -> None:
@@ -101,12 +101,12 @@ class EmailNotifier:
             raise TransportError(
                 f"email notifier has no mapping for event {item.event!r}", permanent=True
             )
-        notice = Notice.of(item)
+        payload = Payload.of(item)
         c = self.config
         where = f"{c.host}:{c.port}"
         try:
             await aiosmtplib.send(
-                self.message(item, notice),
+                self.message(item, payload),
                 hostname=c.host,
                 port=c.port,
                 username=c.username,

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from alerting.notifiers.base import HttpNotifier, Notice, clip, fit_key
+from alerting.notifiers.base import HttpNotifier, Payload, clip, fit_key
 from monitor.config import ConfigError, OpsgenieConfig
 from monitor.store.base import OutboxItem
 
@@ -57,44 +57,44 @@ class OpsgenieNotifier(HttpNotifier):
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"GenieKey {self.config.api_key.get_secret_value()}"}
 
-    def _alias_url(self, notice: Notice, action: str) -> URL:
-        alias = quote(fit_key(notice.dedup_key, 512), safe="")
+    def _alias_url(self, payload: Payload, action: str) -> URL:
+        alias = quote(fit_key(payload.dedup_key, 512), safe="")
         base = self.config.url.rstrip("/")
         # encoded=True keeps %2F as is: a decoded slash would split the alias into segments
         return URL(f"{base}/v2/alerts/{alias}/{action}?identifierType=alias", encoded=True)
 
-    async def create(self, item: OutboxItem, notice: Notice) -> None:
-        inc = notice.incident
+    async def create(self, item: OutboxItem, payload: Payload) -> None:
+        inc = payload.incident
         details = {
             k: str(v)
             for k, v in inc.items()
             if v is not None and k not in ("summary", "dedup_key") and not isinstance(v, dict)
         }
         body: dict[str, Any] = {
-            "message": clip(notice.summary, 130),
-            "alias": fit_key(notice.dedup_key, 512),
-            "description": clip(notice.text, 15000),
+            "message": clip(payload.summary, 130),
+            "alias": fit_key(payload.dedup_key, 512),
+            "description": clip(payload.text, 15000),
             "priority": self.config.priority,
             "details": details,
-            "source": clip(notice.vantage, 100),
-            "entity": clip(notice.service, 512),
-            "tags": ["availmon", clip(notice.service, 50), notice.severity, notice.tier],
+            "source": clip(payload.vantage, 100),
+            "entity": clip(payload.service, 512),
+            "tags": ["availmon", clip(payload.service, 50), payload.severity, payload.tier],
         }
         if self.config.responders:
             body["responders"] = self.config.responders
         await self.post(f"{self.config.url.rstrip('/')}/v2/alerts", body, headers=self._auth)
 
-    async def note(self, item: OutboxItem, notice: Notice) -> None:
-        body = {"note": clip(notice.text, 25000), "source": clip(notice.vantage, 100)}
-        await self.post(self._alias_url(notice, "notes"), body, headers=self._auth)
+    async def note(self, item: OutboxItem, payload: Payload) -> None:
+        body = {"note": clip(payload.text, 25000), "source": clip(payload.vantage, 100)}
+        await self.post(self._alias_url(payload, "notes"), body, headers=self._auth)
 
-    async def action(self, item: OutboxItem, notice: Notice) -> None:
+    async def action(self, item: OutboxItem, payload: Payload) -> None:
         who_field = "acknowledged_by" if item.event == "acknowledge" else "resolved_by"
         body: dict[str, Any] = {
-            "source": clip(notice.vantage, 100),
-            "note": clip(notice.text, 25000),
+            "source": clip(payload.vantage, 100),
+            "note": clip(payload.text, 25000),
         }
-        who = notice.incident.get(who_field)
+        who = payload.incident.get(who_field)
         if who:
             body["user"] = clip(str(who), 100)
-        await self.post(self._alias_url(notice, _ACTIONS[item.event]), body, headers=self._auth)
+        await self.post(self._alias_url(payload, _ACTIONS[item.event]), body, headers=self._auth)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from alerting.notifiers.base import HttpNotifier, Notice, clip, fit_key, rfc3339
+from alerting.notifiers.base import HttpNotifier, Payload, clip, fit_key, rfc3339
 from monitor.config import ConfigError, PagerDutyConfig
 from monitor.store.base import OutboxItem
 
@@ -55,31 +55,31 @@ class PagerDutyNotifier(HttpNotifier):
     def secrets(self) -> list[str]:
         return [self.config.routing_key.get_secret_value()]
 
-    def _base(self, action: str, notice: Notice) -> dict[str, Any]:
+    def _base(self, action: str, payload: Payload) -> dict[str, Any]:
         return {
             "routing_key": self.config.routing_key.get_secret_value(),
             "event_action": action,
-            "dedup_key": fit_key(notice.dedup_key, 255),
+            "dedup_key": fit_key(payload.dedup_key, 255),
         }
 
-    async def trigger(self, item: OutboxItem, notice: Notice) -> None:
+    async def trigger(self, item: OutboxItem, payload: Payload) -> None:
         details: dict[str, Any] = {
-            k: notice.incident[k] for k in _DETAILS if notice.incident.get(k) is not None
+            k: payload.incident[k] for k in _DETAILS if payload.incident.get(k) is not None
         }
-        details.update(event=notice.event, seq=notice.seq, tier=notice.tier, text=notice.text)
-        body = self._base("trigger", notice)
+        details.update(event=payload.event, seq=payload.seq, tier=payload.tier, text=payload.text)
+        body = self._base("trigger", payload)
         body["payload"] = {
-            "summary": clip(notice.summary, 1024),
-            "source": notice.vantage,
+            "summary": clip(payload.summary, 1024),
+            "source": payload.vantage,
             "severity": self.config.severity,
-            "timestamp": rfc3339(notice.at),
-            "component": notice.service,
+            "timestamp": rfc3339(payload.at),
+            "component": payload.service,
             "group": "availmon",
-            "class": str(notice.incident.get("kind") or "unavailable"),
+            "class": str(payload.incident.get("kind") or "unavailable"),
             "custom_details": details,
         }
         await self.post(self.config.url, body, ok=(200, 201, 202))
 
-    async def follow_up(self, item: OutboxItem, notice: Notice) -> None:
+    async def follow_up(self, item: OutboxItem, payload: Payload) -> None:
         # availmon's acknowledge and resolve are PagerDuty's event actions of the same name
-        await self.post(self.config.url, self._base(item.event, notice), ok=(200, 201, 202))
+        await self.post(self.config.url, self._base(item.event, payload), ok=(200, 201, 202))

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from yarl import URL
 
-from alerting.notifiers.base import HttpNotifier, Notice, clip
+from alerting.notifiers.base import HttpNotifier, Payload, clip
 from monitor.config import ConfigError, SlackConfig
 from monitor.store.base import OutboxItem
 
@@ -40,23 +40,23 @@ class SlackNotifier(HttpNotifier):
         url = self.config.webhook_url.get_secret_value()
         return [url, URL(url).path]
 
-    async def message(self, item: OutboxItem, notice: Notice) -> None:
-        inc = notice.incident
+    async def message(self, item: OutboxItem, payload: Payload) -> None:
+        inc = payload.incident
         facts = (
-            f"*service* {notice.service} · *severity* {notice.severity} · "
+            f"*service* {payload.service} · *severity* {payload.severity} · "
             f"*state* {inc.get('state', '?')} · *incident* {inc.get('id', '?')} · "
-            f"*vantage* {notice.vantage}"
+            f"*vantage* {payload.vantage}"
         )
         blocks: list[dict[str, Any]] = [
             {
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": clip(f"{_EMOJI[item.event]} *{notice.summary}*", 3000),
+                    "text": clip(f"{_EMOJI[item.event]} *{payload.summary}*", 3000),
                 },
             },
-            {"type": "section", "text": {"type": "mrkdwn", "text": clip(notice.text, 3000)}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": clip(payload.text, 3000)}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(facts, 3000)}]},
         ]
-        body = {"text": clip(notice.summary, 3000), "blocks": blocks}
+        body = {"text": clip(payload.summary, 3000), "blocks": blocks}
         await self.post(self.config.webhook_url.get_secret_value(), body, ok=(200,))

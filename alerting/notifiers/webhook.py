@@ -46,7 +46,7 @@ import hashlib
 import hmac
 from typing import ClassVar
 
-from alerting.notifiers.base import EVENTS, HttpNotifier, Notice, encode_json, post_bytes
+from alerting.notifiers.base import EVENTS, HttpNotifier, Payload, encode_json, post_bytes
 from monitor.config import WebhookConfig
 from monitor.store.base import OutboxItem
 
@@ -69,7 +69,7 @@ class WebhookNotifier(HttpNotifier):
             values.append(self.config.secret.get_secret_value())
         return values
 
-    async def deliver(self, item: OutboxItem, notice: Notice) -> None:
+    async def deliver(self, item: OutboxItem, payload: Payload) -> None:
         envelope: dict[str, object] = {"schema": SCHEMA, "id": item.id, "notifier": self.name}
         # the envelope keys win: a payload can never forge the schema or delivery id
         envelope.update((k, v) for k, v in item.payload.items() if k not in envelope)

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from alerting.notifiers.base import (
-    Notice,
+    Payload,
     TransportError,
     fit_key,
     parse_retry_after,
@@ -170,5 +170,5 @@ def test_malformed_payload_is_permanent(payload: dict[str, Any], make_item: Any)
     item = make_item()
     item.payload = payload
     with pytest.raises(TransportError) as err:
-        Notice.of(item)
+        Payload.of(item)
     assert err.value.permanent
