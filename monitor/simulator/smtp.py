@@ -62,6 +62,8 @@ class SimSMTP(SMTP):
     """One SMTP connection. Adds the banner and STARTTLS fault points aiosmtpd has no hook
     for, and keeps per-connection state: a slow decision carried to DATA, the first EHLO."""
 
+    _dir_cache: list[str] | None = None
+
     def __init__(self, handler: SmtpSide, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.side = handler
@@ -70,6 +72,16 @@ class SimSMTP(SMTP):
         self.greeting_reply: str | None = None
         self.task: asyncio.Task[Any] | None = None
         self.raw_transport: asyncio.BaseTransport | None = None
+
+    def __dir__(self) -> list[str]:
+        # aiosmtpd's __init__ scans dir(self) and inspect.getmembers(self) on every
+        # connection for its smtp_* commands and auth_* mechanisms; listing only those names
+        # (computed once per class) cuts that scan from ~300 µs to a few µs per connection
+        names = SimSMTP.__dict__.get("_dir_cache")
+        if names is None:
+            names = [n for n in object.__dir__(self) if n.startswith(("smtp_", "auth_"))]
+            SimSMTP._dir_cache = names
+        return list(names)
 
     def _create_session(self) -> Session:
         return QuietSession(self.loop)
@@ -193,7 +205,9 @@ class SmtpSide:
         if reply is not None:
             return [reply]
         session.host_name = hostname
-        return responses
+        # aiosmtpd writes (and drains) each line on its own: one joined line puts the same
+        # bytes on the wire in one send, which matters at hundreds of sessions a second
+        return ["\r\n".join(responses)]
 
     async def handle_HELO(
         self, server: SimSMTP, session: Session, _envelope: Envelope, hostname: str
