@@ -9,7 +9,8 @@ had already sent (`restore`), so re-sending resumes without waiting for the next
 
 Labels identify the alert and so never change during an incident: ``alertname``
 (AvailmonCriticalIssue | AvailmonNonCriticalIssue), ``service``, ``severity``
-(critical | non_critical), ``incident_id`` and the config's ``labels``. The vantage is an
+(critical | non_critical), ``incident_id``, plus the config's ``labels`` (which cannot
+override those four). The vantage is an
 annotation, not a label: after a leader fail-over another vantage point sends the
 resolve, and a changed label would leave the first alert firing.
 """
@@ -59,11 +60,12 @@ class AlertmanagerNotifier(HttpNotifier):
     def alert(self, payload: Payload) -> dict[str, Any]:
         inc = payload.incident
         labels = {
+            # the config's labels first: they may add routing labels, never change identity
+            **self.config.labels,
             "alertname": _ALERTNAMES.get(payload.severity, "AvailmonIssue"),
             "service": payload.service,
             "severity": payload.severity,
             "incident_id": str(inc.get("id", "")),
-            **self.config.labels,
         }
         annotations = {
             "summary": payload.summary,

@@ -53,7 +53,7 @@ async def test_firing_alert_expires_after_four_resend_periods(
     serve: Any, session: Any, clock: FakeClock, make_item: Any
 ) -> None:
     rx = await serve(alertmanager)
-    n = notifier(rx.url, session, clock, labels={"team": "sre"})
+    n = notifier(rx.url, session, clock, labels={"team": "sre", "incident_id": "spoof"})
     try:
         await n.send(make_item("trigger"))
         (req,) = rx.requests
