@@ -265,7 +265,10 @@ async def test_hung_notifier_does_not_delay_another(
     stuck.hang = asyncio.Event()
     store.enqueue([item(inc, "stuck"), item(inc, "slack")])
     d = dispatcher(store, clock, results, stuck, slack)
-    assert not await d.drain(0.5)  # the stuck one is still in flight
+    for _ in range(40):  # bounded; a loaded machine may need more than one round
+        assert not await d.drain(0.5)  # the stuck one is still in flight
+        if results:
+            break
     assert [r.state for r in store.outbox(inc.id)] == ["pending", "sent"]
     assert results == [("slack", "sent")]
     await d.close()  # cancels the hung send; the item stays pending for the next start
