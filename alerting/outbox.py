@@ -84,7 +84,11 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Deliver until cancelled."""
-        await self.restore()
+        try:
+            await self.restore()
+        except Exception:
+            # without it Alertmanager re-sends resume at the next event; delivery goes on
+            log.exception("outbox: restoring notifier state failed")
         while True:
             self._wake.clear()
             try:
