@@ -1,0 +1,477 @@
+"""Launcher: real event-loop time in short runs with fake probes (the Probe protocol), and
+one long run of the real HTTP probe against a hung aiohttp server."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from monitor.clock import Clock, SystemClock
+from monitor.config import Settings, parse
+from monitor.detector import Detector
+from monitor.launcher import (
+    Launcher,
+    auto_phases,
+    in_flight_bound,
+    slot_offsets,
+)
+from monitor.verdicts import SecondVerdict, UnknownReason, Verdict
+from probes.base import Attempt, Outcome, ProbeContext, Result
+
+# ------------------------------------------------------------------ fake probes
+
+
+@dataclass
+class FakeProbe:
+    """Answers `outcome` after `delay`, or TIMEOUT when its deadline comes first."""
+
+    name: str
+    channel: str = "api"
+    delay: float = 0.01
+    outcome: Outcome = Outcome.OK
+    clock: Clock = field(default_factory=SystemClock)
+    launches: list[tuple[ProbeContext, float]] = field(default_factory=list)
+    closed: bool = False
+
+    async def run(self, ctx: ProbeContext) -> Result:
+        self.launches.append((ctx, self.clock.wall()))
+        try:
+            async with asyncio.timeout(ctx.timeout):
+                await asyncio.sleep(self.delay)
+        except TimeoutError:
+            return Result(Outcome.TIMEOUT, {"error": "TimeoutError"})
+        return Result(self.outcome)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class HangingProbe(FakeProbe):
+    """A hung target: nothing comes back before the deadline."""
+
+    delay: float = 3600.0
+
+
+@dataclass
+class StubbornProbe(FakeProbe):
+    """A buggy probe that ignores its deadline and cancellation until released."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self, ctx: ProbeContext) -> Result:
+        self.launches.append((ctx, self.clock.wall()))
+        while not self.release.is_set():
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                continue
+        return Result(Outcome.OK)
+
+
+@dataclass
+class RaisingProbe(FakeProbe):
+    async def run(self, ctx: ProbeContext) -> Result:
+        raise RuntimeError("bug in a probe")
+
+
+class SteppableClock:
+    """Real clocks, with a wall-clock offset a test can step (an NTP step)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def wall(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+# ------------------------------------------------------------------ harness
+
+
+def settings(
+    probes: list[dict[str, Any]],
+    *,
+    max_launch_lag_ms: float = 50,
+    stall_threshold_ms: float = 100,
+    **svc: Any,
+) -> Settings:
+    return parse(
+        {
+            "monitor": {
+                "vantage": "test",
+                "max_launch_lag_ms": max_launch_lag_ms,
+                "stall_threshold_ms": stall_threshold_ms,
+            },
+            "services": [{"name": "sp", "probes": probes, **svc}],
+        }
+    )
+
+
+def api(name: str = "p", **kw: Any) -> dict[str, Any]:
+    return {"type": "http", "name": name, "url": "http://127.0.0.1:9/", **kw}
+
+
+@dataclass
+class Run:
+    verdicts: dict[tuple[str, int], SecondVerdict] = field(default_factory=dict)
+    seconds: list[int] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    skips: list[tuple[str, str, str, int]] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
+    launcher: Launcher | None = None
+    detector: Detector | None = None
+    first: int = 0
+
+    def sink(self, second: int, verdicts: list[SecondVerdict], ev: list[Attempt]) -> None:
+        self.seconds.append(second)
+        for v in verdicts:
+            key = (v.channel, v.second)
+            assert key not in self.verdicts, f"second {key} emitted twice"
+            self.verdicts[key] = v
+        self.order.append(f"second:{second}")
+
+    def on_attempt(self, a: Attempt) -> None:
+        self.attempts.append(a)
+        self.order.append(f"attempt:{a.attempt_id}")
+
+    def channel(self, channel: str = "api") -> list[SecondVerdict]:
+        return [v for (ch, _), v in sorted(self.verdicts.items()) if ch == channel]
+
+
+async def run_launcher(
+    cfg: Settings,
+    probes: dict[tuple[str, str], Any],
+    duration: float,
+    *,
+    clock: Clock | None = None,
+    grace: float = 1.0,
+    during: Callable[[Run], Any] | None = None,
+    settle: float = 8.0,
+) -> Run:
+    """Run a launcher for `duration` s of real time, then until the seconds it launched
+    in are final (bounded by `settle` s), then stop it."""
+    clock = clock or SystemClock()
+    run = Run()
+    run.first = int(clock.wall()) + 1
+    det = Detector(cfg.services, "test", run.sink, start_second=run.first, grace=grace)
+    launcher = Launcher(
+        cfg,
+        clock,
+        det,
+        on_attempt=run.on_attempt,
+        on_skip=lambda *a: run.skips.append(a),
+        probes=probes,
+    )
+    run.launcher, run.detector = launcher, det
+    await launcher.start()
+    try:
+        if during is not None:
+            await during(run)
+        await asyncio.sleep(duration)
+        last_launched = int(clock.wall())  # the second the run ends in
+        waited = 0.0
+        while det.next_second <= last_launched and waited < settle:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+    finally:
+        await launcher.stop()
+    return run
+
+
+# ------------------------------------------------------------------ pure parts
+
+OFFSET_CASES = [
+    ("k1", 0.0, 1, (0.0,)),
+    ("k2", 0.0, 2, (0.0, 0.5)),
+    ("k4-phase", 0.1, 4, (0.1, 0.35, 0.6, 0.85)),
+    ("k2-wraps", 0.75, 2, (0.75, 0.25)),
+]
+
+
+@pytest.mark.parametrize(
+    "phase,k,expected", [c[1:] for c in OFFSET_CASES], ids=[c[0] for c in OFFSET_CASES]
+)
+def test_slot_offsets(phase: float, k: int, expected: tuple[float, ...]) -> None:
+    assert slot_offsets(phase, k) == pytest.approx(expected)
+
+
+def test_in_flight_bound_follows_design() -> None:
+    assert in_flight_bound(2, 5.0) == 2 * 6 + 2
+    assert in_flight_bound(3, 0.5) == math.ceil(3 * 1.5) + 3
+
+
+def test_auto_phases_spread_a_services_probes() -> None:
+    cfg = settings([api("a"), api("b"), api("c", phase_offset=0.9)])
+    phases = auto_phases(cfg.services[0].probes)
+    assert phases == pytest.approx({"a": 0.0, "b": (1 / 3) / 2, "c": 0.9})
+
+
+# ------------------------------------------------------------------ real time, short
+
+
+async def test_k_slots_spread_evenly_with_attempt_ids_and_on_attempt_first() -> None:
+    cfg = settings([api("p", attempts_per_second=4, phase_offset=0.1, timeout_seconds=1)])
+    probe = FakeProbe("p")
+    run = await run_launcher(cfg, {("sp", "p"): probe}, 2.5)
+    by_second: dict[int, list[tuple[ProbeContext, float]]] = {}
+    for ctx, wall in probe.launches:
+        by_second.setdefault(ctx.second, []).append((ctx, wall))
+    assert len(by_second) >= 2
+    lag = cfg.monitor.max_launch_lag_ms / 1000
+    for second, launches in by_second.items():
+        for ctx, wall in launches:
+            assert ctx.attempt_id == f"p:{second}:{ctx.slot}"
+            assert ctx.timeout == 1.0
+            # a slot never fires early, and is skipped when later than max_launch_lag
+            scheduled = second + (0.1 + ctx.slot / 4)
+            assert scheduled - 0.005 <= wall <= scheduled + lag + 0.005, (ctx, wall)
+    full = [s for s, ls in by_second.items() if s != run.first]
+    assert any(sorted(c.slot for c, _ in by_second[s]) == [0, 1, 2, 3] for s in full)
+    assert all(v.verdict is Verdict.AVAILABLE for v in run.channel())
+    assert run.seconds == list(range(run.first, run.first + len(run.seconds)))
+    # every attempt reached on_attempt before its second was emitted
+    for a in run.attempts:
+        if f"second:{a.second}" in run.order:
+            assert run.order.index(f"attempt:{a.attempt_id}") < run.order.index(
+                f"second:{a.second}"
+            )
+    assert probe.closed
+    assert run.launcher is not None
+    stats = run.launcher.stats[("sp", "p")]
+    assert stats["launched"] == len(probe.launches)
+    assert len(stats["lags"]) == stats["launched"]
+
+
+async def test_hung_target_keeps_launching_and_every_second_is_unavailable() -> None:
+    # Generous lag and stall limits: this test is about hung targets, not a loaded CI box.
+    cfg = settings(
+        [api("p", attempts_per_second=2, timeout_seconds=1.5)],
+        max_launch_lag_ms=500,
+        stall_threshold_ms=5000,
+    )
+    probe = HangingProbe("p")
+    run = await run_launcher(cfg, {("sp", "p"): probe}, 3.5, grace=2.0)
+    assert run.launcher is not None
+    stats = run.launcher.stats[("sp", "p")]
+    # launches went on while earlier attempts hung
+    assert stats["max_in_flight"] >= 3
+    assert stats["skipped"] == 0
+    verdicts = run.channel()
+    assert len(verdicts) >= 3
+    assert [v.verdict for v in verdicts] == [Verdict.UNAVAILABLE] * len(verdicts)
+    assert all(v.verdict is Verdict.UNAVAILABLE for v in run.channel("service"))
+    assert {a.outcome for a in run.attempts} == {Outcome.TIMEOUT}
+
+
+async def test_in_flight_bound_skips_are_counted_never_relabelled() -> None:
+    cfg = settings([api("p", attempts_per_second=2, timeout_seconds=0.2)])
+    probe = StubbornProbe("p")
+    bound = in_flight_bound(2, 0.2)
+    before_release: dict[str, Any] = {}
+
+    async def release_later(run: Run) -> None:
+        async def later() -> None:
+            await asyncio.sleep(4.6)
+            assert run.launcher is not None
+            before_release.update(run.launcher.stats[("sp", "p")], skips=list(run.skips))
+            before_release["wall"] = time.time()
+            probe.release.set()
+
+        asyncio.get_running_loop().create_task(later())
+
+    run = await run_launcher(cfg, {("sp", "p"): probe}, 5.0, during=release_later, grace=0.8)
+    assert before_release["launched"] == bound
+    assert before_release["skipped_bound"] >= 2
+    assert before_release["skipped"] == len(before_release["skips"])
+    assert all(s[:3] == ("sp", "api", "p") for s in run.skips)
+    stuck = probe.launches[:bound]
+    launched_seconds = {c.second for c, _ in stuck}
+    skipped_seconds = {s[3] for s in before_release["skips"]}
+    only_skipped = sorted(skipped_seconds - launched_seconds)
+    assert only_skipped, "some second had every launch skipped"
+    for s in only_skipped[:-1]:  # the last one may have launched again after release
+        v = run.verdicts[("api", s)]
+        assert (v.verdict, v.reason) == (Verdict.UNKNOWN, UnknownReason.NOT_LAUNCHED)
+    # the stuck attempts were lost at their seconds' hard deadline: probe_error
+    # the second's end + the timeout + the detector's grace, seen at the next tick
+    hard = math.ceil(1 + 0.2 + 0.8) + 0.1
+    lost = [s for s in sorted(launched_seconds) if s + hard < before_release["wall"]]
+    assert len(lost) >= 2
+    for s in lost:
+        v = run.verdicts[("api", s)]
+        assert (v.verdict, v.reason) == (Verdict.UNKNOWN, UnknownReason.PROBE_ERROR)
+        assert v.counts["probe_error"] >= 1
+
+
+async def test_a_probe_that_raises_yields_probe_error_attempts() -> None:
+    cfg = settings([api("p", attempts_per_second=2, timeout_seconds=1)])
+    run = await run_launcher(cfg, {("sp", "p"): RaisingProbe("p")}, 2.2)
+    assert len(run.attempts) >= 3
+    assert {a.outcome for a in run.attempts} == {Outcome.PROBE_ERROR}
+    assert {a.detail["error"] for a in run.attempts} == {"RuntimeError"}
+    verdicts = run.channel()
+    assert verdicts and all(v.reason is UnknownReason.PROBE_ERROR for v in verdicts)
+
+
+async def test_two_channels_combine_any() -> None:
+    cfg = parse(
+        {
+            "monitor": {"vantage": "t"},
+            "services": [
+                {
+                    "name": "sp",
+                    "probes": [api("a"), {"type": "smtp", "name": "s", "host": "127.0.0.1"}],
+                }
+            ],
+        }
+    )
+    run = await run_launcher(
+        cfg,
+        {("sp", "a"): FakeProbe("a"), ("sp", "s"): FakeProbe("s", "smtp", 0.01, Outcome.TIMEOUT)},
+        2.2,
+    )
+    assert run.channel("api") and all(v.verdict is Verdict.AVAILABLE for v in run.channel("api"))
+    assert all(v.verdict is Verdict.UNAVAILABLE for v in run.channel("smtp"))
+    assert all(v.verdict is Verdict.UNAVAILABLE for v in run.channel("service"))  # combine any
+
+
+async def test_event_loop_stall_never_makes_a_healthy_target_unavailable() -> None:
+    cfg = settings([api("p", attempts_per_second=4, phase_offset=0.0, timeout_seconds=0.45)])
+    probe = FakeProbe("p", delay=0.2)
+    blocked: list[float] = []
+
+    async def block_soon(run: Run) -> None:
+        # Block the loop at .30 of a second, while the attempt launched at .25 is in
+        # flight: its deadline (.70) passes during the 500 ms block.
+        loop = asyncio.get_running_loop()
+        target = run.first + 1 + 0.30
+        delay = target - time.time()
+
+        def block() -> None:
+            blocked.append(time.time())
+            time.sleep(0.5)
+
+        loop.call_at(loop.time() + delay, block)
+
+    run = await run_launcher(cfg, {("sp", "p"): probe}, 3.5, during=block_soon)
+    assert blocked
+    stalled = [a for a in run.attempts if a.detail.get("reason") == "monitor_stalled"]
+    assert stalled, "the attempt in flight during the block was blamed on the monitor"
+    assert all(a.outcome is Outcome.PROBE_ERROR for a in stalled)
+    assert all(a.detail["observed"] == "timeout" for a in stalled)
+    assert run.launcher is not None and run.launcher.stats[("sp", "p")]["skipped_late"] >= 1
+    verdicts = run.channel() + run.channel("service")
+    assert verdicts
+    assert not [v for v in verdicts if v.verdict is Verdict.UNAVAILABLE]
+
+
+async def test_forward_clock_step_marks_skipped_seconds_unknown_once() -> None:
+    clock = SteppableClock()
+    cfg = settings([api("p", attempts_per_second=2, timeout_seconds=0.5)])
+    probe = FakeProbe("p", clock=clock)
+
+    async def step(run: Run) -> None:
+        async def later() -> None:
+            await asyncio.sleep(2.2)
+            clock.offset += 10.0
+
+        asyncio.get_running_loop().create_task(later())
+
+    run = await run_launcher(cfg, {("sp", "p"): probe}, 4.0, clock=clock, during=step)
+    assert run.launcher is not None and run.launcher.clock_steps == 1
+    seconds = run.seconds
+    assert seconds == list(range(run.first, run.first + len(seconds)))  # no gap, no repeat
+    reasons = [(v.verdict, v.reason) for v in run.channel()]
+    stepped = [i for i, r in enumerate(reasons) if r[1] is UnknownReason.CLOCK_STEP]
+    assert len(stepped) >= 10  # the ~10 s jumped over, and the second it happened in
+    assert stepped == list(range(stepped[0], stepped[-1] + 1))
+    before = reasons[: stepped[0]]
+    after = reasons[stepped[-1] + 1 :]
+    assert before and all(r == (Verdict.AVAILABLE, None) for r in before)
+    assert after and all(r == (Verdict.AVAILABLE, None) for r in after)
+    # launches after the step carry the new frame's seconds
+    assert max(c.second for c, _ in probe.launches) >= run.first + 10
+
+
+async def test_backward_clock_step_never_labels_a_second_twice() -> None:
+    clock = SteppableClock()
+    cfg = settings([api("p", attempts_per_second=2, timeout_seconds=0.5)])
+    probe = FakeProbe("p", clock=clock)
+
+    async def step(run: Run) -> None:
+        async def later() -> None:
+            await asyncio.sleep(2.2)
+            clock.offset -= 1.0
+
+        asyncio.get_running_loop().create_task(later())
+
+    run = await run_launcher(cfg, {("sp", "p"): probe}, 5.0, clock=clock, during=step)
+    assert run.launcher is not None and run.launcher.clock_steps == 1
+    ids = [c.attempt_id for c, _ in probe.launches]
+    assert len(ids) == len(set(ids)), "an attempt id (probe, second, slot) was reused"
+    seconds = run.seconds
+    assert seconds == list(range(run.first, run.first + len(seconds)))
+    reasons = [v.reason for v in run.channel()]
+    assert reasons.count(UnknownReason.CLOCK_STEP) == 2
+    assert reasons[-1] is None  # measuring again after the repeated stretch
+
+
+# ------------------------------------------------------------------ the real HTTP probe
+
+
+@pytest.mark.slow
+async def test_http_server_hung_for_30s_yields_one_unavailable_verdict_per_second(
+    aiohttp_server: Any,
+) -> None:
+    import probes.http  # noqa: F401  (registers PROBES["http"])
+
+    release = asyncio.Event()
+    hits: Counter[str] = Counter()
+
+    async def hang(request: web.Request) -> web.Response:
+        hits["requests"] += 1
+        try:
+            await asyncio.wait_for(release.wait(), timeout=60)
+        except TimeoutError:
+            pass
+        return web.Response(text="late")
+
+    app = web.Application()
+    app.router.add_get("/api/v1/account", hang)
+    server = await aiohttp_server(app)
+    cfg = settings(
+        [
+            {
+                "type": "http",
+                "name": "api",
+                "url": f"http://127.0.0.1:{server.port}/api/v1/account",
+                "attempts_per_second": 2,
+                "timeout_seconds": 1,
+            }
+        ],
+        # the CI box is shared: don't let its load turn this outage into skips or stalls
+        max_launch_lag_ms=500,
+        stall_threshold_ms=5000,
+    )
+    try:
+        run = await run_launcher(cfg, {}, 30.0, grace=2.0)
+    finally:
+        release.set()
+    verdicts = run.channel()
+    assert len(verdicts) >= 28
+    assert [v.second for v in verdicts] == list(range(run.first, run.first + len(verdicts)))
+    assert [v.verdict for v in verdicts] == [Verdict.UNAVAILABLE] * len(verdicts)
+    assert all(v.verdict is Verdict.UNAVAILABLE for v in run.channel("service"))
+    assert {a.outcome for a in run.attempts} == {Outcome.TIMEOUT}
+    assert hits["requests"] >= 2 * 28
