@@ -79,6 +79,12 @@ log = logging.getLogger(__name__)
 QUALIFYING = ("timeout", "server_error")
 INCONCLUSIVE = ("probe_error",)
 SEEING = ("ok", "timeout", "server_error")
+#: during an outage the running count of unavailable seconds is written at least this often
+#: (in seconds of verdicts), at the end of each unavailable run and with every event, rather
+#: than every second: one SQLite commit per second per service would cost the event loop
+#: ~0.3 ms each. A crash loses at most this many seconds of the count (reports recount
+#: from the stored verdict runs, not from incidents).
+FLUSH_EVERY = 10
 
 
 def _tally(v: SecondVerdict) -> tuple[int, int, bool]:
@@ -144,6 +150,8 @@ class Policy:
         self._escalation = Escalation(settings, self.herald)
         self._watch = {s.name: _Watch(s) for s in settings.services}
         self._active: dict[int, Incident] = {}
+        #: incidents whose unavailable-second count is ahead of the store → first such second
+        self._dirty: dict[int, int] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -248,6 +256,10 @@ class Policy:
         while w.nc_unav and w.nc_unav[0] <= nc_horizon:
             w.nc_unav.popleft()
 
+        if w.critical_id in self._dirty and (
+            service_v is None or service_v.verdict is not Verdict.UNAVAILABLE
+        ):
+            self._flush(w.critical_id)  # the run of unavailable seconds ended: persist it
         if service_v is not None and not service_v.excluded:
             if service_v.verdict is Verdict.UNAVAILABLE:
                 w.crit.append(s)
@@ -267,7 +279,9 @@ class Policy:
             inc.unavailable_seconds += 1
             inc.last_unavailable = s
             _merge_channels(inc, channels)
-            self._store.update_incident(inc)
+            since = self._dirty.setdefault(inc.id, s)
+            if s - since + 1 >= FLUSH_EVERY:
+                self._flush(inc.id)
             return
         if inc is not None and inc.state == "recovered":
             recovered = int(inc.data.get("recovered_second", s))
@@ -445,8 +459,15 @@ class Policy:
     def _get(self, incident_id: int | None) -> Incident | None:
         return None if incident_id is None else self._active.get(incident_id)
 
+    def _flush(self, incident_id: int | None) -> None:
+        self._dirty.pop(incident_id, None)  # type: ignore[arg-type]
+        inc = self._get(incident_id)
+        if inc is not None:
+            self._store.update_incident(inc)
+
     def _drop(self, incident_id: int) -> None:
         self._active.pop(incident_id, None)
+        self._dirty.pop(incident_id, None)
         for w in self._watch.values():
             if w.critical_id == incident_id:
                 w.critical_id = None
@@ -472,6 +493,14 @@ class Policy:
         except NotFound:
             self._drop(incident_id)
             return
+        mine = self._active.get(incident_id)
+        if mine is not None and incident_id in self._dirty:
+            # the counters are the policy's alone and only grow: keep the unflushed ones
+            fresh.unavailable_seconds = max(fresh.unavailable_seconds, mine.unavailable_seconds)
+            fresh.last_unavailable = (
+                max(fresh.last_unavailable or 0, mine.last_unavailable or 0) or None
+            )
+            _merge_channels(fresh, list(mine.data.get("channels", [])))
         if fresh.state != "resolved":
             self._active[incident_id] = fresh
             return

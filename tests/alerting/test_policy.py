@@ -98,7 +98,7 @@ class Rig:
         for code in codes:
             s = self.next
             self.next += 1
-            self.clock.set_wall(s + LAG)
+            self.clock.set_wall(max(s + LAG, self.clock.wall()))
             vs = verdicts(s, code)
             self.store.write_verdicts(vs)
             self.policy.on_second(s, vs)
@@ -157,9 +157,16 @@ def test_critical_opens_at_exactly_the_min_unavailable_second(rig: Rig) -> None:
     assert "Unavailable seconds so far: 30" in p["text"]
     assert rig.kinds(inc.id) == ["opened"]
     assert rig.wakes == 1
-    # more unavailability adds to the same incident, without another page
+    # more unavailability adds to the same incident, without another page; the running
+    # count reaches the store every FLUSH_EVERY seconds and when the run ends
+    rig.feed("U" * 9)
+    assert rig.store.get_incident(inc.id).unavailable_seconds == 30
+    rig.feed("U")
+    assert rig.store.get_incident(inc.id).unavailable_seconds == 40
     rig.feed("U" * 5)
-    assert rig.store.get_incident(inc.id).unavailable_seconds == 35
+    assert rig.policy.active()[0].unavailable_seconds == 45
+    rig.feed("A")
+    assert rig.store.get_incident(inc.id).unavailable_seconds == 45
     assert len(rig.items()) == 1
 
 
@@ -206,13 +213,13 @@ def test_recovery_then_relapse_within_reopen_window_continues(rig: Rig) -> None:
     inc = rig.store.get_incident(inc.id)
     assert inc.state == "recovered" and inc.recovered_at == recovered_at + LAG
     assert [o.event for o in rig.items("pager")] == ["trigger", "recover"]
-    rig.feed("A" * 600 + "U" * 3)
+    rig.feed("A" * 600 + "U" * 3 + "A")
     inc = rig.store.get_incident(inc.id)
     assert (inc.state, inc.recovered_at, inc.unavailable_seconds) == ("open", None, 33)
     assert len(rig.incidents()) == 1
     assert [o.event for o in rig.items("pager")] == ["trigger", "recover"]  # no second page
     assert rig.kinds(inc.id) == ["opened", "recovered", "unavailable_again"]
-    rig.feed("A" * 120)
+    rig.feed("A" * 119)
     assert rig.store.get_incident(inc.id).state == "recovered"
     assert [o.event for o in rig.items("pager")] == ["trigger", "recover", "recover"]
 
@@ -296,11 +303,14 @@ def test_ack_late_escalates_and_records_the_breach(rig: Rig) -> None:
 
 
 def test_ack_in_time_does_not_escalate(rig: Rig) -> None:
-    rig.feed("U" * 30)
+    rig.feed("U" * 33)
     [inc] = rig.incidents()
     rig.clock.advance(60)
-    # a separate Incidents object (the API's) acks; the policy re-reads the incident
+    # a separate Incidents object (the API's) acks mid-outage; the policy re-reads the
+    # incident and keeps its own running count
     Incidents(rig.settings, rig.store, rig.clock).ack(inc.id, "alice")
+    rig.feed("U" * 2 + "A")
+    assert rig.store.get_incident(inc.id).unavailable_seconds == 35
     assert inc.ack_due_at is not None
     rig.policy.tick(inc.ack_due_at + 3600)
     inc = rig.store.get_incident(inc.id)
