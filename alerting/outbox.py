@@ -159,7 +159,10 @@ class Dispatcher:
         async with self._pass_lock:
             self._finished.clear()
             now = self.clock.wall()
-            items = await asyncio.to_thread(self.store.due, now, self.batch)
+            # due() gives one row per pair: asking for the in-flight pairs on top of the batch
+            # keeps a notifier with many hung pairs from hiding every other notifier's items
+            limit = self.batch + len(self._inflight)
+            items = await asyncio.to_thread(self.store.due, now, limit)
             started = skipped = 0
             for item in items:
                 pair = (item.incident_id, item.notifier)

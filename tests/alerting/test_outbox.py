@@ -275,6 +275,23 @@ async def test_hung_notifier_does_not_delay_another(
     assert store.outbox(inc.id)[0].state == "pending"
 
 
+async def test_more_hung_pairs_than_a_batch_do_not_hide_other_notifiers(
+    store: SQLiteStore, clock: FakeClock, results: list[tuple[str, str]]
+) -> None:
+    stuck, slack = FakeNotifier("stuck", timeout_seconds=60), FakeNotifier("slack")
+    stuck.hang = asyncio.Event()
+    incidents = [new_incident(store) for _ in range(5)]
+    store.enqueue([item(inc, "stuck") for inc in incidents])
+    store.enqueue([item(incidents[0], "slack")])  # the highest id of all
+    d = dispatcher(store, clock, results, stuck, slack, batch=2)
+    for _ in range(40):  # bounded rounds
+        assert not await d.drain(0.2)
+        if results:
+            break
+    assert results == [("slack", "sent")]
+    await d.close()
+
+
 async def test_pairs_of_one_notifier_do_not_wait_for_each_other(
     store: SQLiteStore, clock: FakeClock, results: list[tuple[str, str]]
 ) -> None:
