@@ -133,7 +133,7 @@ def _value(prom: PrometheusProcess, expr: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def _raw(prom: PrometheusProcess, selector: str, window: str = "10m") -> dict[float, float]:
+def _raw(prom: PrometheusProcess, selector: str, window: str = "1h") -> dict[float, float]:
     """Raw scraped samples of one series: {scrape timestamp: value}."""
     answer = prom.query(f"{selector}[{window}]")
     assert answer["status"] == "success", answer
@@ -214,10 +214,14 @@ def test_unavailable_seconds_in_prometheus_equal_the_daemons_own(
     stamps = sorted(last_final)
     t1, t2 = stamps[0], stamps[-1]
     l1, l2 = int(last_final[t1]), int(last_final[t2])
-    rows = http_json(
-        f"{stack.daemon_url}/api/v1/seconds?service={SERVICE}&from={l1 + 1}&to={l2 + 1}"
-    )["seconds"]
-    assert [r["t"] for r in rows] == list(range(l1 + 1, l2 + 1)), "daemon rows are not final"
+    url = f"{stack.daemon_url}/api/v1/seconds?service={SERVICE}&from={l1 + 1}&to={l2 + 1}"
+
+    def final_rows() -> list[dict[str, Any]] | None:
+        # the store may commit a moment after the metrics moved: wait for every second
+        rows: list[dict[str, Any]] = http_json(url)["seconds"]
+        return rows if [r["t"] for r in rows] == list(range(l1 + 1, l2 + 1)) else None
+
+    rows = wait_until(final_rows, tries=40, every=0.5, what="the daemon's rows of those seconds")
     for channel, key in (("service", "verdict"), ("api", "api"), ("smtp", "smtp")):
         counter = _raw(
             prom,
