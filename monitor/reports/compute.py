@@ -1,7 +1,9 @@
 """The numbers of the monthly availability report, computed from the Store's verdict runs.
 
 Everything is counted in real seconds of a calendar month of the report time zone, as
-half-open intervals ``[start, end)`` of epoch seconds (so a DST month has 743 or 745 hours).
+half-open intervals ``[start, end)`` of epoch seconds (so a DST month has 743 or 745 hours);
+an outage's ``end`` is the first second that was no longer unavailable. Seconds without any
+stored verdict count as unknown (not measured), never as unavailable.
 """
 
 from __future__ import annotations
@@ -200,7 +202,7 @@ def _quorum(
         measured = n_unav + n_avail
         if measured == 0:
             continue
-        need = min(quorum, measured) if quorum is not None else measured
+        need = quorum if quorum is not None else measured
         (unav if n_unav >= need else avail).append((t, nxt))
     return _union(unav), _union(avail)
 

@@ -11,7 +11,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -266,11 +266,15 @@ def _el(tag: str, attrs: dict[str, Any], text: str | None = None, title: str | N
 
 
 def _day_starts(r: dict[str, Any]) -> list[tuple[str, int]]:
+    """Every local day of the report's month (a partial month too) and its first second."""
     tz = ZoneInfo(r["timezone"])
-    return [
-        (d["date"], int(datetime.fromisoformat(d["date"]).replace(tzinfo=tz).timestamp()))
-        for d in r["daily"]
-    ]
+    first = date.fromisoformat(r["month"] + "-01")
+    days = []
+    d = first
+    while d.month == first.month:
+        days.append((d.isoformat(), int(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp())))
+        d += timedelta(days=1)
+    return days
 
 
 def _stretches(
@@ -326,7 +330,7 @@ def timeline_svg(r: dict[str, Any], strips: Strips, uid: str) -> Markup:
         parts.append(
             _el("line", {"x1": xd, "y1": top - 6, "x2": xd, "y2": height - 6, "class_": "grid"})
         )
-        if i % 2 == 0 or len(r["daily"]) <= 16:
+        if i % 2 == 0:
             parts.append(
                 _el("text", {"x": xd + 1, "y": top - 10, "class_": "tick"}, str(int(day[8:])))
             )
@@ -354,9 +358,11 @@ def timeline_svg(r: dict[str, Any], strips: Strips, uid: str) -> Markup:
 
 def daily_svg(r: dict[str, Any]) -> Markup:
     """Unavailable seconds per local day; any nonzero day gets at least a visible bar."""
-    days = r["daily"]
+    by_date = {d["date"]: d for d in r["daily"]}
+    empty = {"unavailable_seconds": 0, "unknown_seconds": 0}
+    days = [{"date": day, **by_date.get(day, empty)} for day, _ in _day_starts(r)]
     width, height, x0, base, top = 1000.0, 190.0, 64.0, 160.0, 18.0
-    n = max(len(days), 28)
+    n = len(days)
     slot = (width - x0 - 8) / n
     peak = max((d["unavailable_seconds"] for d in days), default=0)
     scale_max = max(peak, 1)
