@@ -132,13 +132,12 @@ class Daemon:
 
         # Alerting: incidents are restored before the first new second arrives.
         from alerting.incidents import Incidents
+        from alerting.notifiers import build_notifiers
         from alerting.outbox import Dispatcher
         from alerting.policy import Policy
 
-        from alerting.notifiers import NOTIFIERS
-
         self._session = aiohttp.ClientSession()
-        notifiers = {n.name: NOTIFIERS[n.type](n, self._session, self.clock) for n in s.notifiers}
+        notifiers = build_notifiers(s.notifiers, self._session, self.clock)
         self.dispatcher = Dispatcher(
             store,
             notifiers,
@@ -213,6 +212,9 @@ class Daemon:
         if self.store is not None:
             await asyncio.to_thread(self._flush)
         if self.dispatcher is not None:
+            # give pages already queued (a resolve on shutdown, say) a moment to go out;
+            # what does not is sent after the next start
+            await self.dispatcher.drain(5)
             await self.dispatcher.close()
         if self._runner is not None:
             await self._runner.cleanup()
