@@ -242,7 +242,7 @@ Tier = Literal["critical", "escalation", "ticket"]
 
 class NotifierBase(_Model):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    tiers: list[Tier] = Field(default_factory=lambda: ["critical"], min_length=1)
+    tiers: list[Tier] = Field(default_factory=lambda: list[Tier](["critical"]), min_length=1)
     #: services whose incidents this notifier receives (None: all)
     services: list[str] | None = None
     timeout_seconds: float = Field(default=10, gt=0, le=120)
@@ -310,7 +310,11 @@ class EmailConfig(NotifierBase):
 
 
 NotifierConfig = Annotated[
-    PagerDutyConfig | OpsgenieConfig | AlertmanagerConfig | SlackConfig | WebhookConfig
+    PagerDutyConfig
+    | OpsgenieConfig
+    | AlertmanagerConfig
+    | SlackConfig
+    | WebhookConfig
     | EmailConfig,
     Field(discriminator="type"),
 ]
@@ -358,9 +362,14 @@ class MonitorConfig(_Model):
 
 class StoreConfig(_Model):
     #: sqlite:///relative/or/absolute/path.db  (postgresql:// is the scale-out backend)
-    url: str = Field(default="sqlite:///availmon-data/availmon.db", pattern=r"^(sqlite|postgresql)://")
+    url: str = Field(
+        default="sqlite:///availmon-data/availmon.db", pattern=r"^(sqlite|postgresql)://"
+    )
     #: keep per-attempt evidence and per-minute counts this long (verdict runs are kept)
     evidence_retention_days: int = Field(default=400, ge=1)
+
+
+ReportFormat = Literal["json", "csv", "md", "html"]
 
 
 class CreditTier(_Model):
@@ -371,8 +380,8 @@ class CreditTier(_Model):
 class ReportConfig(_Model):
     timezone: str = "UTC"
     dir: Path = Path("availmon-data/reports")
-    formats: list[Literal["json", "csv", "md", "html"]] = Field(
-        default_factory=lambda: ["json", "html"]
+    formats: list[ReportFormat] = Field(
+        default_factory=lambda: list[ReportFormat](["json", "html"])
     )
     #: outages closer than this many seconds are one outage in the report
     merge_gap_seconds: int = Field(default=0, ge=0)

@@ -122,8 +122,8 @@ class Metrics:
                 self.incidents_open.labels(service, severity)
             self.month_unavailable.labels(service)
         for name in notifiers:
-            for outcome in ("sent", "retry", "failed"):
-                self.notifications.labels(name, outcome)
+            for result in ("sent", "retry", "failed"):
+                self.notifications.labels(name, result)
 
     def observe_attempt(self, a: Attempt) -> None:
         self.attempts.labels(a.service, a.channel, a.probe, a.outcome.value).inc()
