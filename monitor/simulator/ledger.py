@@ -25,6 +25,8 @@ _ATTEMPT_RE = re.compile(
 DEFAULT_MAX_LOG = 250_000
 #: seconds of ground truth kept per channel (about 23 days)
 MAX_TRUTH_SECONDS = 2_000_000
+#: how far behind the newest second a repeated attempt id is still recognised
+RETRY_WINDOW_SECONDS = 300
 
 
 def parse_attempt_id(attempt_id: str) -> tuple[str, int, int] | None:
@@ -72,6 +74,47 @@ class LogRecord:
         }
 
 
+class _Tally:
+    """One channel's truth: per second, how many keyed attempts and how many qualifying.
+
+    An attempt id that arrives again (aiohttp re-sends an idempotent request once after a
+    reset or a dropped connection, with the same header) is one attempt whose last arrival
+    decides, as it is the one the client saw. Per-attempt memory is kept only for the
+    seconds near the newest one, so the truth stays O(seconds).
+    """
+
+    def __init__(self) -> None:
+        self.cells: dict[int, list[int]] = {}  # second → [attempts, qualifying]
+        self._recent: dict[int, dict[tuple[str | None, str], bool]] = {}
+        self._newest = -1
+
+    def add(self, second: int, key: tuple[str | None, str], qualifying: bool) -> None:
+        if second > self._newest:
+            self._newest = second
+            horizon = second - RETRY_WINDOW_SECONDS
+            for old in [s for s in self._recent if s < horizon]:
+                del self._recent[old]
+        cell = self.cells.get(second)
+        if cell is None:
+            if len(self.cells) >= MAX_TRUTH_SECONDS:
+                for old in sorted(self.cells)[: MAX_TRUTH_SECONDS // 2]:
+                    del self.cells[old]
+            cell = self.cells[second] = [0, 0]
+        seen = None
+        if second >= self._newest - RETRY_WINDOW_SECONDS:
+            attempts = self._recent.setdefault(second, {})
+            seen = attempts.get(key)
+            attempts[key] = qualifying
+        if seen is None:
+            cell[0] += 1
+            cell[1] += qualifying
+        else:
+            cell[1] += qualifying - seen
+
+    def unavailable(self, lo: int, hi: int) -> set[int]:
+        return {s for s, (n, bad) in self.cells.items() if n and n == bad and lo <= s < hi}
+
+
 class Ledger:
     """The bounded attempt log, per-channel counters and per-second truth tallies."""
 
@@ -81,8 +124,7 @@ class Ledger:
         self.max_log = max_log
         self.log: list[LogRecord] = []
         self._seq = 0
-        # channel → second → [keyed attempts, qualifying ones]
-        self._tally: dict[str, dict[int, list[int]]] = {ch: {} for ch in CHANNELS}
+        self._tally: dict[str, _Tally] = {ch: _Tally() for ch in CHANNELS}
         self.counts: dict[str, dict[str, int]] = {
             ch: {"attempts": 0, "keyed": 0} | {str(o): 0 for o in Outcome} for ch in CHANNELS
         }
@@ -123,16 +165,8 @@ class Ledger:
         counts[expected.value] += 1
         if second is not None:
             counts["keyed"] += 1
-            tally = self._tally[channel]
-            cell = tally.get(second)
-            if cell is None:
-                if len(tally) >= MAX_TRUTH_SECONDS:
-                    for old in sorted(tally)[: MAX_TRUTH_SECONDS // 2]:
-                        del tally[old]
-                cell = tally[second] = [0, 0]
-            cell[0] += 1
-            if expected.qualifying:
-                cell[1] += 1
+            assert attempt_id is not None  # parsed from it
+            self._tally[channel].add(second, (vantage, attempt_id), expected.qualifying)
         return rec
 
     def since(self, seq: int, limit: int) -> list[LogRecord]:
@@ -146,12 +180,13 @@ class Ledger:
 
     def truth(self, start: int | None = None, end: int | None = None) -> dict[str, set[int]]:
         """Unavailable seconds per channel in [start, end): a second is unavailable when it
-        has ≥1 keyed attempt and every keyed attempt of it is a qualifying failure;
-        `service` is the union (combine `any`)."""
+        has ≥1 keyed attempt and every keyed attempt of it is a qualifying failure (an
+        attempt id seen twice counts once, by its last arrival); `service` is the union
+        (combine `any`)."""
         lo = start if start is not None else -(1 << 62)
         hi = end if end is not None else 1 << 62
         out: dict[str, set[int]] = {}
         for ch, tally in self._tally.items():
-            out[ch] = {s for s, (n, bad) in tally.items() if n and n == bad and lo <= s < hi}
+            out[ch] = tally.unavailable(lo, hi)
         out["service"] = set().union(*(out[ch] for ch in CHANNELS))
         return out

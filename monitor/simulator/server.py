@@ -6,8 +6,10 @@ one until cancelled (`availmon simulate`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import resource
 import shutil
 import ssl
 import tempfile
@@ -28,7 +30,7 @@ from probes.base import Outcome
 
 #: longest real sleep between clock checks while waiting for a scenario step, so that a
 #: FakeClock moved by a test (or a stepped wall clock) is noticed promptly
-_SCENARIO_POLL = 0.1
+_SCENARIO_POLL = 0.05
 _BACKLOG = 1024
 _WILDCARDS = {"", "0.0.0.0", "::"}
 
@@ -235,6 +237,16 @@ class Simulator:
         }
 
 
+def _raise_open_file_limit() -> None:
+    """A hang keeps each attempt's connection open until its client gives up: at hundreds of
+    attempts a second that is thousands of sockets, past the usual soft limit of 1024."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = hard if hard != resource.RLIM_INFINITY else 65536
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 async def serve(
     host: str,
     http_port: int,
@@ -247,7 +259,8 @@ async def serve(
     control: bool = True,
 ) -> None:
     """Run a simulator until cancelled; print one line with its URLs and ports at start.
-    A scenario starts at the next whole second."""
+    A scenario starts at the next whole second. Raises the process's open-file limit."""
+    _raise_open_file_limit()
     sim = Simulator(
         host,
         http_port,

@@ -510,6 +510,23 @@ def test_ground_truth_counts_only_seconds_where_every_keyed_attempt_qualifies() 
     assert [r.seq for r in ledger.since(len(rows) - 2, 10)] == [len(rows) - 1, len(rows)]
 
 
+def test_ground_truth_counts_a_resent_attempt_once_by_its_last_arrival() -> None:
+    ledger = Ledger()
+    a, b, c = SECOND, SECOND + 1, SECOND + 2
+    rows = [
+        (f"acct:{a}:0", "v1", Outcome.SERVER_ERROR),
+        (f"acct:{a}:0", "v1", Outcome.OK),  # a: the re-sent request succeeded
+        (f"acct:{b}:0", "v1", Outcome.SERVER_ERROR),
+        (f"acct:{b}:0", "v1", Outcome.SERVER_ERROR),  # b: failed twice, still one attempt
+        (f"acct:{c}:0", "v1", Outcome.SERVER_ERROR),
+        (f"acct:{c}:0", "v2", Outcome.OK),  # c: the same id from another vantage point
+    ]
+    for aid, vantage, outcome in rows:
+        ledger.record("api", aid, vantage, 0.0, "x", "r", outcome)
+    assert ledger.truth()["api"] == {b}
+    assert len(ledger.log) == len(rows)  # the log keeps every arrival
+
+
 @pytest.mark.parametrize(
     ("attempt_id", "parsed"),
     [
@@ -628,6 +645,64 @@ async def test_run_scenario_follows_the_clock() -> None:
     assert [(t - SECOND, s.at) for t, s in sim.applied] == [(0, 0), (2, 2), (5, 5)]
 
 
+async def test_default_scenario_yields_its_documented_ground_truth() -> None:
+    """The demo's script, second by second on a FakeClock, with two keyed attempts per
+    channel and second decided by the simulator's own fault logic."""
+    clock = FakeClock(start=SECOND)
+    sim = Simulator(clock=clock)
+    task = asyncio.create_task(sim.run_scenario(DEFAULT_SCENARIO, start_at=SECOND))
+    for offset in range(60):
+        clock.set_wall(SECOND + offset + 0.01)
+        due = sum(1 for step in DEFAULT_SCENARIO if step.at <= offset)
+        await until(lambda due=due: len(sim.applied) == due, f"steps due at {offset}")
+        for slot in (0, 1):
+            for channel, stage in (("api", "request"), ("smtp", "data")):
+                active = sim.faults[channel]
+                action = active.decide(stage)
+                expected = action.expected if action is not None else Outcome.OK
+                sim.record(channel, f"p:{SECOND + offset}:{slot}", None, active.name, "", expected)
+    await asyncio.wait_for(task, 5)
+    truth = sim.ground_truth(SECOND, SECOND + 60)
+    api = {SECOND + s for s in range(8, 14)}
+    smtp = {SECOND + s for s in range(20, 26)}
+    assert truth == {"api": api, "smtp": smtp, "service": api | smtp}
+    # the partial failure and the 401 spell happened, and did not count
+    assert sim.ledger.counts["api"]["server_error"] == 12 + 6
+    assert sim.ledger.counts["api"]["client_error"] == 10
+
+
+async def test_serve_prints_its_addresses_and_runs_a_scenario(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from monitor.simulator import serve
+
+    steps = [ScenarioStep(0, "api", "5xx", {"status": 503})]
+    task = asyncio.create_task(serve("127.0.0.1", 0, 0, api_key=API_KEY, scenario=steps))
+    try:
+        out = ""
+        for _ in range(250):  # bounded: the line is printed once both listeners are up
+            out += capsys.readouterr().out
+            if out:
+                break
+            await asyncio.sleep(0.02)
+        assert out.count("\n") == 1 and "STARTTLS" in out and API_KEY not in out
+        url = out.split("api ", 1)[1].split(",", 1)[0]
+        async with aiohttp.ClientSession() as session:
+            for _ in range(150):  # bounded: the scenario starts at the next whole second
+                async with session.get(url + "/_sim/state") as r:
+                    state = await r.json()
+                if state["faults"]["api"]["fault"] == "5xx":
+                    break
+                await asyncio.sleep(0.02)
+            assert state["faults"]["api"] == {"fault": "5xx", "params": {"status": 503}}
+            async with session.get(url + "/api/v1/account") as r:
+                assert r.status == 503
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+
+
 async def test_run_scenario_rejects_a_bad_step_before_starting() -> None:
     sim = Simulator(clock=FakeClock(start=SECOND))
     steps = [ScenarioStep(0, "api", "5xx"), ScenarioStep(1, "api", "melt")]
@@ -647,6 +722,9 @@ E2E_API: list[tuple[str, dict[str, Any]]] = [
     ("reset", {}),
     ("drop_after_data", {}),
     ("slow", {"delay": 0.05}),
+    # aiohttp re-sends an idempotent GET once after a reset: whatever the client ends with,
+    # the simulator's last record of that attempt says the same
+    ("fraction", {"fraction": 0.5, "fault": "reset"}),
 ]
 E2E_SMTP: list[tuple[str, dict[str, Any]]] = [
     ("ok", {}),
@@ -691,7 +769,7 @@ async def test_http_probe_sees_what_the_simulator_expects(
 
     # a hang is waited out by the probe: long enough for a loaded machine's request to
     # reach the hang, short enough for a quick test; the other faults end at once
-    timeout = 1.0 if fault == "hang" else 10.0
+    timeout = 0.6 if fault == "hang" else 10.0
     method = "POST" if fault == "drop_after_data" else "GET"
     path = "/api/v1/transmissions" if method == "POST" else "/api/v1/account"
     probe = HttpProbe(
