@@ -99,7 +99,7 @@ def test_every_variable_used_is_defined(dashboard: dict[str, Any]) -> None:
     texts = [expr for _, expr in dashboard_queries(dashboard)]
     texts += [p.get("title", "") for p in all_panels(dashboard)]
     texts += [p.get("repeat", "") and f"${p['repeat']}" for p in all_panels(dashboard)]
-    texts += [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    texts += [v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
     used = set().union(*(variables(t) for t in texts))
     undefined = used - defined - set(GRAFANA_BUILTINS)
     assert not undefined, f"used but not defined: {sorted(undefined)}"
@@ -119,7 +119,7 @@ def test_queries_name_only_design_metrics_and_recorded_rules(dashboard: dict[str
         assert names - allowed == set(), f"{where}: {sorted(names - allowed)} in {expr}"
     for v in dashboard["templating"]["list"]:
         if v["type"] == "query":
-            selector = _label_values_selector(v["query"]["query"])
+            selector = _label_values_selector(v["query"])
             assert metric_names(fill_variables(selector, VALUES)) <= allowed, v["name"]
 
 
@@ -181,7 +181,7 @@ def test_every_dashboard_query_parses_in_prometheus(
             assert answer.get("status") == "success", f"{where}: {answer.get('error')}"
         for v in dashboard["templating"]["list"]:
             if v["type"] == "query":
-                selector = fill_variables(_label_values_selector(v["query"]["query"]), VALUES)
+                selector = fill_variables(_label_values_selector(v["query"]), VALUES)
                 assert prom.query(selector)["status"] == "success", v["name"]
         bad = prom.query("sum(rate(availmon_seconds_total[5m]")
         assert bad["status"] == "error"  # the check itself can fail

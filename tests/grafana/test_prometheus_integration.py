@@ -9,8 +9,10 @@ page pending; `promtool check metrics` finds nothing to report in /metrics.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -275,6 +277,26 @@ def test_every_dashboard_query_parses_and_returns_data(
         if not answer["data"]["result"] and not any(m in expr for m in NO_DATA_EXPECTED):
             empty.append(where)
     assert not empty, f"no data: {empty}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [("service", {SERVICE}), ("channel", {"api", "smtp"})],
+    ids=["service", "channel"],
+)
+def test_dashboard_variables_list_the_monitored_values(
+    stack: Stack, variable: str, expected: set[str]
+) -> None:
+    """The variable queries (Grafana's label_values(selector, label)) find the service
+    and its channels, through Prometheus's label values API as Grafana asks."""
+    (var,) = [v for v in load_dashboard()["templating"]["list"] if v["name"] == variable]
+    m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"].strip())
+    assert m, var["query"]
+    selector = fill_variables(m.group(1), VALUES)
+    query = urllib.parse.urlencode({"match[]": selector})
+    answer = http_json(f"{stack.prom.url}/api/v1/label/{m.group(2)}/values?{query}")
+    assert answer["status"] == "success", answer
+    assert set(answer["data"]) == expected
 
 
 def test_every_rule_parses_and_every_record_has_data(
