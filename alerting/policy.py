@@ -123,8 +123,11 @@ class _Watch:
     nc_id: int | None = None
     #: a person resolved the Non-Critical Issue: wait for the conditions to clear
     nc_hold: bool = False
+    #: unavailable seconds up to this one belong to a Critical Issue, never to a Non-Critical
+    nc_floor: int | None = None
 
     def reset_non_critical(self, second: int) -> None:
+        self.nc_floor = second
         self.nc_unav.clear()
         self.ratio.clear()
         self.qualifying = self.conclusive = 0
@@ -252,7 +255,9 @@ class Policy:
             w.conclusive -= conclusive
         crit_horizon = s - cc.window_seconds
         while w.crit and w.crit[0] <= crit_horizon:
-            w.nc_unav.append(w.crit.popleft())
+            old = w.crit.popleft()
+            if w.nc_floor is None or old > w.nc_floor:
+                w.nc_unav.append(old)
         while w.nc_unav and w.nc_unav[0] <= nc_horizon:
             w.nc_unav.popleft()
 
@@ -533,6 +538,7 @@ class Policy:
             floor = last
         elif crit is not None:
             floor = max(floor, int(crit.data.get("recovered_second", floor)))
+        w.nc_floor = floor
         runs = self._store.runs(name, SERVICE_CHANNEL, start, last + 1, vantage)
         w.crit.clear()
         w.nc_unav.clear()
@@ -543,7 +549,7 @@ class Policy:
                 if excluded(second):
                     continue
                 if second > last - cc.window_seconds:
-                    w.crit.append(second)
+                    w.crit.append(second)  # leaves for nc_unav later only if > nc_floor
                 elif second > last - ncc.window_seconds and second > floor:
                     w.nc_unav.append(second)
         w.streak = _trailing_available(runs, last, excluded)

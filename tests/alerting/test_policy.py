@@ -579,3 +579,20 @@ def test_a_person_resolving_an_older_incident_is_seen(tmp_path: Path) -> None:
     old = rig.store.get_incident(old.id)
     assert old.state == "resolved"  # not rewritten by the policy's stale copy
     assert [o.event for o in rig.store.outbox(old.id)] == ["trigger", "recover", "resolve"]
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["live", "after-restart"])
+def test_seconds_of_a_critical_outage_never_file_a_non_critical(
+    tmp_path: Path, restart: bool
+) -> None:
+    # recovery (30 s) shorter than the Critical window (60 s): at recovery the outage's
+    # seconds are still in the window, and must not move on into the Non-Critical one
+    rig = Rig(tmp_path, make_settings(critical={"recover_after_seconds": 30}))
+    rig.feed("A" * 5 + "U" * 30 + "A" * 30)
+    [crit] = rig.incidents()
+    assert rig.store.get_incident(crit.id).state == "recovered"
+    if restart:
+        rig.policy = rig.new_policy()
+        rig.policy.restore()
+    rig.feed("A" * 200)
+    assert rig.incidents(severity="non_critical") == []
