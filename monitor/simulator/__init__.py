@@ -11,7 +11,7 @@ certificate), `wire` (RST and hang), `server` (`Simulator`, `serve`).
 
 from __future__ import annotations
 
-from monitor.simulator.faults import FAULT_NAMES, SMTP_STAGES
+from monitor.simulator.faults import FAULT_DOCS, FAULT_NAMES, SMTP_STAGES
 from monitor.simulator.ledger import LogRecord, parse_attempt_id
 from monitor.simulator.scenario import (
     DEFAULT_SCENARIO,
@@ -24,6 +24,7 @@ from monitor.simulator.server import Simulator, serve
 __all__ = [
     "DEFAULT_SCENARIO",
     "DEFAULT_SCENARIO_SECONDS",
+    "FAULT_DOCS",
     "FAULT_NAMES",
     "SMTP_STAGES",
     "LogRecord",

@@ -229,6 +229,10 @@ FAULTS: dict[str, FaultSpec] = {
 }
 FRACTION = "fraction"
 FAULT_NAMES = (*FAULTS, FRACTION)
+#: one line per fault name, for `/_sim/state` and `availmon simulate --help` style listings
+FAULT_DOCS: dict[str, str] = {name: spec.doc for name, spec in FAULTS.items()} | {
+    FRACTION: "inner `fault` (default 5xx) on every 1/`fraction` attempt by arrival"
+}
 
 
 @dataclass(slots=True)
@@ -325,7 +329,7 @@ def parse_fault(channel: str, fault: str, params: Mapping[str, Any]) -> dict[str
         )
         every = Fraction(frac).limit_denominator(1000)
         name = given.pop("fault", "5xx")
-        if name not in FAULTS or name == "ok":
+        if not isinstance(name, str) or name not in FAULTS or name == "ok":
             raise ValueError(
                 f"fault 'fraction': inner fault {name!r} must be one of "
                 f"{', '.join(n for n in FAULTS if n != 'ok')}"

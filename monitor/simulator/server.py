@@ -22,7 +22,14 @@ from aiohttp import web
 from monitor.clock import Clock, SystemClock
 from monitor.simulator.api import CONTROL_PREFIX, ApiSide
 from monitor.simulator.certs import server_context, write_certs
-from monitor.simulator.faults import CHANNELS, Act, ActiveFault, parse_fault
+from monitor.simulator.faults import (
+    CHANNELS,
+    FAULT_DOCS,
+    SMTP_STAGES,
+    Act,
+    ActiveFault,
+    parse_fault,
+)
 from monitor.simulator.ledger import DEFAULT_MAX_LOG, Ledger, LogRecord
 from monitor.simulator.scenario import ScenarioStep
 from monitor.simulator.smtp import SERVER_NAME, SimSMTP, SmtpSide
@@ -234,6 +241,8 @@ class Simulator:
             },
             "ca_file": str(self.ca_file) if self.ca_file else None,
             "scenario": [{"applied_at": t, **s.to_json()} for t, s in self.applied],
+            "known_faults": FAULT_DOCS,
+            "smtp_stages": list(SMTP_STAGES),
         }
 
 

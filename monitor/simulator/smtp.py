@@ -76,7 +76,7 @@ class SimSMTP(SMTP):
     def __dir__(self) -> list[str]:
         # aiosmtpd's __init__ scans dir(self) and inspect.getmembers(self) on every
         # connection for its smtp_* commands and auth_* mechanisms; listing only those names
-        # (computed once per class) cuts that scan from ~300 µs to a few µs per connection
+        # (computed once per class) halves its per-connection setup (~200 → ~110 µs)
         names = SimSMTP.__dict__.get("_dir_cache")
         if names is None:
             names = [n for n in object.__dir__(self) if n.startswith(("smtp_", "auth_"))]

@@ -373,6 +373,7 @@ async def test_control_api(sim: Simulator, http: aiohttp.ClientSession) -> None:
         state = await r.json()
     assert state["counts"]["api"]["server_error"] == 2
     assert state["smtp"]["port"] == sim.smtp_port
+    assert set(state["known_faults"]) == set(FAULT_NAMES)
     async with http.get(url + "log", params={"since": "1"}) as r:
         page = await r.json()
     assert [rec["attempt_id"] for rec in page["records"]] == [f"acct:{SECOND}:1"]
@@ -395,6 +396,7 @@ BAD_CONTROL = [
     ("POST", "fault", json.dumps({"channel": "api", "fault": "5xx", "status": 404}).encode()),
     ("POST", "fault", json.dumps({"channel": "api", "fault": "5xx", "colour": 1}).encode()),
     ("POST", "fault", json.dumps({"channel": "api", "fault": "smtp_421"}).encode()),
+    ("POST", "fault", json.dumps({"channel": "api", "fault": "fraction", "inner": [1]}).encode()),
     ("GET", "log?since=yesterday", b""),
     ("GET", "log?limit=0", b""),
     ("GET", "truth?start=x", b""),
@@ -413,6 +415,7 @@ BAD_CONTROL = [
         "status-range",
         "unknown-param",
         "smtp-fault-on-api",
+        "inner-not-a-name",
         "since-not-int",
         "limit-zero",
         "start-not-int",
