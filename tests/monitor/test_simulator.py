@@ -356,6 +356,31 @@ async def test_stop_returns_with_hung_connections(sim: Simulator) -> None:
         assert (await smtp)[0] == "disconnected"
 
 
+async def test_plain_smtp_and_no_control_api() -> None:
+    async with Simulator(tls=False, smtp_password=SMTP_PASSWORD, control=False) as plain:
+        assert plain.ca_file is None
+        with pytest.raises(ValueError, match="tls=True"):
+            plain.set_fault("smtp", "tls_fail")
+        client = aiosmtplib.SMTP(
+            hostname="127.0.0.1",
+            port=plain.smtp_port,
+            start_tls=False,
+            username="SMTP_Injection",
+            password=SMTP_PASSWORD,
+            timeout=10,
+        )
+        try:
+            await client.connect()
+            _refused, reply = await client.sendmail(FROM, [TO], message(f"smtp:{SECOND}:0"))
+        finally:
+            client.close()
+        assert reply.startswith("2.0.0") and plain.log[-1].expected is Outcome.OK
+        async with aiohttp.ClientSession() as session:
+            async with session.get(plain.http_url + "/_sim/state") as r:
+                assert r.status == 404  # an unknown platform path, not the control API
+        assert plain.log[-1].channel == "api"
+
+
 # -- control API -------------------------------------------------------------------------
 
 
