@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import Feeder, Pattern, T, settings_for
 
+from monitor.config import Settings
 from monitor.reports.compute import REPORT_KEYS, build_report
 from monitor.store.base import Incident, IncidentEvent, Store
 from probes.base import Outcome
@@ -376,3 +377,22 @@ def test_bad_input_is_a_one_line_value_error(
     with pytest.raises(ValueError) as err:
         build_report(store, settings_for(), service, month, now=AFTER)
     assert str(err.value) == message
+
+
+def test_explicit_quorum_of_three_vantages(store: Store) -> None:
+    data = settings_for().model_dump(mode="json")
+    data["services"][0]["quorum"] = 2
+    for n in data["notifiers"]:
+        n.pop("password", None)
+    settings = Settings(**data)
+    start = T("2026-05-10T00:00:00Z")
+    for vantage, a in (("v1", 600), ("v2", 605), ("v3", None)):
+        pattern = Pattern()
+        if a is not None:
+            pattern.add("smtp", start + a, start + a + 10, Outcome.TIMEOUT)
+        Feeder(settings, store, vantage).run(start, start + 1200, pattern)
+    r = build_report(store, settings, "mail", "2026-05", now=AFTER)
+    # two of three say unavailable only in [605, 610)
+    assert r["unavailable_seconds"] == {"service": 5, "api": 0, "smtp": 5}
+    assert [(o["start_epoch"] - start, o["seconds"]) for o in r["outages"]] == [(605, 5)]
+    assert any("3 vantage points with quorum 2" in w for w in r["warnings"])
