@@ -256,19 +256,19 @@ async def test_k_slots_spread_evenly_with_attempt_ids_and_on_attempt_first() -> 
 async def test_hung_target_keeps_launching_and_every_second_is_unavailable() -> None:
     # Generous lag and stall limits: this test is about hung targets, not a loaded CI box.
     cfg = settings(
-        [api("p", attempts_per_second=2, timeout_seconds=1.5)],
+        [api("p", attempts_per_second=4, timeout_seconds=1.0)],
         max_launch_lag_ms=500,
         stall_threshold_ms=5000,
     )
     probe = HangingProbe("p")
-    run = await run_launcher(cfg, {("sp", "p"): probe}, 3.5, grace=2.0)
+    run = await run_launcher(cfg, {("sp", "p"): probe}, 2.5, grace=2.0)
     assert run.launcher is not None
     stats = run.launcher.stats[("sp", "p")]
     # launches went on while earlier attempts hung
     assert stats["max_in_flight"] >= 3
     assert stats["skipped"] == 0
     verdicts = run.channel()
-    assert len(verdicts) >= 3
+    assert len(verdicts) >= 2
     assert [v.verdict for v in verdicts] == [Verdict.UNAVAILABLE] * len(verdicts)
     assert all(v.verdict is Verdict.UNAVAILABLE for v in run.channel("service"))
     assert {a.outcome for a in run.attempts} == {Outcome.TIMEOUT}
@@ -314,34 +314,35 @@ async def test_in_flight_bound_skips_are_counted_never_relabelled() -> None:
         assert v.counts["probe_error"] >= 1
 
 
-async def test_a_probe_that_raises_yields_probe_error_attempts() -> None:
-    cfg = settings([api("p", attempts_per_second=2, timeout_seconds=1)])
-    run = await run_launcher(cfg, {("sp", "p"): RaisingProbe("p")}, 2.2)
-    assert len(run.attempts) >= 3
-    assert {a.outcome for a in run.attempts} == {Outcome.PROBE_ERROR}
-    assert {a.detail["error"] for a in run.attempts} == {"RuntimeError"}
-    verdicts = run.channel()
-    assert verdicts and all(v.reason is UnknownReason.PROBE_ERROR for v in verdicts)
-
-
-async def test_two_channels_combine_any() -> None:
+async def test_probe_bugs_are_probe_errors_and_channels_combine() -> None:
     cfg = parse(
         {
             "monitor": {"vantage": "t"},
             "services": [
                 {
                     "name": "sp",
-                    "probes": [api("a"), {"type": "smtp", "name": "s", "host": "127.0.0.1"}],
+                    "probes": [
+                        api("a"),
+                        api("bug"),
+                        {"type": "smtp", "name": "s", "host": "127.0.0.1"},
+                    ],
                 }
             ],
         }
     )
-    run = await run_launcher(
-        cfg,
-        {("sp", "a"): FakeProbe("a"), ("sp", "s"): FakeProbe("s", "smtp", 0.01, Outcome.TIMEOUT)},
-        2.2,
-    )
-    assert run.channel("api") and all(v.verdict is Verdict.AVAILABLE for v in run.channel("api"))
+    probes = {
+        ("sp", "a"): FakeProbe("a"),
+        ("sp", "bug"): RaisingProbe("bug"),
+        ("sp", "s"): FakeProbe("s", "smtp", 0.01, Outcome.TIMEOUT),
+    }
+    run = await run_launcher(cfg, probes, 2.2)
+    bugs = [a for a in run.attempts if a.probe == "bug"]
+    assert len(bugs) >= 3
+    assert {a.outcome for a in bugs} == {Outcome.PROBE_ERROR}
+    assert {a.detail["error"] for a in bugs} == {"RuntimeError"}
+    api_seconds = run.channel("api")
+    assert api_seconds and all(v.verdict is Verdict.AVAILABLE for v in api_seconds)
+    assert all(v.counts.get("probe_error", 0) >= 1 for v in api_seconds[1:])
     assert all(v.verdict is Verdict.UNAVAILABLE for v in run.channel("smtp"))
     assert all(v.verdict is Verdict.UNAVAILABLE for v in run.channel("service"))  # combine any
 
