@@ -146,6 +146,14 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def label_values(query: str) -> tuple[str, str]:
+    """(selector, label) of a Grafana `label_values(selector, label)` variable query."""
+    m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query.strip())
+    if m is None:
+        raise ValueError(f"not a label_values() query: {query}")
+    return m.group(1), m.group(2)
+
+
 def load_rules(paths: list[Path] = RULES) -> list[dict[str, Any]]:
     rules = []
     for path in paths:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from promkit import (
     all_panels,
     dashboard_queries,
     fill_variables,
+    label_values,
     load_dashboard,
     metric_names,
     prometheus_config,
@@ -98,9 +98,9 @@ def test_every_variable_used_is_defined(dashboard: dict[str, Any]) -> None:
     assert {"service", "slo_target"} <= defined
     texts = [expr for _, expr in dashboard_queries(dashboard)]
     texts += [p.get("title", "") for p in all_panels(dashboard)]
-    texts += [p.get("repeat", "") and f"${p['repeat']}" for p in all_panels(dashboard)]
     texts += [v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
     used = set().union(*(variables(t) for t in texts))
+    used |= {p["repeat"] for p in all_panels(dashboard) if p.get("repeat")}
     undefined = used - defined - set(GRAFANA_BUILTINS)
     assert not undefined, f"used but not defined: {sorted(undefined)}"
     assert {"service", "slo_target", "channel"} <= used
@@ -119,15 +119,8 @@ def test_queries_name_only_design_metrics_and_recorded_rules(dashboard: dict[str
         assert names - allowed == set(), f"{where}: {sorted(names - allowed)} in {expr}"
     for v in dashboard["templating"]["list"]:
         if v["type"] == "query":
-            selector = _label_values_selector(v["query"])
+            selector, _ = label_values(v["query"])
             assert metric_names(fill_variables(selector, VALUES)) <= allowed, v["name"]
-
-
-def _label_values_selector(query: str) -> str:
-    """The series selector of a Grafana `label_values(selector, label)` variable query."""
-    m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query.strip())
-    assert m, f"not a label_values() query: {query}"
-    return m.group(1)
 
 
 @pytest.mark.parametrize(
@@ -181,7 +174,7 @@ def test_every_dashboard_query_parses_in_prometheus(
             assert answer.get("status") == "success", f"{where}: {answer.get('error')}"
         for v in dashboard["templating"]["list"]:
             if v["type"] == "query":
-                selector = fill_variables(_label_values_selector(v["query"]), VALUES)
+                selector = fill_variables(label_values(v["query"])[0], VALUES)
                 assert prom.query(selector)["status"] == "success", v["name"]
         bad = prom.query("sum(rate(availmon_seconds_total[5m]")
         assert bad["status"] == "error"  # the check itself can fail

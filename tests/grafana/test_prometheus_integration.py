@@ -9,7 +9,6 @@ page pending; `promtool check metrics` finds nothing to report in /metrics.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import urllib.parse
@@ -28,6 +27,7 @@ from promkit import (
     fill_variables,
     free_port,
     http_json,
+    label_values,
     load_dashboard,
     load_rules,
     prometheus_config,
@@ -290,11 +290,9 @@ def test_dashboard_variables_list_the_monitored_values(
     """The variable queries (Grafana's label_values(selector, label)) find the service
     and its channels, through Prometheus's label values API as Grafana asks."""
     (var,) = [v for v in load_dashboard()["templating"]["list"] if v["name"] == variable]
-    m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"].strip())
-    assert m, var["query"]
-    selector = fill_variables(m.group(1), VALUES)
-    query = urllib.parse.urlencode({"match[]": selector})
-    answer = http_json(f"{stack.prom.url}/api/v1/label/{m.group(2)}/values?{query}")
+    selector, label = label_values(var["query"])
+    query = urllib.parse.urlencode({"match[]": fill_variables(selector, VALUES)})
+    answer = http_json(f"{stack.prom.url}/api/v1/label/{label}/values?{query}")
     assert answer["status"] == "success", answer
     assert set(answer["data"]) == expected
 
