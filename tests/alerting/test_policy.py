@@ -596,3 +596,17 @@ def test_seconds_of_a_critical_outage_never_file_a_non_critical(
         rig.policy.restore()
     rig.feed("A" * 200)
     assert rig.incidents(severity="non_critical") == []
+
+
+def test_restart_rebuild_skips_maintenance_seconds(rig: Rig) -> None:
+    # the daemon marks seconds in a stored maintenance window as excluded; the stored runs
+    # keep their verdict, so the rebuild must consult the windows itself
+    rig.store.add_maintenance("sp", MONDAY, MONDAY + 20, "planned")
+    rig.feed("u" * 20 + "U" * 20)
+    rig.policy = rig.new_policy()
+    rig.policy.restore()
+    rig.feed("U" * 9)
+    assert rig.incidents() == []
+    rig.feed("U")
+    [inc] = rig.incidents()
+    assert inc.first_unavailable == MONDAY + 20
