@@ -19,6 +19,15 @@ ticket         trigger, update, resolve of Non-Critical Issues, each held until
                the next Business Hours of the service (outbox next_attempt_at)
 =============  ===============================================================
 
+The acknowledgement deadline runs while the incident is ``open`` and unacknowledged: one
+that recovers before anyone acknowledges it does not escalate (a second person paged for
+an outage that already healed is noise); one that relapses unacknowledged after its
+deadline escalates at once. A missed deadline is recorded as ``ack_breached_at`` and a
+timeline event ``ack_breached``, then ``escalated`` naming the notifiers paged (none is
+fine: the breach is still recorded). Updates go out every ``update_every_minutes`` from the
+opening until resolved, recovered or not; after a long stop, one update and the cadence
+restarts (no burst of missed ones).
+
 Crash safety: before writing anything, `Herald` stores the event it is about to write in
 the incident row (``data["pending"]``); `Herald.replay` (called by the policy's restore)
 writes a missing timeline event and re-enqueues its items, which the outbox ignores when

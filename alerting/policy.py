@@ -11,12 +11,11 @@ Critical Issue (``[services.critical]``)
     acknowledged, every unavailable second adds to ``unavailable_seconds``. It recovers after
     ``recover_after_seconds`` *consecutive* available seconds; an ``unknown`` second, or a
     gap of seconds never seen (the monitor was down), breaks the streak (no evidence of
-    service is not evidence of recovery). Unavailability that
-    comes back while it is recovered and within ``reopen_within_seconds`` of the recovery
-    second continues it (state back to ``open``/``acknowledged``, event
-    ``unavailable_again``, no new page); later, the rule must be met again and opens a new
-    incident. A person's resolve of an incident clears the Critical window, so a new
-    incident needs fresh evidence.
+    service is not evidence of recovery). Unavailability that comes back while it is
+    recovered and within ``reopen_within_seconds`` of the recovery second continues it
+    (state back to ``open``/``acknowledged``, event ``unavailable_again``, no new page);
+    later, the rule must be met again and opens a new incident. A person's resolve of an
+    incident clears the Critical window, so a new incident needs fresh evidence.
 
 Maintenance
     Seconds with ``excluded=True`` count toward no rule: not unavailable, not available for
