@@ -116,6 +116,21 @@ def _merge_windows(windows: Iterable[MaintenanceWindow], start: int, end: int) -
     return spans
 
 
+def _source(a: Attempt) -> _Source:
+    return (a.service, a.channel, a.probe)
+
+
+def _evidence_row(source: int, a: Attempt) -> tuple[Any, ...]:
+    """An attempt as an evidence row (see the table's comment in 0002_seconds.sql)."""
+    attempt_id = a.attempt_id if a.attempt_id != f"{a.probe}:{a.second}:{a.slot}" else None
+    detail = json.dumps(a.detail, separators=(",", ":"), default=str) if a.detail else None
+    started_us = round(a.started * 1e6) - a.second * 1_000_000
+    return (
+        *(source, a.second, a.slot, str(a.outcome), round(a.latency * 1e6), started_us),
+        *(attempt_id, detail),
+    )
+
+
 class SecondsMixin:
     if TYPE_CHECKING:
         path: str
@@ -296,23 +311,10 @@ class SecondsMixin:
             try:
                 with self._tx() as db:
                     db.executemany(
-                        "INSERT INTO evidence (source, second, slot, attempt_id, outcome, latency,"
-                        " started, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            (
-                                self._source_id(db, (a.service, a.channel, a.probe)),
-                                a.second,
-                                a.slot,
-                                a.attempt_id,
-                                str(a.outcome),
-                                round(a.latency, 6),
-                                a.started,
-                                json.dumps(a.detail, separators=(",", ":"), default=str)
-                                if a.detail
-                                else None,
-                            )
-                            for a in batch
-                        ],
+                        "INSERT INTO evidence (source, second, slot, outcome, latency_us,"
+                        " started_us, attempt_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT DO NOTHING",
+                        [_evidence_row(self._source_id(db, _source(a)), a) for a in batch],
                     )
             except BaseException:
                 self._sources.clear()
@@ -427,9 +429,10 @@ class SecondsMixin:
             service_v, api_v, smtp_v = (
                 _combine_vantages(labels[i] for i in group) or _UNKNOWN for group in groups
             )
-            out.extend(
+            # a list comprehension, not extend(genexpr): this line is the whole cost of a day
+            out += [
                 {"t": t, "verdict": service_v, "api": api_v, "smtp": smtp_v} for t in range(a, b)
-            )
+            ]
         return out
 
     def verdict_counts(
@@ -479,26 +482,29 @@ class SecondsMixin:
     def evidence(
         self, service: str, start: int, end: int, limit: int = 1000
     ) -> list[dict[str, Any]]:
-        """Attempt evidence (Attempt.to_json() shape) with second in [start, end), by second."""
+        """Attempt evidence (Attempt.to_json() shape) with second in [start, end), by second.
+
+        Latency and launch time are kept to the microsecond; writing the same attempt
+        (source, second, slot) twice keeps the first."""
         rows = self._query(
-            "SELECT e.attempt_id, s.service, s.channel, s.probe, e.second, e.slot, e.outcome,"
-            " e.latency, e.started, e.detail"
+            "SELECT s.service, s.channel, s.probe, e.second, e.slot, e.outcome, e.latency_us,"
+            " e.started_us, e.attempt_id, e.detail"
             " FROM evidence e JOIN attempt_sources s ON s.id = e.source"
             " WHERE s.service = ? AND e.second >= ? AND e.second < ?"
-            " ORDER BY e.second, e.id LIMIT ?",
+            " ORDER BY e.second, s.channel, s.probe, e.slot LIMIT ?",
             (service, start, end, limit),
         )
         return [
             {
-                "attempt_id": r[0],
-                "service": r[1],
-                "channel": r[2],
-                "probe": r[3],
-                "second": r[4],
-                "slot": r[5],
-                "outcome": r[6],
-                "latency": r[7],
-                "started": r[8],
+                "attempt_id": r[8] if r[8] is not None else f"{r[2]}:{r[3]}:{r[4]}",
+                "service": r[0],
+                "channel": r[1],
+                "probe": r[2],
+                "second": r[3],
+                "slot": r[4],
+                "outcome": r[5],
+                "latency": r[6] / 1e6,
+                "started": (r[3] * 1_000_000 + r[7]) / 1e6,
                 "detail": json.loads(r[9]) if r[9] else {},
             }
             for r in rows

@@ -40,19 +40,21 @@ CREATE TABLE minute_counts (
 ) WITHOUT ROWID;
 
 -- Full attempts, kept only for unavailable and degraded seconds (the writer chooses).
--- `detail` is compact JSON, NULL when empty.
+-- This is the biggest table, so it is kept tight: times are integer microseconds (the
+-- launch relative to its second), the attempt id is NULL when it is the launcher's own
+-- "{probe}:{second}:{slot}", `detail` is compact JSON (NULL when empty), and the table is
+-- its own (source, second, slot) index. That key also makes a replayed write a no-op.
 CREATE TABLE evidence (
-    id         INTEGER PRIMARY KEY,
     source     INTEGER NOT NULL REFERENCES attempt_sources (id),
     second     INTEGER NOT NULL,
     slot       INTEGER NOT NULL,
-    attempt_id TEXT    NOT NULL,
     outcome    TEXT    NOT NULL,
-    latency    REAL    NOT NULL,
-    started    REAL    NOT NULL,
-    detail     TEXT
-);
-CREATE INDEX evidence_source_second ON evidence (source, second);
+    latency_us INTEGER NOT NULL,
+    started_us INTEGER NOT NULL,
+    attempt_id TEXT,
+    detail     TEXT,
+    PRIMARY KEY (source, second, slot)
+) WITHOUT ROWID;
 
 -- Scheduled maintenance: [start_second, end_second) of a service, or of every service ('*').
 CREATE TABLE maintenance (

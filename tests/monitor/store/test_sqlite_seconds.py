@@ -443,11 +443,29 @@ def test_evidence_round_trips_and_is_queried_by_range(store: SQLiteStore) -> Non
         (3, 1),
         (3, 2),
     ]
-    assert got[0] == attempts[2].to_json()
+    want = attempts[2].to_json()
+    assert got[0]["started"] == pytest.approx(want.pop("started"), abs=1e-6)
+    assert {k: v for k, v in got[0].items() if k != "started"} == want
     assert got[-1]["detail"] == {}
     assert got[-1]["outcome"] == "ok"
     assert len(store.evidence("sp", T0, T0 + 100, limit=3)) == 3
     assert [row["service"] for row in store.evidence("other", T0, T0 + 100)] == ["other"]
+
+
+def test_evidence_keeps_the_launcher_attempt_id_and_ignores_a_replay(store: SQLiteStore) -> None:
+    launched = Attempt(
+        f"account:{T0}:1", "sp", "api", "account", T0, 1, Outcome.SERVER_ERROR, 0.0421,
+        T0 + 0.5123456, {"status": 503},
+    )  # fmt: skip
+    store.write_evidence([launched])
+    store.write_evidence([launched])  # the daemon re-flushing after a failed write
+    got = store.evidence("sp", T0, T0 + 1)
+    assert len(got) == 1
+    assert got[0]["attempt_id"] == f"account:{T0}:1"
+    assert got[0]["latency"] == 0.0421
+    assert got[0]["started"] == pytest.approx(T0 + 0.512346, abs=1e-7)
+    stored = store._query("SELECT attempt_id FROM evidence")
+    assert stored[0][0] is None  # derivable, so not stored
 
 
 # ---------------------------------------------------------------- prune
