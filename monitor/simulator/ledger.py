@@ -18,7 +18,7 @@ from probes.base import Outcome
 # The SMTP probe replaces ':' (not allowed in a Message-ID) with '_', so both separators
 # are accepted; `second` and `slot` are digits, so splitting from the right is unambiguous.
 _ATTEMPT_RE = re.compile(
-    r"^(?P<probe>[A-Za-z0-9_.:-]+?)[:_](?P<second>\d{1,12})[:_](?P<slot>\d{1,6})$"
+    r"^(?P<probe>[A-Za-z0-9_.:-]+)[:_](?P<second>\d{1,12})[:_](?P<slot>\d{1,6})$"
 )
 
 #: log records kept in memory (the ground truth itself is kept apart and is not trimmed)
