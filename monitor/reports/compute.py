@@ -544,6 +544,10 @@ def _incidents(
             continue
         events = store.events(inc.id)
         updates = sum(1 for e in events if e.kind in UPDATE_EVENT_KINDS)
+        # what reached a notifier (the outbox's "notified" events), not only what was due
+        delivered = sum(
+            1 for e in events if e.kind == "notified" and e.data.get("event") == "update"
+        )
         item: dict[str, Any] = {
             "id": inc.id,
             "severity": inc.severity,
@@ -561,6 +565,7 @@ def _incidents(
             "resolved_by": inc.resolved_by,
             "unavailable_seconds": inc.unavailable_seconds,
             "updates_sent": updates,
+            "updates_delivered": delivered,
             "events": len(events),
         }
         if inc.severity == "critical":

@@ -323,7 +323,8 @@ def test_incidents_with_callback_and_updates(store: Store) -> None:
         )
     )
     store.add_event(IncidentEvent(inc.id, opened + 1800, "update"))
-    store.add_event(IncidentEvent(inc.id, opened + 3600, "update"))
+    store.add_event(IncidentEvent(inc.id, opened + 3600, "update_sent"))
+    store.add_event(IncidentEvent(inc.id, opened + 3601, "notified", {"event": "update"}))
     late = store.create_incident(
         Incident(
             0,
@@ -356,6 +357,7 @@ def test_incidents_with_callback_and_updates(store: Store) -> None:
     assert second["ack_due_seconds"] == 900.0
     assert second["ack_met"] is True
     assert second["updates_sent"] == 2
+    assert second["updates_delivered"] == 1
     assert second["updates_due"] == 4  # every 30 min over 2 h
     assert second["opened_at"] == "2026-04-16T00:00:10+00:00"
     assert second["dedup_key"] == f"availmon/mail/{inc.id}"
