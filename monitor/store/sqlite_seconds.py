@@ -369,6 +369,8 @@ class SecondsMixin:
     ) -> list[Run]:
         """Runs overlapping [start, end) clipped to it, ordered by first second (all
         vantages' runs, interleaved, when no vantage is named)."""
+        if end <= start:
+            return []
         return [
             Run(
                 service,
