@@ -86,14 +86,23 @@ def auto_phases(probes: Sequence[ProbeBase]) -> dict[str, float]:
 
 
 def raise_open_file_limit() -> tuple[int, int]:
-    """Raise the soft RLIMIT_NOFILE to the hard limit; return the (soft, hard) in force."""
+    """Raise the soft RLIMIT_NOFILE to the hard limit; return the (soft, hard) in force.
+
+    An unlimited hard limit is not a valid soft one for open files (the kernel caps it
+    at fs.nr_open), so then the soft limit goes as high as the kernel accepts.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
+    if soft == hard:
+        return soft, hard
+    targets = [hard] if hard != resource.RLIM_INFINITY else [1_048_576, 65_536]
+    for target in targets:
+        if soft != resource.RLIM_INFINITY and target <= soft:
+            break
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target, hard
         except (ValueError, OSError) as exc:
-            log.warning("cannot raise the open-file limit from %s to %s: %s", soft, hard, exc)
+            log.warning("cannot raise the open-file limit from %s to %s: %s", soft, target, exc)
     return soft, hard
 
 
@@ -187,6 +196,8 @@ class Launcher:
 
     async def start(self) -> None:
         """Raise the open-file limit, build the probes and schedule the first seconds."""
+        if self._running:
+            return
         soft, _ = raise_open_file_limit()
         self._build_probes()
         need = sum(p.bound for p in self._plans) * 2  # a socket, and a TLS/DNS spare
@@ -357,20 +368,23 @@ class Launcher:
         self, plan: _Plan, ctx: ProbeContext, scheduled: float, launched: float, wall: float
     ) -> None:
         detail: dict[str, Any]
+        # A probe must end by its deadline; one that does not is cut off a little later
+        # and counted as the timeout it is.
+        guard = asyncio.timeout(plan.timeout + GUARD_SECONDS)
         try:
-            # A probe must end by its deadline; one that does not is cut off a little
-            # later and counted as the timeout it is.
-            async with asyncio.timeout(plan.timeout + GUARD_SECONDS):
+            async with guard:
                 result = await plan.probe.run(ctx)
-            outcome, detail = result.outcome, dict(result.detail)
-        except TimeoutError:
-            outcome, detail = Outcome.TIMEOUT, {"error": "DeadlineOverrun"}
+            outcome, detail = Outcome(result.outcome), dict(result.detail)
         except asyncio.CancelledError:
             plan.inflight -= 1
             raise
-        except Exception as exc:  # a bug in the probe: the attempt is still reported
-            log.exception("probe %s raised", plan.name)
-            outcome, detail = Outcome.PROBE_ERROR, {"error": type(exc).__name__, "reason": "bug"}
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) and guard.expired():
+                outcome, detail = Outcome.TIMEOUT, {"error": "DeadlineOverrun"}
+            else:  # a bug in the probe (even a TimeoutError of its own): still reported
+                log.exception("probe %s raised", plan.name)
+                outcome = Outcome.PROBE_ERROR
+                detail = {"error": type(exc).__name__, "reason": "bug"}
         end = self._clock.monotonic()
         plan.inflight -= 1
         if outcome is Outcome.TIMEOUT:

@@ -83,6 +83,23 @@ class RaisingProbe(FakeProbe):
         raise RuntimeError("bug in a probe")
 
 
+@dataclass
+class RaisingTimeoutProbe(FakeProbe):
+    """A bug that looks like a timeout: it must not count as the target's timeout."""
+
+    async def run(self, ctx: ProbeContext) -> Result:
+        raise TimeoutError("the probe's own bug")
+
+
+@dataclass
+class OverrunProbe(FakeProbe):
+    """Ignores its deadline (but not cancellation): cut off by the launcher's guard."""
+
+    async def run(self, ctx: ProbeContext) -> Result:
+        await asyncio.sleep(3600)
+        return Result(Outcome.OK)
+
+
 class SteppableClock:
     """Real clocks, with a wall-clock offset a test can step (an NTP step)."""
 
@@ -324,6 +341,8 @@ async def test_probe_bugs_are_probe_errors_and_channels_combine() -> None:
                     "probes": [
                         api("a"),
                         api("bug"),
+                        api("bug2"),
+                        api("overrun", timeout_seconds=0.5),
                         {"type": "smtp", "name": "s", "host": "127.0.0.1"},
                     ],
                 }
@@ -333,6 +352,8 @@ async def test_probe_bugs_are_probe_errors_and_channels_combine() -> None:
     probes = {
         ("sp", "a"): FakeProbe("a"),
         ("sp", "bug"): RaisingProbe("bug"),
+        ("sp", "bug2"): RaisingTimeoutProbe("bug2"),
+        ("sp", "overrun"): OverrunProbe("overrun"),
         ("sp", "s"): FakeProbe("s", "smtp", 0.01, Outcome.TIMEOUT),
     }
     run = await run_launcher(cfg, probes, 2.2)
@@ -340,9 +361,15 @@ async def test_probe_bugs_are_probe_errors_and_channels_combine() -> None:
     assert len(bugs) >= 3
     assert {a.outcome for a in bugs} == {Outcome.PROBE_ERROR}
     assert {a.detail["error"] for a in bugs} == {"RuntimeError"}
+    bugs2 = [a for a in run.attempts if a.probe == "bug2"]
+    assert bugs2 and {a.outcome for a in bugs2} == {Outcome.PROBE_ERROR}
+    overruns = [a for a in run.attempts if a.probe == "overrun"]
+    assert overruns and {a.outcome for a in overruns} == {Outcome.TIMEOUT}
+    assert {a.detail["error"] for a in overruns} == {"DeadlineOverrun"}
     api_seconds = run.channel("api")
     assert api_seconds and all(v.verdict is Verdict.AVAILABLE for v in api_seconds)
-    assert all(v.counts.get("probe_error", 0) >= 1 for v in api_seconds[1:])
+    assert all(v.degraded for v in api_seconds)  # the overruns are qualifying failures
+    assert all(v.counts.get("probe_error", 0) >= 2 for v in api_seconds[1:])
     assert all(v.verdict is Verdict.UNAVAILABLE for v in run.channel("smtp"))
     assert all(v.verdict is Verdict.UNAVAILABLE for v in run.channel("service"))  # combine any
 
