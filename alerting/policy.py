@@ -88,9 +88,13 @@ FLUSH_EVERY = 10
 
 def _tally(v: SecondVerdict) -> tuple[int, int, bool]:
     """(qualifying, conclusive, seeing) of one channel verdict, from its outcome counts."""
+    if v.verdict is Verdict.UNKNOWN:
+        # an unknown second says nothing of the platform, even when its counts hold
+        # timeouts (control_failed: the monitor's own network was down; clock_step)
+        return 0, 0, False
     if not v.counts:
-        # no counts: the verdict itself says whether the channel saw the platform
-        return 0, 0, v.verdict is not Verdict.UNKNOWN
+        # no counts: the verdict itself says the channel saw the platform
+        return 0, 0, True
     qualifying = sum(v.counts.get(o, 0) for o in QUALIFYING)
     conclusive = sum(n for o, n in v.counts.items() if o not in INCONCLUSIVE)
     seeing = any(v.counts.get(o, 0) > 0 for o in SEEING)

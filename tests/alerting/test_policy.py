@@ -21,7 +21,7 @@ from monitor.clock import FakeClock
 from monitor.config import Settings, parse
 from monitor.store.base import Incident, OutboxItem
 from monitor.store.sqlite import SQLiteStore
-from monitor.verdicts import SecondVerdict, Verdict
+from monitor.verdicts import SecondVerdict, UnknownReason, Verdict
 
 # Monday 2026-11-23 10:00 EST: inside Business Hours (ET)
 MONDAY = int(datetime(2026, 11, 23, 15, 0, tzinfo=UTC).timestamp())
@@ -610,3 +610,29 @@ def test_restart_rebuild_skips_maintenance_seconds(rig: Rig) -> None:
     rig.feed("U")
     [inc] = rig.incidents()
     assert inc.first_unavailable == MONDAY + 20
+
+
+def test_unknown_seconds_with_failed_attempts_count_for_blindness_not_failures(
+    rig: Rig,
+) -> None:
+    # control_failed: the monitor's own network was down, the attempts timed out, the
+    # second is unknown: no evidence against the platform, and the monitor is blind
+    for _ in range(950):  # past the 900 s failure-ratio window too
+        s = rig.next
+        rig.next += 1
+        rig.clock.set_wall(s + LAG)
+        vs = [
+            SecondVerdict(
+                "sp",
+                "api",
+                s,
+                Verdict.UNKNOWN,
+                "test",
+                reason=UnknownReason.CONTROL_FAILED,
+                counts={"timeout": 2},
+            ),
+            SecondVerdict("sp", "service", s, Verdict.UNKNOWN, "test"),
+        ]
+        rig.policy.on_second(s, vs)
+    [inc] = rig.incidents()
+    assert inc.kind == "blind" and inc.data["kinds"] == ["blind"]
