@@ -151,6 +151,7 @@ class Launcher:
     # ------------------------------------------------------------------ lifecycle
 
     def _build_probes(self) -> None:
+        self._plans = []
         for svc in self._settings.services:
             enabled = [p for p in svc.probes if p.enabled]
             phases = auto_phases(enabled)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import resource
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from monitor.launcher import (
     Launcher,
     auto_phases,
     in_flight_bound,
+    raise_open_file_limit,
     slot_offsets,
 )
 from monitor.verdicts import SecondVerdict, UnknownReason, Verdict
@@ -232,6 +234,18 @@ def test_auto_phases_spread_a_services_probes() -> None:
     cfg = settings([api("a"), api("b"), api("c", phase_offset=0.9)])
     phases = auto_phases(cfg.services[0].probes)
     assert phases == pytest.approx({"a": 0.0, "b": (1 / 3) / 2, "c": 0.9})
+
+
+def test_open_file_limit_is_raised_to_the_hard_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 512:
+        pytest.skip("needs a finite hard open-file limit of at least 512")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        assert raise_open_file_limit() == (hard, hard)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 256), hard))
 
 
 # ------------------------------------------------------------------ real time, short
