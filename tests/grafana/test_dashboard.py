@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from promkit import (
+from tests.grafana.promkit import (
     DATASOURCE_UID,
     DESIGN_SERIES,
     GRAFANA,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from promkit import (
+from tests.grafana.promkit import (
     PROMTOOL,
     RULES,
     PrometheusProcess,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from promkit import (
+from tests.grafana.promkit import (
     ALERTMANAGER,
     AMTOOL,
     DESIGN_SERIES,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 # tests/probes/smtpd.py (first on sys.path), not the deprecated stdlib module
-from smtpd import DROP, HANG, Misbehaviour, SmtpServer, smtp_server
+from tests.probes.smtpd import DROP, HANG, Misbehaviour, SmtpServer, smtp_server
 from typing import Any
 
 import pytest

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Feeder, Pattern, T, settings_for
+from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
 from monitor.config import Settings
 from monitor.reports.compute import REPORT_KEYS, build_report

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Feeder, Pattern, T, settings_for
+from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
 from monitor.reports.compute import build_report
 from monitor.reports.render import render

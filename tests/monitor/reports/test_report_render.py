@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Feeder, Pattern, T, settings_for
+from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
 from monitor.config import Settings
 from monitor.reports.compute import build_report

@@ -17,7 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from conftest import Feeder, Pattern, T, settings_for
+from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
 from monitor.clock import FakeClock
 from monitor.config import Settings
