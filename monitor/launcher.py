@@ -11,6 +11,11 @@ next and (iv) lets the detector finalise. Every launch is its own task, whatever
 still in flight; a launch later than `max_launch_lag_ms`, or beyond the per-probe
 in-flight bound ``k·(timeout+1)+k``, is skipped: counted and reported, never moved to
 another second.
+
+A timeout is the monitor's fault (probe_error, reason monitor_stalled) when the loop
+stalled for more than `stall_threshold_ms` between the slot's *scheduled* instant and
+the attempt's end: so a stall that made the launch late counts, while lateness alone
+does not (the attempt's budget starts at its actual launch).
 """
 
 from __future__ import annotations

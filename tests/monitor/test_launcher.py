@@ -430,7 +430,7 @@ async def test_forward_clock_step_marks_skipped_seconds_unknown_once() -> None:
 
         asyncio.get_running_loop().create_task(later())
 
-    run = await run_launcher(cfg, {("sp", "p"): probe}, 4.0, clock=clock, during=step)
+    run = await run_launcher(cfg, {("sp", "p"): probe}, 5.0, clock=clock, during=step)
     assert run.launcher is not None and run.launcher.clock_steps == 1
     seconds = run.seconds
     assert seconds == list(range(run.first, run.first + len(seconds)))  # no gap, no repeat
@@ -453,12 +453,14 @@ async def test_backward_clock_step_never_labels_a_second_twice() -> None:
 
     async def step(run: Run) -> None:
         async def later() -> None:
-            await asyncio.sleep(2.2)
-            clock.offset -= 1.0
+            await asyncio.sleep(1.0)
+            clock.offset += 0.3  # slewing-sized: followed, not a step
+            await asyncio.sleep(1.2)
+            clock.offset -= 1.3  # a step of -1.3 s from the followed offset
 
         asyncio.get_running_loop().create_task(later())
 
-    run = await run_launcher(cfg, {("sp", "p"): probe}, 5.0, clock=clock, during=step)
+    run = await run_launcher(cfg, {("sp", "p"): probe}, 6.0, clock=clock, during=step)
     assert run.launcher is not None and run.launcher.clock_steps == 1
     ids = [c.attempt_id for c, _ in probe.launches]
     assert len(ids) == len(set(ids)), "an attempt id (probe, second, slot) was reused"
