@@ -51,9 +51,13 @@ def clock() -> SystemClock:
 
 @pytest.fixture
 def make_ctx(clock: SystemClock) -> Callable[..., ProbeContext]:
-    """`make_ctx(timeout)` → a ProbeContext for one attempt with a fresh attempt id."""
+    """`make_ctx(timeout)` → a ProbeContext for one attempt with a fresh attempt id.
 
-    def make(timeout: float = 2.0) -> ProbeContext:
+    The default deadline is generous (attempts that should succeed end long before it,
+    even on a loaded machine); tests that expect a timeout pass a short one.
+    """
+
+    def make(timeout: float = 10.0) -> ProbeContext:
         n = next(_ids)
         return ProbeContext(
             attempt_id=f"t-{n}",
