@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from monitor.clock import FakeClock
@@ -545,3 +545,97 @@ def test_detector_matches_brute_force_oracle(scenario: Any) -> None:
         else:
             assert got[key] == want, key
     assert set(got) == set(expected)
+
+
+@st.composite
+def timelines(draw: st.DrawFn) -> tuple[list[ServiceConfig], list[tuple[Any, ...]], Any]:
+    """Attempts with a completion step each (None: never completes)."""
+    cfg = [
+        service(
+            f"s{i}",
+            api=draw(st.integers(1, 2)),
+            smtp=draw(st.integers(0, 1)),
+            control=draw(st.integers(0, 1)),
+            combine=draw(st.sampled_from(["any", "all"])),
+            timeout=1.0,
+        )
+        for i in range(draw(st.integers(1, 2)))
+    ]
+    attempts: list[tuple[Any, ...]] = []
+    for s in range(T0, T0 + draw(st.integers(1, 6))):
+        for svc in cfg:
+            for p in svc.probes:
+                for ev in draw(
+                    st.lists(st.sampled_from([OK, TO, SE, CE, PE, STALLED, SKIP]), max_size=3)
+                ):
+                    delay = draw(st.one_of(st.none(), st.integers(0, 4)))
+                    done = None if delay is None or ev == SKIP else s + 1 + delay
+                    attempts.append((svc.name, p.name, p.channel, s, ev, done))
+    return cfg, attempts, draw(st.randoms(use_true_random=False))
+
+
+@settings(max_examples=200, deadline=None)
+@given(timelines())
+def test_interleaved_completions_finalise_in_order_at_the_right_step(scenario: Any) -> None:
+    """Launches at their second, completions spread over later steps in random order,
+    advance once per step: each second is emitted at the step the rule says (all its
+    attempts ended, or its hard deadline), and attempts ending later count as lost."""
+    cfg, attempts, rnd = scenario
+    step = [0]
+    emitted_at: dict[int, int] = {}
+    sink = Sink()
+
+    def timed_sink(second: int, verdicts: list[SecondVerdict], ev: list[Attempt]) -> None:
+        emitted_at[second] = step[0]
+        sink(second, verdicts, ev)
+
+    det = Detector(cfg, "vp1", timed_sink, start_second=T0, grace=1.0)  # hard: s + 3
+    seconds = sorted({a[3] for a in attempts}) or [T0]
+    last = max(seconds)
+    for t in range(T0 + 1, last + 8):
+        step[0] = t
+        for svc, probe, ch, s, ev, _ in attempts:
+            if s == t - 1:
+                if ev == SKIP:
+                    det.skipped(svc, ch, probe, s)
+                else:
+                    det.launched(svc, ch, probe, s)
+        due = [a for a in attempts if a[5] == t]
+        rnd.shuffle(due)
+        for slot, (svc, probe, ch, s, ev, _) in enumerate(due):
+            if ev == STALLED:
+                a = attempt(
+                    PE, s, service=svc, channel=ch, probe=probe, slot=slot, reason="monitor_stalled"
+                )
+            else:
+                a = attempt(ev, s, service=svc, channel=ch, probe=probe, slot=slot)
+            det.completed(a)
+        det.advance(t)
+
+    # the oracle: when each second is final, which attempts made it in time
+    fin: dict[int, int] = {}
+    prev = T0
+    for s in range(T0, last + 1):
+        launched = [a for a in attempts if a[3] == s and a[4] != SKIP]
+        t0 = max(prev, s + 1)
+        if launched:
+            ends = [a[5] if a[5] is not None else 10**12 for a in launched]
+            fin[s] = max(t0, min(max(ends), s + 3))
+        else:
+            fin[s] = t0
+        prev = fin[s]
+    plan: dict[tuple[str, str, int], list[Any]] = {}
+    for svc, probe, _, s, ev, done in attempts:
+        effective = ev if ev == SKIP or (done is not None and done <= fin[s]) else LOST
+        plan.setdefault((svc, probe, s), []).append(effective)
+    event("some attempt ended too late" if LOST in str(plan) else "all in time")
+    for s in range(T0, last + 1):
+        assert emitted_at[s] == fin[s], s
+    expected = oracle(cfg, plan, range(T0, last + 1), {})
+    got = {k: (v.verdict, v.reason, v.degraded) for k, v in sink.verdicts.items() if k[2] <= last}
+    for key, want in expected.items():
+        if key[1] == "service" and want[0] is Verdict.UNKNOWN:
+            assert got[key][0] is Verdict.UNKNOWN, key
+        else:
+            assert got[key] == want, key
+    assert det.pending() == 0
