@@ -382,8 +382,13 @@ class Launcher:
                 result = await plan.probe.run(ctx)
             outcome, detail = Outcome(result.outcome), dict(result.detail)
         except asyncio.CancelledError:
-            plan.inflight -= 1
-            raise
+            task = asyncio.current_task()
+            if not self._running or (task is not None and task.cancelling()):
+                plan.inflight -= 1
+                raise  # stop(): the attempt is abandoned with the launcher
+            # Nobody cancelled this task: the probe raised CancelledError itself (a bug).
+            log.error("probe %s raised CancelledError without being cancelled", plan.name)
+            outcome, detail = Outcome.PROBE_ERROR, {"error": "CancelledError", "reason": "bug"}
         except Exception as exc:
             if isinstance(exc, TimeoutError) and guard.expired():
                 outcome, detail = Outcome.TIMEOUT, {"error": "DeadlineOverrun"}

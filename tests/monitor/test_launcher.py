@@ -94,6 +94,14 @@ class RaisingTimeoutProbe(FakeProbe):
 
 
 @dataclass
+class SelfCancellingProbe(FakeProbe):
+    """A bug that raises CancelledError though nobody cancelled the attempt."""
+
+    async def run(self, ctx: ProbeContext) -> Result:
+        raise asyncio.CancelledError
+
+
+@dataclass
 class OverrunProbe(FakeProbe):
     """Ignores its deadline (but not cancellation): cut off by the launcher's guard."""
 
@@ -356,6 +364,7 @@ async def test_probe_bugs_are_probe_errors_and_channels_combine() -> None:
                         api("a"),
                         api("bug"),
                         api("bug2"),
+                        api("bug3"),
                         api("overrun", timeout_seconds=0.5),
                         {"type": "smtp", "name": "s", "host": "127.0.0.1"},
                     ],
@@ -367,6 +376,7 @@ async def test_probe_bugs_are_probe_errors_and_channels_combine() -> None:
         ("sp", "a"): FakeProbe("a"),
         ("sp", "bug"): RaisingProbe("bug"),
         ("sp", "bug2"): RaisingTimeoutProbe("bug2"),
+        ("sp", "bug3"): SelfCancellingProbe("bug3"),
         ("sp", "overrun"): OverrunProbe("overrun"),
         ("sp", "s"): FakeProbe("s", "smtp", 0.01, Outcome.TIMEOUT),
     }
@@ -375,15 +385,16 @@ async def test_probe_bugs_are_probe_errors_and_channels_combine() -> None:
     assert len(bugs) >= 3
     assert {a.outcome for a in bugs} == {Outcome.PROBE_ERROR}
     assert {a.detail["error"] for a in bugs} == {"RuntimeError"}
-    bugs2 = [a for a in run.attempts if a.probe == "bug2"]
-    assert bugs2 and {a.outcome for a in bugs2} == {Outcome.PROBE_ERROR}
+    for name in ("bug2", "bug3"):
+        other = [a for a in run.attempts if a.probe == name]
+        assert other and {a.outcome for a in other} == {Outcome.PROBE_ERROR}
     overruns = [a for a in run.attempts if a.probe == "overrun"]
     assert overruns and {a.outcome for a in overruns} == {Outcome.TIMEOUT}
     assert {a.detail["error"] for a in overruns} == {"DeadlineOverrun"}
     api_seconds = run.channel("api")
     assert api_seconds and all(v.verdict is Verdict.AVAILABLE for v in api_seconds)
     assert all(v.degraded for v in api_seconds)  # the overruns are qualifying failures
-    assert all(v.counts.get("probe_error", 0) >= 2 for v in api_seconds[1:])
+    assert all(v.counts.get("probe_error", 0) >= 3 for v in api_seconds[1:])
     assert all(v.verdict is Verdict.UNAVAILABLE for v in run.channel("smtp"))
     assert all(v.verdict is Verdict.UNAVAILABLE for v in run.channel("service"))  # combine any
 
