@@ -313,6 +313,27 @@ async def test_hung_target_keeps_launching_and_every_second_is_unavailable() -> 
     assert {a.outcome for a in run.attempts} == {Outcome.TIMEOUT}
 
 
+async def test_own_network_down_makes_seconds_unknown_not_unavailable() -> None:
+    # Both the platform and the control host time out: the monitor cannot tell.
+    cfg = settings(
+        [
+            api("p", attempts_per_second=2, timeout_seconds=0.5),
+            api("ctl", channel="control", attempts_per_second=2, timeout_seconds=0.5),
+        ],
+        max_launch_lag_ms=500,
+        stall_threshold_ms=5000,
+    )
+    probes = {("sp", "p"): HangingProbe("p"), ("sp", "ctl"): HangingProbe("ctl", "control")}
+    run = await run_launcher(cfg, probes, 2.2, grace=2.0)
+    verdicts = run.channel()
+    assert verdicts
+    assert {(v.verdict, v.reason) for v in verdicts} == {
+        (Verdict.UNKNOWN, UnknownReason.CONTROL_FAILED)
+    }
+    assert not run.channel("control")  # control is evidence, never a channel of its own
+    assert {a.channel for a in run.attempts} == {"api", "control"}
+
+
 async def test_in_flight_bound_skips_are_counted_never_relabelled() -> None:
     cfg = settings([api("p", attempts_per_second=2, timeout_seconds=0.2)])
     probe = StubbornProbe("p")
