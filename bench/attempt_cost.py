@@ -92,6 +92,18 @@ def self_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def runq_wait() -> float:
+    """Seconds this process has spent runnable but waiting for a CPU (/proc schedstat).
+
+    Launch jitter on a shared machine is mostly this: other processes holding the cores.
+    """
+    try:
+        with open("/proc/self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def rss_mb() -> float:
     """Resident set size of this process now, MB (VmRSS)."""
     with open("/proc/self/status") as f:
@@ -357,6 +369,24 @@ def make_driver(configs: list[Any], on_attempt: Callable[[Attempt], None]) -> An
 # ----------------------------------------------------------------------------- windows
 
 
+async def watchdog_cost(seconds: float) -> float | None:
+    """CPU % of one core of the daemon's loop watchdog alone (its share of an idle daemon)."""
+    try:
+        from monitor.watchdog import LoopWatchdog
+    except ImportError:
+        return None
+    dog = LoopWatchdog(SystemClock(), threshold=0.05)
+    await dog.start()
+    try:
+        await asyncio.sleep(0.2)
+        cpu0, t0 = self_cpu(), time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu1, t1 = self_cpu(), time.monotonic()
+    finally:
+        await dog.stop()
+    return 100 * (cpu1 - cpu0) / (t1 - t0)
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -407,7 +437,8 @@ async def run_ours(
         measuring = True
         launched0 = {c.name: driver.launched(c.name) for c in configs}
         skipped0 = {c.name: driver.skipped(c.name) for c in configs}
-        cpu0, t0 = self_cpu(), time.monotonic()
+        cpu0, t0, rq0 = self_cpu(), time.monotonic(), runq_wait()
+        target_cpu0 = proc_cpu(target.pid) if target is not None else 0.0
         if hang is not None and target is not None:
             await asyncio.sleep(hang[0])
             await set_fault(target, "hang")
@@ -416,7 +447,8 @@ async def run_ours(
             await asyncio.sleep(seconds - hang[1])
         else:
             await asyncio.sleep(seconds)
-        cpu1, t1 = self_cpu(), time.monotonic()
+        cpu1, t1, rq1 = self_cpu(), time.monotonic(), runq_wait()
+        target_cpu1 = proc_cpu(target.pid) if target is not None else 0.0
         for c in configs:
             per[c.name].launched = driver.launched(c.name) - launched0[c.name]
             per[c.name].skipped = driver.skipped(c.name) - skipped0[c.name]
@@ -431,6 +463,8 @@ async def run_ours(
         "cpu": cpu1 - cpu0,
         "cpu_ms_per_attempt": 1000 * (cpu1 - cpu0) / launched if launched else None,
         "cpu_percent_of_core": 100 * (cpu1 - cpu0) / (t1 - t0),
+        "runq_wait_ms_per_s": 1000 * (rq1 - rq0) / (t1 - t0),
+        "target_cpu_percent": 100 * (target_cpu1 - target_cpu0) / (t1 - t0),
         "rss_mb": rss,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "probes": per,
@@ -526,6 +560,8 @@ def channel_row(
         "jitter_p99_ms": percentile(lags_ms, 0.99),
         "rss_mb": run["rss_mb"],
         "outcomes": dict(s.outcomes),
+        "runq_wait_ms_per_s": run["runq_wait_ms_per_s"],
+        "target_cpu_percent": run["target_cpu_percent"],
     }
     if bb is not None:
         row["blackbox_cpu_ms_per_probe"] = bb["cpu_ms_per_probe"]
@@ -560,6 +596,8 @@ def print_table(result: dict[str, Any]) -> None:
         "jitter p50",
         "jitter p99",
         "RSS MB",
+        "runq wait ms/s",
+        "target CPU %",
         "outcomes",
     )
     rows = [head]
@@ -577,6 +615,8 @@ def print_table(result: dict[str, Any]) -> None:
                 fmt(r["jitter_p50_ms"], ".3f"),
                 fmt(r["jitter_p99_ms"], ".3f"),
                 fmt(r["rss_mb"], ".0f"),
+                fmt(r["runq_wait_ms_per_s"], ".0f"),
+                fmt(r["target_cpu_percent"], ".0f"),
                 outcomes,
             )
         )
@@ -591,7 +631,8 @@ def print_table(result: dict[str, Any]) -> None:
     d = result["default"]
     print(
         f"default config (2 attempts/s per channel, {d['seconds']:.0f} s): "
-        f"{d['cpu_percent_of_core']:.2f} % of one core, RSS {d['rss_mb']:.0f} MB"
+        f"{d['cpu_percent_of_core']:.2f} % of one core, RSS {d['rss_mb']:.0f} MB; the "
+        f"launcher's loop watchdog alone: {fmt(d.get('watchdog_percent_of_core'))} %"
     )
     s = result["sustained"]
     print(
@@ -673,6 +714,7 @@ async def bench(
     default = await run_ours(
         [api_config(2, reuse=False, target=target), smtp_config(2, target=target, phase=0.25)],
         default_seconds,
+        target=target,
     )
     result: dict[str, Any] = {
         "driver": default["driver"],
@@ -684,17 +726,23 @@ async def bench(
         "seconds": default["wall"],
         "cpu_percent_of_core": default["cpu_percent_of_core"],
         "rss_mb": default["rss_mb"],
+        "runq_wait_ms_per_s": default["runq_wait_ms_per_s"],
+        "watchdog_percent_of_core": await watchdog_cost(default_seconds / 3),
         "attempts": sum(s.launched for s in default["probes"].values()),
     }
 
     # 2. cost windows, one channel at a time, each beside blackbox doing the same
     bb_http = run_blackbox(bb, bb_port, "http_api", target.api_url, rate, cost_seconds)
-    run = await run_ours([api_config(rate, reuse=False, target=target)], cost_seconds)
+    fresh, reused = (
+        api_config(rate, reuse=False, target=target),
+        api_config(rate, reuse=True, target=target),
+    )
+    run = await run_ours([fresh], cost_seconds, target=target)
     result["rows"].append(channel_row("api fresh", rate, run, "api", bb_http))
-    run = await run_ours([api_config(rate, reuse=True, target=target)], cost_seconds)
+    run = await run_ours([reused], cost_seconds, target=target)
     result["rows"].append(channel_row("api reused", rate, run, "api-reused", bb_http))
     bb_smtp = run_blackbox(bb, bb_port, "smtp_dialog", smtp_target, rate, cost_seconds)
-    run = await run_ours([smtp_config(rate, target=target)], cost_seconds)
+    run = await run_ours([smtp_config(rate, target=target)], cost_seconds, target=target)
     result["rows"].append(channel_row("smtp", rate, run, "smtp", bb_smtp))
 
     # 3. sustained, both channels, the target hanging for the middle third
