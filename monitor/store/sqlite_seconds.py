@@ -515,10 +515,16 @@ class SecondsMixin:
     def prune(self, before: int) -> int:
         """Delete evidence and minute counts older than `before`; runs and maintenance
         windows are kept (they are small and the SLA history needs them)."""
+        deleted = 0
         with self._tx() as db:
-            deleted = db.execute("DELETE FROM evidence WHERE second < ?", (before,)).rowcount
-            deleted += db.execute("DELETE FROM minute_counts WHERE minute < ?", (before,)).rowcount
-        return int(deleted)
+            # per source, so that each DELETE is a range of the primary key rather than a
+            # scan of the whole table while the daemon's writes wait for the lock
+            for (source,) in db.execute("SELECT id FROM attempt_sources").fetchall():
+                for table, column in (("evidence", "second"), ("minute_counts", "minute")):
+                    deleted += db.execute(
+                        f"DELETE FROM {table} WHERE source = ? AND {column} < ?", (source, before)
+                    ).rowcount
+        return deleted
 
     # ------------------------------------------------------------------ maintenance
 

@@ -472,10 +472,12 @@ def test_evidence_keeps_the_launcher_attempt_id_and_ignores_a_replay(store: SQLi
 def test_prune_deletes_old_evidence_and_counts_but_keeps_runs(store: SQLiteStore) -> None:
     store.write_verdicts([_v(T0 + i, A) for i in range(180)])
     store.write_evidence([_attempt(T0 + i, error="x") for i in (10, 70, 130)])
+    store.write_evidence([_attempt(T0 + i, service="other", error="x") for i in (10, 130)])
     store.write_minute_counts(
         [MinuteCount("sp", "api", "account", T0 + m * 60, "ok", 120) for m in range(3)]
     )
-    assert store.prune(T0 + 120) == 4
+    assert store.prune(T0 + 120) == 5
+    assert [row["second"] - T0 for row in store.evidence("other", T0, T0 + 200)] == [130]
     assert [row["second"] - T0 for row in store.evidence("sp", T0, T0 + 200)] == [130]
     assert [c.minute - T0 for c in store.minute_counts("sp", T0, T0 + 200)] == [120]
     assert _spans(store.runs("sp", "api", T0, T0 + 200)) == [("available", None, 0, 179)]
