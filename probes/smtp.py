@@ -181,6 +181,8 @@ class SmtpProbe:
                     local_hostname=await self._local_name(),
                 )
                 reply = await smtp.connect()
+                if self._implicit:
+                    detail["tls"] = True
                 if self._depth > 0:
                     reply = await self._session(smtp, ctx, detail)
                     stage = detail["stage"]
@@ -231,8 +233,6 @@ class SmtpProbe:
             detail["tls"] = True
             # RFC 3207: forget what the server said before TLS, ask again
             reply = await smtp.ehlo()
-        elif self._implicit:
-            detail["tls"] = True
         if depth == _STAGE_INDEX["starttls"]:
             return reply
         if self._username is not None and self._password is not None:

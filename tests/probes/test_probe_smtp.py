@@ -326,6 +326,20 @@ async def test_implicit_tls_injection(
     assert result.detail["tls"] is True
 
 
+async def test_implicit_tls_depth_connect_reports_tls(
+    make_ctx: MakeCtx, server_tls: ssl.SSLContext, ca_file: Path
+) -> None:
+    async with smtp_server(implicit_tls=server_tls) as server:
+        probe = probe_for(server, tls="implicit", ca_file=ca_file, depth="connect")
+        result = await attempt(probe, make_ctx())
+    assert result.outcome is OK, result.detail
+    assert (result.detail["stage"], result.detail["code"], result.detail["tls"]) == (
+        "connect",
+        220,
+        True,
+    )
+
+
 async def test_implicit_tls_to_plain_port_is_server_error(make_ctx: MakeCtx, ca_file: Path) -> None:
     async with smtp_server() as server:
         result = await attempt(probe_for(server, tls="implicit", ca_file=ca_file), make_ctx())
