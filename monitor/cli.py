@@ -162,6 +162,8 @@ def _setup_logging(level: str = "INFO") -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # APScheduler logs every job addition and run at INFO: noise next to our own lines
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, getattr(logging, level)))
 
 
 def _open_store(settings: Settings) -> Any:
@@ -279,7 +281,6 @@ def _print_incident_table(rows: Sequence[dict[str, Any]]) -> None:
 
 def cmd_incidents(args: argparse.Namespace) -> int:
     from alerting.incidents import Incidents, IncidentStateError
-
     from monitor.clock import SystemClock
     from monitor.store.base import NotFound
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 import tempfile
 import time
@@ -64,6 +65,7 @@ def simulated_config(
     listen: str = "127.0.0.1:0",
     page_url: str | None = None,
     demo_rules: bool = True,
+    vantage: str = "demo",
 ) -> Path:
     """Write a config for the built-in simulator into `workdir`; return its path.
 
@@ -87,7 +89,7 @@ def simulated_config(
     ca = f'ca_file = "{sim.ca_file}"\n' if sim.ca_file else ""
     text = f"""# availmon config for the built-in simulated platform (written by availmon)
 [monitor]
-vantage = "demo"
+vantage = "{vantage}"
 listen = "{listen}"
 
 [store]
@@ -304,7 +306,9 @@ async def run_embedded(workdir: Path = Path("availmon-data")) -> int:
     sim = Simulator(tls=True, api_key=DEMO_API_KEY, smtp_password=DEMO_SMTP_PASSWORD)
     await sim.start()
     try:
-        config_path = simulated_config(sim, workdir, listen="127.0.0.1:9310", demo_rules=False)
+        config_path = simulated_config(
+            sim, workdir, listen="127.0.0.1:9310", demo_rules=False, vantage=socket.gethostname()
+        )
         sys.stderr.write(
             f"availmon: no --config given: monitoring the built-in simulated platform "
             f"(API {sim.http_url}, SMTP {sim.host}:{sim.smtp_port}; inject faults with "

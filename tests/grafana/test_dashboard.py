@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tests.grafana.promkit import (
     DATASOURCE_UID,
     DESIGN_SERIES,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.grafana.promkit import (
     PROMTOOL,
     RULES,

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tests.grafana.promkit import (
     ALERTMANAGER,
     AMTOOL,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
 from monitor.config import Settings
 from monitor.reports.compute import REPORT_KEYS, build_report
 from monitor.store.base import Incident, IncidentEvent, Store
 from probes.base import Outcome
+from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
 DAY = 86400
 AFTER = T("2026-06-15T00:00:00Z")  # "now" for months that are over

@@ -7,12 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
 from monitor.reports.compute import build_report
 from monitor.reports.render import render
 from monitor.store.base import Store
 from probes.base import Outcome
+from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [

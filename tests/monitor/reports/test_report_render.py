@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
 from monitor.config import Settings
 from monitor.reports.compute import build_report
 from monitor.reports.render import SUMMARY_ROWS, fmt_value, lookup, render
 from monitor.store.base import Store
 from probes.base import Outcome
+from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
 AFTER = T("2026-06-15T00:00:00Z")
 

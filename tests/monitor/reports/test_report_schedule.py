@@ -17,13 +17,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
 from monitor.clock import FakeClock
 from monitor.config import Settings
 from monitor.reports.schedule import ReportJob, ledger_key, write_reports
 from monitor.store.base import Store
 from probes.base import Outcome
+from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
 
 def free_port() -> int:
