@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+
 import pytest
 
 from monitor.config import Settings
-from monitor.reports.compute import REPORT_KEYS, build_report
+from monitor.reports.compute import REPORT_KEYS, AttemptTotals, build_report
 from monitor.store.base import Incident, IncidentEvent, Store
+from monitor.store.sqlite import SQLiteStore
 from probes.base import Outcome
 from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 
@@ -398,3 +402,35 @@ def test_explicit_quorum_of_three_vantages(store: Store) -> None:
     assert r["unavailable_seconds"] == {"service": 5, "api": 0, "smtp": 5}
     assert [(o["start_epoch"] - start, o["seconds"]) for o in r["outages"]] == [(605, 5)]
     assert any("3 vantage points with quorum 2" in w for w in r["warnings"])
+
+
+class SummingStore(SQLiteStore):
+    """A backend offering the aggregate `attempt_totals` (see compute.AttemptTotals)."""
+
+    calls = 0
+
+    def attempt_totals(self, service: str, start: int, end: int) -> dict[tuple[str, str], int]:
+        self.calls += 1
+        totals: Counter[tuple[str, str]] = Counter()
+        for mc in self.minute_counts(service, start, end):
+            totals[(mc.channel, mc.outcome)] += mc.count
+        return dict(totals)
+
+
+def test_aggregate_attempt_totals_give_the_same_rates(tmp_path: Path) -> None:
+    settings = settings_for()
+    summing = SummingStore(str(tmp_path / "s.db"))
+    summing.migrate()
+    start = T("2026-05-10T00:00:00Z")
+    Feeder(settings, summing).run(
+        start, start + 600, Pattern().add("api", start + 60, start + 70, None)
+    )
+    assert isinstance(summing, AttemptTotals)
+    fast = build_report(summing, settings, "mail", "2026-05", now=AFTER)
+    assert summing.calls == 1
+    plain = SQLiteStore(str(tmp_path / "s.db"))  # the same file, without the aggregate
+    slow = build_report(plain, settings, "mail", "2026-05", now=AFTER)
+    assert fast["attempts_per_second"] == slow["attempts_per_second"]
+    assert slow["attempts_per_second"]["api"]["observed"] == round(590 / (31 * DAY), 4)
+    summing.close()
+    plain.close()
