@@ -396,13 +396,15 @@ def build_report(
             for w in sorted(windows, key=lambda w: (w.start, w.end))
         ],
         # where in time each channel was unavailable or unmeasured (half-open epoch
-        # seconds, maintenance not cut out): what the month-at-a-glance chart draws
+        # seconds, maintenance not cut out): what the month-at-a-glance chart draws; a
+        # channel the service has no probe for is left out rather than shown unmeasured
         "timeline": {
             ch: {
                 "unavailable": [[a, b] for a, b in tl.unavailable],
                 "unknown": [[a, b] for a, b in tl.unknown],
             }
             for ch, tl in timelines.items()
+            if ch == SERVICE_CHANNEL or ch in svc.channels
         },
         "warnings": warnings,
     }

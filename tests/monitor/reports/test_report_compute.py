@@ -434,3 +434,23 @@ def test_aggregate_attempt_totals_give_the_same_rates(tmp_path: Path) -> None:
     assert slow["attempts_per_second"]["api"]["observed"] == round(590 / (31 * DAY), 4)
     summing.close()
     plain.close()
+
+
+def test_service_without_smtp_probe(store: Store) -> None:
+    settings = settings_for(
+        services=[
+            {
+                "name": "api-only",
+                "probes": [{"name": "api-1", "type": "http", "url": "http://127.0.0.1:1/"}],
+            }
+        ]
+    )
+    start = T("2026-05-10T00:00:00Z")
+    Feeder(settings, store).run(
+        start, start + 600, Pattern().add("api", start + 60, start + 62, Outcome.SERVER_ERROR)
+    )
+    r = build_report(store, settings, "api-only", "2026-05", now=AFTER)
+    assert r["unavailable_seconds"] == {"service": 2, "api": 2, "smtp": 0}
+    assert r["attempts_per_second"]["smtp"] == {"configured": 0.0, "observed": 0.0}
+    assert r["attempts_per_second"]["api"]["configured"] == 2.0
+    assert set(r["timeline"]) == {"service", "api"}  # no strip for a channel never probed
