@@ -208,21 +208,25 @@ class HttpProbe:
         except Exception as exc:  # a probe never raises for what the target does
             outcome = exception_outcome(exc)
             detail["error"] = type(exc).__name__
-            detail["message"] = classify.short(_describe(exc))
+            detail["message"] = classify.short(self._describe(exc))
         phases = marks.phases()
         if phases:
             detail["phases"] = phases
         return Result(outcome, detail)
 
+    def _describe(self, exc: BaseException) -> str:
+        """A short description of an error, without the URL's password or query (which
+        may hold an API key); header values never appear in aiohttp's messages."""
+        if isinstance(exc, aiohttp.ClientResponseError):
+            text = exc.message or type(exc).__name__
+        else:
+            text = str(exc) or type(exc).__name__
+        for secret in (self._url.password, self._url.raw_query_string):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
     async def close(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
-
-
-def _describe(exc: BaseException) -> str:
-    """A short, secret-free description of an error (aiohttp messages name the URL only)."""
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return exc.message or type(exc).__name__
-    text = str(exc)
-    return text or type(exc).__name__

@@ -345,6 +345,16 @@ async def test_secret_not_in_detail_on_failure(make_ctx: MakeCtx) -> None:
     assert SECRET not in repr(probe.__dict__.get("_config"))
 
 
+async def test_url_secrets_not_in_detail(make_ctx: MakeCtx) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://user:{SECRET}@127.0.0.1:{port}/api?key={SECRET}"
+    result = await attempt(probe_for(url), make_ctx())
+    assert result.outcome is Outcome.SERVER_ERROR
+    assert SECRET not in repr(result.detail)
+
+
 async def test_body_read_is_bounded(make_ctx: MakeCtx) -> None:
     async with web_server() as base:
         result = await attempt(probe_for(base + "/big"), make_ctx())
