@@ -77,8 +77,8 @@ class AttemptTotals(Protocol):
     instead of a row per (minute, probe, outcome), which is ~90 000 rows for a month of
     one service and most of a report's time. Used when the store offers it."""
 
-    def attempt_totals(self, service: str, start: int, end: int) -> dict[tuple[str, str], int]:
-        """(channel, outcome) → attempts in the minutes starting in [start, end)."""
+    def attempt_totals(self, service: str, start: int, end: int) -> dict[str, int]:
+        """channel → attempts (all outcomes) in the minutes starting in [start, end)."""
         ...
 
 
@@ -450,7 +450,8 @@ def _evidence(
             continue
         a, b = mine[0]
         taken = 0
-        rows = store.evidence(service, a, b, limit=8 * EVIDENCE_PER_CHANNEL)
+        # the first minute is plenty for a sample, and keeps a long outage's query small
+        rows = store.evidence(service, a, min(b, a + 60), limit=8 * EVIDENCE_PER_CHANNEL)
         for row in rows:
             if row.get("channel") != ch:
                 continue
@@ -480,7 +481,7 @@ def _attempt_rates(
     per-minute counts over the reported seconds."""
     observed = {ch: 0 for ch in CHANNELS}
     if isinstance(store, AttemptTotals):
-        for (channel, _), n in store.attempt_totals(svc.name, start, end).items():
+        for channel, n in store.attempt_totals(svc.name, start, end).items():
             if channel in observed:
                 observed[channel] += n
     else:
