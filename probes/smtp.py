@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 from aiosmtplib import SMTP
+from aiosmtplib.email import quote_address
 
 from probes import classify
 from probes.base import Outcome, ProbeConfigError, ProbeContext, Result, register
@@ -129,6 +130,10 @@ class SmtpProbe:
         self._password = config.password.get_secret_value() if config.password else None
         self._mail_from = _ascii_field("mail_from", config.mail_from)
         self._rcpt_to = _ascii_field("rcpt_to", config.rcpt_to)
+        # MAIL/RCPT arguments built once: aiosmtplib's mail()/rcpt() re-parse the address
+        # with email.utils on every call, a tenth of an injection's CPU
+        self._mail_arg = b"FROM:" + quote_address(self._mail_from).encode("ascii")
+        self._rcpt_arg = b"TO:" + quote_address(self._rcpt_to).encode("ascii")
         self._ehlo_name = _ascii_field("ehlo_name", config.ehlo_name) if config.ehlo_name else None
         subject = config.subject
         if not subject.isascii():
@@ -241,11 +246,15 @@ class SmtpProbe:
         if depth == _STAGE_INDEX["auth"]:
             return reply
         detail["stage"] = "mail"
-        reply = await smtp.mail(self._mail_from)
+        reply = await smtp.execute_command(b"MAIL", self._mail_arg)
+        if reply.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, self._mail_from)
         if depth == _STAGE_INDEX["mail"]:
             return reply
         detail["stage"] = "rcpt"
-        reply = await smtp.rcpt(self._rcpt_to)
+        reply = await smtp.execute_command(b"RCPT", self._rcpt_arg)
+        if reply.code not in (250, 251):
+            raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, self._rcpt_to)
         if depth == _STAGE_INDEX["rcpt"]:
             return reply
         detail["stage"] = "data"
