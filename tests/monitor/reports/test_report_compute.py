@@ -454,3 +454,19 @@ def test_service_without_smtp_probe(store: Store) -> None:
     assert r["attempts_per_second"]["smtp"] == {"configured": 0.0, "observed": 0.0}
     assert r["attempts_per_second"]["api"]["configured"] == 2.0
     assert set(r["timeline"]) == {"service", "api"}  # no strip for a channel never probed
+
+
+@pytest.mark.parametrize(
+    ("seconds", "met"),
+    [(259, True), (260, False)],
+    ids=["259s-of-a-30-day-month-meets", "260s-misses"],
+)
+def test_met_is_decided_on_seconds_at_the_boundary(store: Store, seconds: int, met: bool) -> None:
+    settings = settings_for()
+    start = T("2026-06-10T00:00:00Z")
+    Feeder(settings, store).run(
+        start, start + 600, Pattern().add("smtp", start + 10, start + 10 + seconds, Outcome.TIMEOUT)
+    )
+    r = build_report(store, settings, "mail", "2026-06", now=AFTER + 30 * DAY)
+    assert r["error_budget_seconds"] == 259.2
+    assert r["met"] is met
