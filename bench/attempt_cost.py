@@ -437,6 +437,7 @@ async def run_ours(
     }
     per = {c.name: ChannelStats() for c in configs}
     measuring = False
+    launches: list[tuple[float, float]] = []  # (launch wall time, lag) of every attempt
 
     def on_attempt(a: Attempt) -> None:
         if not measuring:
@@ -444,7 +445,24 @@ async def run_ours(
         s = per[a.probe]
         s.attempts += 1
         s.outcomes[str(a.outcome)] += 1
-        s.lags.append(a.started - (a.second + offsets[a.probe][a.slot]))
+        lag = a.started - (a.second + offsets[a.probe][a.slot])
+        s.lags.append(lag)
+        launches.append((a.started, lag))
+
+    # the window in phases: (name, seconds, fault put in force at its start)
+    if hang is not None and target is not None:
+        plan = [
+            ("before", hang[0], None),
+            ("hanging", hang[1] - hang[0], "hang"),
+            ("after", seconds - hang[1], "ok"),
+        ]
+    else:
+        plan = [("all", seconds, None)]
+    marks: list[tuple[float, float, float, float, int]] = []  # wall, mono, cpu, runq, skipped
+
+    def mark() -> None:
+        skipped = sum(driver.skipped(c.name) for c in configs)
+        marks.append((time.time(), time.monotonic(), self_cpu(), runq_wait(), skipped))
 
     driver = make_driver(configs, on_attempt)
     await driver.start()
@@ -455,14 +473,12 @@ async def run_ours(
         skipped0 = {c.name: driver.skipped(c.name) for c in configs}
         cpu0, t0, rq0 = self_cpu(), time.monotonic(), runq_wait()
         target_cpu0 = proc_cpu(target.pid) if target is not None else 0.0
-        if hang is not None and target is not None:
-            await asyncio.sleep(hang[0])
-            await set_fault(target, "hang")
-            await asyncio.sleep(hang[1] - hang[0])
-            await set_fault(target, "ok")
-            await asyncio.sleep(seconds - hang[1])
-        else:
-            await asyncio.sleep(seconds)
+        mark()
+        for _name, length, fault in plan:
+            if fault is not None and target is not None:
+                await set_fault(target, fault)
+            await asyncio.sleep(length)
+            mark()
         cpu1, t1, rq1 = self_cpu(), time.monotonic(), runq_wait()
         target_cpu1 = proc_cpu(target.pid) if target is not None else 0.0
         for c in configs:
@@ -473,7 +489,22 @@ async def run_ours(
     finally:
         await driver.stop()
     launched = sum(s.launched for s in per.values())
+    phases = []
+    for (name, _length, _fault), a, b in zip(plan, marks, marks[1:], strict=False):
+        wall = b[1] - a[1]
+        lags_ms = [lag * 1000 for t, lag in launches if a[0] <= t < b[0]]
+        phases.append(
+            {
+                "phase": name,
+                "seconds": wall,
+                "cpu_percent_of_core": 100 * (b[2] - a[2]) / wall,
+                "runq_wait_ms_per_s": 1000 * (b[3] - a[3]) / wall,
+                "skipped": b[4] - a[4],
+                "jitter_p99_ms": percentile(lags_ms, 0.99),
+            }
+        )
     return {
+        "phases": phases,
         "driver": driver.name,
         "wall": t1 - t0,
         "cpu": cpu1 - cpu0,
@@ -662,6 +693,12 @@ def print_table(result: dict[str, Any]) -> None:
         f"{s['hang'][0]:.0f}-{s['hang'][1]:.0f} s; {s['cpu_ms_per_attempt']:.3f} CPU ms/attempt "
         f"overall, {s['cpu_percent_of_core']:.0f} % of one core, peak RSS {s['max_rss_mb']:.0f} MB"
     )
+    for ph in s["phases"]:
+        print(
+            f"  {ph['phase']:8s} {ph['seconds']:5.1f} s: {ph['cpu_percent_of_core']:4.0f} % of "
+            f"one core, run-queue wait {ph['runq_wait_ms_per_s']:4.0f} ms/s, skipped "
+            f"{ph['skipped']}, jitter p99 {fmt(ph['jitter_p99_ms'], '.1f')} ms"
+        )
     print(
         f"load average (1 min) at start {result['loadavg_start']:.2f}, at end "
         f"{result['loadavg_end']:.2f}: other processes share these cores"
@@ -787,6 +824,7 @@ async def bench(
     for r in result["rows"][-2:]:
         r["cpu_ms_per_attempt"] = 1000 * run["cpu"] / total if total else None
     result["sustained"] = {
+        "phases": run["phases"],
         "seconds": run["wall"],
         "hang": hang,
         "cpu_ms_per_attempt": 1000 * run["cpu"] / total if total else float("nan"),
