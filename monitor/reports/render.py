@@ -421,12 +421,36 @@ def _strips(r: dict[str, Any]) -> Strips:
     }
 
 
+#: not-measured stretches of the service at least this long are listed in the HTML, so that
+#: a coverage warning says when the monitor was down
+GAP_LISTED_SECONDS = 60
+
+
+def _gaps(r: dict[str, Any]) -> list[dict[str, Any]]:
+    tz = ZoneInfo(r["timezone"])
+    return [
+        {
+            "start": datetime.fromtimestamp(a, tz).isoformat(),
+            "end": datetime.fromtimestamp(b, tz).isoformat(),
+            "seconds": b - a,
+        }
+        for a, b in r["timeline"].get("service", {}).get("unknown", [])
+        if b - a >= GAP_LISTED_SECONDS
+    ]
+
+
 def _html(reports: list[dict[str, Any]]) -> str:
     views = [
-        {"r": r, "timeline": timeline_svg(r, _strips(r), f"r{i}"), "daily": daily_svg(r)}
+        {
+            "r": r,
+            "timeline": timeline_svg(r, _strips(r), f"r{i}"),
+            "daily": daily_svg(r),
+            "gaps": _gaps(r),
+        }
         for i, r in enumerate(reports)
     ]
-    return _env().get_template("report.html.j2").render(views=views, summary_rows=SUMMARY_ROWS)
+    template = _env().get_template("report.html.j2")
+    return template.render(views=views, summary_rows=SUMMARY_ROWS, gap_min=GAP_LISTED_SECONDS)
 
 
 FORMATS: dict[str, Callable[[list[dict[str, Any]]], str]] = {

@@ -149,6 +149,9 @@ def test_html_is_self_contained_and_escaped(reports: list[dict[str, Any]]) -> No
     assert set(re.findall(r"https?://[^\s\"')]+", html)) == {"http://www.w3.org/2000/svg"}
     assert html.count('<section class="report"') == 2
     assert "@media print" in html and "break-after: page" in html
+    # the monitor ran one hour of the month: the rest is listed as not measured
+    assert "Not measured: stretches of 60 s or more (1)" in html
+    assert "<td>2026-05-01 01:00:00+00:00</td><td>2026-06-01 00:00:00+00:00</td>" in html
 
 
 def test_short_outage_keeps_a_visible_width_and_a_marker(reports: list[dict[str, Any]]) -> None:
