@@ -456,11 +456,13 @@ def _evidence(
         taken = 0
         # the first minute is plenty for a sample, and keeps a long outage's query small
         rows = store.evidence(service, a, min(b, a + 60), limit=8 * EVIDENCE_PER_CHANNEL)
+        seen: set[int] = set()
         for row in rows:
-            if row.get("channel") != ch:
-                continue
+            if row.get("channel") != ch or row["second"] in seen:
+                continue  # one attempt per second: three seconds say more than one thrice
             if row.get("outcome") not in (Outcome.TIMEOUT, Outcome.SERVER_ERROR):
                 continue
+            seen.add(row["second"])
             detail = row.get("detail") or {}
             item: dict[str, Any] = {
                 "t": _iso(row["second"], tz),

@@ -156,12 +156,13 @@ class Feeder:
                             svc.name,
                             probe.channel,
                             probe.name,
+                            probe.attempts_per_second,
                             pattern.outcomes(probe.channel, start, end),
                         )
                     )
         while True:
             second = None
-            for service, channel, probe_name, it in feeds:
+            for service, channel, probe_name, k, it in feeds:
                 item = next(it, None)
                 if item is None:
                     continue
@@ -169,21 +170,22 @@ class Feeder:
                 if outcome is None:
                     continue
                 detail = FAIL_DETAIL.get((channel, outcome), {})
-                detector.completed(
-                    Attempt(
-                        f"{probe_name}-{second}",
-                        service,
-                        channel,
-                        probe_name,
-                        second,
-                        0,
-                        outcome,
-                        0.05,
-                        second + 0.0,
-                        detail,
+                for slot in range(k):  # every slot of the second ends the same way
+                    detector.completed(
+                        Attempt(
+                            f"{probe_name}:{second}:{slot}",
+                            service,
+                            channel,
+                            probe_name,
+                            second,
+                            slot,
+                            outcome,
+                            0.05,
+                            second + slot / k,
+                            detail,
+                        )
                     )
-                )
-                self.counts[(service, channel, probe_name, second - second % 60, str(outcome))] += 1
+                self.counts[(service, channel, probe_name, second - second % 60, str(outcome))] += k
             if second is None:
                 break
             detector.advance(second + 1.0)

@@ -146,6 +146,25 @@ def test_evidence_quotes_failed_attempts_of_each_outage(store: Store) -> None:
         assert all(o["start_epoch"] <= e["second"] < o["end_epoch"] for e in o["evidence"])
 
 
+def test_evidence_samples_distinct_seconds(store: Store) -> None:
+    """With two attempts a second, the sample still shows three different seconds."""
+    settings = settings_for(
+        services=[
+            {
+                "name": "mail",
+                "probes": [{"name": "api-1", "type": "http", "url": "http://127.0.0.1:1/"}],
+            }
+        ]
+    )
+    start = T("2026-05-10T00:00:00Z")
+    Feeder(settings, store).run(
+        start, start + 300, Pattern().add("api", start + 60, start + 70, Outcome.SERVER_ERROR)
+    )
+    r = build_report(store, settings, "mail", "2026-05", now=AFTER)
+    assert [e["second"] - start for e in r["outages"][0]["evidence"]] == [60, 61, 62]
+    assert r["attempts_per_second"]["api"]["observed"] == round(600 / (31 * DAY), 4)
+
+
 def test_merge_gap_joins_close_outages(store: Store) -> None:
     r = _april(store, merge_gap=1800)
     assert [(o["start"], o["end"], o["seconds"], o["channels"]) for o in r["outages"]][1] == (
