@@ -154,6 +154,10 @@ class Store(Protocol):
 
     def minute_counts(self, service: str, start: int, end: int) -> list[MinuteCount]: ...
 
+    def attempt_totals(self, service: str, start: int, end: int) -> dict[str, int]:
+        """channel → attempts in the minutes starting in [start, end)."""
+        ...
+
     def evidence(
         self, service: str, start: int, end: int, limit: int = 1000
     ) -> list[dict[str, Any]]:

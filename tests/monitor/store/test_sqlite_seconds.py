@@ -545,3 +545,20 @@ def test_a_store_from_a_newer_availmon_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="newer than this availmon knows"):
         store.migrate()
     store.close()
+
+
+def test_attempt_totals_sum_minute_counts_per_channel(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "t.db"))
+    store.migrate()
+    store.write_minute_counts(
+        [
+            MinuteCount("s", "api", "a1", 600, "ok", 100),
+            MinuteCount("s", "api", "a2", 600, "server_error", 20),
+            MinuteCount("s", "smtp", "m", 660, "ok", 120),
+            MinuteCount("s", "smtp", "m", 720, "timeout", 7),  # outside [600, 720)
+            MinuteCount("other", "api", "a1", 600, "ok", 5),
+        ]
+    )
+    assert store.attempt_totals("s", 600, 720) == {"api": 120, "smtp": 120}
+    assert store.attempt_totals("s", 0, 10_000) == {"api": 120, "smtp": 127}
+    assert store.attempt_totals("nobody", 0, 10_000) == {}
