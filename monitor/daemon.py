@@ -27,6 +27,7 @@ from monitor.config import Settings
 from monitor.detector import Detector
 from monitor.launcher import Launcher
 from monitor.metrics import Metrics
+from monitor.reports.compute import month_bounds, union
 from monitor.store import Store, open_store
 from monitor.store.base import MaintenanceWindow, MinuteCount
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
@@ -40,32 +41,15 @@ class DaemonError(Exception):
     """The daemon cannot start (listener in use, store unusable); str() is one line."""
 
 
-def month_bounds(when: float, tz: str) -> tuple[int, int]:
-    """Epoch seconds [start, end) of the calendar month containing `when` in zone `tz`.
-
-    Real seconds: a month with a DST change is an hour shorter or longer."""
+def current_month(now: float, tz: str) -> tuple[int, int]:
+    """Epoch seconds [start, end) of the calendar month containing `now` in zone `tz`."""
     zone = ZoneInfo(tz)
-    local = datetime.fromtimestamp(when, zone)
-    start = datetime(local.year, local.month, 1, tzinfo=zone)
-    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
-    end = datetime(year, month, 1, tzinfo=zone)
-    return int(start.timestamp()), int(end.timestamp())
+    return month_bounds(f"{datetime.fromtimestamp(now, zone):%Y-%m}", zone)
 
 
 def merged_overlap(windows: Sequence[tuple[int, int]], start: int, end: int) -> int:
     """Seconds of [start, end) covered by the union of half-open `windows`."""
-    spans = sorted((max(a, start), min(b, end)) for a, b in windows if b > start and a < end)
-    total, cur_a, cur_b = 0, None, None
-    for a, b in spans:
-        if cur_b is None or a > cur_b:
-            if cur_b is not None and cur_a is not None:
-                total += cur_b - cur_a
-            cur_a, cur_b = a, b
-        else:
-            cur_b = max(cur_b, b)
-    if cur_b is not None and cur_a is not None:
-        total += cur_b - cur_a
-    return total
+    return sum(b - a for a, b in union((max(a, start), min(b, end)) for a, b in windows))
 
 
 class Daemon:
@@ -383,7 +367,7 @@ class Daemon:
         tz = self.settings.report.timezone
         flushed = self._flushed_through
         for svc in self.settings.services:
-            start, end = month_bounds(now, tz)
+            start, end = current_month(now, tz)
             windows = [(w.start, w.end) for w in self._maintenance if w.service in ("*", svc.name)]
             excluded_month = merged_overlap(windows, start, end)
             budget = (1 - svc.slo_target_percent / 100) * ((end - start) - excluded_month)

@@ -85,7 +85,7 @@ class AttemptTotals(Protocol):
 # ----------------------------------------------------------------------------- intervals
 
 
-def _union(ivs: Iterable[Interval]) -> list[Interval]:
+def union(ivs: Iterable[Interval]) -> list[Interval]:
     """Sorted, disjoint, with touching intervals joined."""
     out: list[Interval] = []
     for a, b in sorted(ivs):
@@ -182,8 +182,8 @@ class Timeline:
         for r in runs:
             by_vantage.setdefault(r.vantage, []).append(r)
         if len(by_vantage) <= 1:
-            unav = _union((r.first, r.last + 1) for r in runs if r.verdict is Verdict.UNAVAILABLE)
-            avail = _union((r.first, r.last + 1) for r in runs if r.verdict is Verdict.AVAILABLE)
+            unav = union((r.first, r.last + 1) for r in runs if r.verdict is Verdict.UNAVAILABLE)
+            avail = union((r.first, r.last + 1) for r in runs if r.verdict is Verdict.AVAILABLE)
         else:
             unav, avail = _quorum(by_vantage, quorum)
         clip = [period]
@@ -215,7 +215,7 @@ def _quorum(
             continue
         need = quorum if quorum is not None else measured
         (unav if n_unav >= need else avail).append((t, nxt))
-    return _union(unav), _union(avail)
+    return union(unav), union(avail)
 
 
 # ----------------------------------------------------------------------------- the report
@@ -294,7 +294,7 @@ def build_report(
         if w.service in (service, "*")
     ]
     excluded_month = _intersect(
-        _union((w.start, w.end) for w in windows), [(month_start, month_end)]
+        union((w.start, w.end) for w in windows), [(month_start, month_end)]
     )
     excluded = _intersect(excluded_month, [period])
 
