@@ -84,7 +84,7 @@ def test_provisioning_names_the_same_datasource_and_folder() -> None:
     dash = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "availmon.yml").read_text())
     (provider,) = dash["providers"]
     # Grafana expands environment variables in provisioning files; GF_PATHS_PROVISIONING
-    # is how WIRING.md points Grafana at grafana/provisioning.
+    # is how the README points Grafana at grafana/provisioning.
     path = os.path.expandvars(
         provider["options"]["path"].replace(
             "${GF_PATHS_PROVISIONING}", str(GRAFANA / "provisioning")
