@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
 import logging
 import math
@@ -41,6 +43,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +56,7 @@ from monitor.daemon import Daemon
 from monitor.demo import PageReceiver
 from monitor.launcher import auto_phases, slot_offsets
 from monitor.store.base import Incident
+from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict
 
 log = logging.getLogger("detection_latency")
 
@@ -61,6 +65,14 @@ PROBE = "api"
 SCRIPT = str(Path(__file__).resolve())
 #: the target: the maximum latency within this many seconds of the run's limit
 TARGET_SLACK = 1.0
+#: final seconds of verdicts the benchmark keeps per service (longer than any run)
+VERDICTS_KEPT = 600
+#: the benchmark's own loop-lag probe: its period, and the lag it records as a stall (the
+#: daemon's watchdog records from 50 ms; 100 ms in an attempt makes a timeout the monitor's)
+STALL_PROBE = 0.01
+STALL_KEPT = 0.05
+#: garbage collections at least this long are recorded
+GC_KEPT = 0.01
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,9 @@ class RunResult:
     open_latency: float | None = None
     page_latency: float | None = None
     load1: float = 0.0
+    #: seconds of the outage, F up to the opening second, that the daemon did not judge
+    #: unavailable: "verdict/reason" → count (e.g. unknown/monitor_stalled)
+    not_unavailable: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -194,6 +209,72 @@ class Simulators:
             return sorted(int(s) for s in (await r.json())["api"])
 
 
+# ----------------------------------------------------------------------------- stalls
+
+
+class Stalls:
+    """Event-loop stalls as the benchmark sees them (the daemon's watchdog keeps its own,
+    privately), and the garbage collector's pauses, to say what a stall was."""
+
+    def __init__(self) -> None:
+        #: (wall time the stall began, seconds)
+        self.stalls: list[tuple[float, float]] = []
+        #: (wall time the collection ended, generation, seconds)
+        self.gc: list[tuple[float, int, float]] = []
+        self._gc_start: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        elif self._gc_start is not None:
+            took = time.perf_counter() - self._gc_start
+            if took >= GC_KEPT:
+                self.gc.append((time.time(), int(info["generation"]), took))
+
+    async def _run(self) -> None:
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(STALL_PROBE)
+            lag = time.monotonic() - t - STALL_PROBE
+            if lag >= STALL_KEPT:
+                self.stalls.append((time.time() - lag, lag))
+
+    def start(self) -> None:
+        gc.callbacks.append(self._on_gc)
+        self._task = asyncio.create_task(self._run(), name="bench-stalls")
+
+    async def stop(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def summary(self, opened: Sequence[float]) -> dict[str, Any]:
+        """Stalls, and how many overlapped a GC pause or came within 1 s after an
+        incident opened (the alerting path runs on the loop)."""
+
+        def gc_in(at: float, lag: float) -> bool:
+            return any(end - took <= at + lag and end >= at for end, _, took in self.gc)
+
+        def after_open(at: float, lag: float) -> bool:
+            return any(at - 1.0 <= t <= at + lag for t in opened)
+
+        return {
+            "threshold_ms": STALL_KEPT * 1000,
+            "count": len(self.stalls),
+            "max_ms": max((lag for _, lag in self.stalls), default=0.0) * 1000,
+            "with_gc": sum(1 for at, lag in self.stalls if gc_in(at, lag)),
+            "after_open": sum(1 for at, lag in self.stalls if after_open(at, lag)),
+            "stalls": [{"at": at, "ms": round(lag * 1000, 1)} for at, lag in self.stalls],
+            "gc_pauses": [
+                {"at": at, "generation": g, "ms": round(took * 1000, 1)} for at, g, took in self.gc
+            ],
+        }
+
+
 # ----------------------------------------------------------------------------- config
 
 
@@ -265,6 +346,9 @@ class Bench:
     jobs: list[str] = field(default_factory=list)
     total: int = 0
     results: list[RunResult] = field(default_factory=list)
+    #: service → second → "verdict" or "verdict/reason", the last VERDICTS_KEPT seconds
+    verdicts: dict[str, dict[int, str]] = field(default_factory=dict)
+    _second: asyncio.Future[int] | None = None
 
     @property
     def m(self) -> int:
@@ -284,13 +368,32 @@ class Bench:
                 return float(p["received_at"])
         return None
 
+    def on_second(self, second: int, verdicts: list[SecondVerdict]) -> None:
+        """Daemon listener, after the policy has seen the second: keep the services'
+        verdicts, and wake the waiting lanes (instead of each lane polling the loop)."""
+        for v in verdicts:
+            if v.channel == SERVICE_CHANNEL:
+                seen = self.verdicts.setdefault(v.service, {})
+                seen[second] = f"{v.verdict}/{v.reason}" if v.reason else str(v.verdict)
+                seen.pop(second - VERDICTS_KEPT, None)
+        fut, self._second = self._second, None
+        if fut is not None and not fut.done():
+            fut.set_result(second)
+
+    async def next_second(self, patience: float = 1.5) -> None:
+        """Until the daemon's next final second (or `patience` seconds: it may be stuck)."""
+        if self._second is None:
+            self._second = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._second), patience)
+
     async def wait_final(self, service: str, second: int, limit: float) -> bool:
         """Until the daemon has finalised `second` of `service` (bounded by `limit`)."""
         end = time.time() + limit
         while self.daemon.last_final.get(service, -1) < second:
             if time.time() > end:
                 return False
-            await asyncio.sleep(0.05)
+            await self.next_second()
         return True
 
     async def lane(self, lane: int, start_delay: float) -> None:
@@ -318,14 +421,14 @@ class Bench:
             # bounded: the rule, the last attempt's timeout, finalisation, and a margin
             give_up = time.time() + args.window + args.timeout + 30
             while (inc := self.critical(service, seen)) is None and time.time() < give_up:
-                await asyncio.sleep(0.02)
+                await self.next_second()
             if inc is None:
                 result.error = "no Critical Issue opened"
                 return result
             result.incident, result.opened_at = inc.id, inc.opened_at
             give_up = time.time() + 30
             while (paged := self.page(inc.id)) is None and time.time() < give_up:
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.01)  # received_at is stamped by the receiver itself
             result.paged_at = paged
             if paged is None:
                 result.error = "no page received"
@@ -336,10 +439,11 @@ class Bench:
             # after it would start the next run's window
             await self.wait_final(service, math.floor(lifted) + 1, args.timeout + 10)
             if inc is not None:
-                await asyncio.to_thread(self.daemon.incidents.resolve, inc.id, "bench")
+                # on the loop, as the HTTP API does: it wakes the outbox dispatcher
+                self.daemon.incidents.resolve(inc.id, "bench")
                 end = time.time() + 10
                 while self.critical(service, inc.id - 1) is not None and time.time() < end:
-                    await asyncio.sleep(0.05)  # the policy drops it at its next second
+                    await self.next_second()  # the policy drops it at its next second
         await self.measure(result, lane, service, case, inc)
         return result
 
@@ -361,6 +465,12 @@ class Bench:
             opened = [e for e in events if e.kind == "opened"]
             if opened:
                 r.opening_second = opened[0].data.get("second")
+        last = r.opening_second if r.opening_second is not None else first + m - 1
+        seen = self.verdicts.get(service, {})
+        for second in range(first, last + 1):
+            verdict = seen.get(second, "not seen")
+            if verdict != "unavailable":
+                r.not_unavailable[verdict] = r.not_unavailable.get(verdict, 0) + 1
         j, offset = last_slot(self.daemon.settings)
         needed = first + m - 1
         row = None
@@ -373,6 +483,8 @@ class Bench:
         if row is not None:
             r.last_latency = float(row["latency"])
             r.last_end = float(row["started"]) + r.last_latency
+        else:
+            r.error = r.error or f"no evidence of the last needed attempt ({needed}, slot {j})"
         classified = args.timeout if case.by_timeout else (r.last_latency or 0.0)
         r.limit_formula = (m - 1) + (args.k - 1) / args.k + classified
         r.limit_actual = (m - 1) + offset + classified
@@ -417,6 +529,9 @@ def summarise(case: str, runs: list[RunResult], m: int) -> dict[str, Any]:
     finalise = [r.opened_at - r.last_end for r in opened if r.last_end is not None]  # type: ignore[operator]
     dispatch = [r.paged_at - r.opened_at for r in ok if r.opened_at is not None]  # type: ignore[operator]
     rtt = col("last_latency", runs)
+    lost: Counter[str] = Counter()
+    for r in runs:
+        lost.update(r.not_unavailable)
     page_max_over = max(over_page) if over_page else None
     return {
         "case": case,
@@ -444,6 +559,8 @@ def summarise(case: str, runs: list[RunResult], m: int) -> dict[str, Any]:
             and r.first_second is not None
             and r.opening_second != r.first_second + m - 1
         ),
+        "not_unavailable_seconds": dict(lost),
+        "runs_with_not_unavailable": sum(1 for r in runs if r.not_unavailable),
         "target_met": bool(ok)
         and len(ok) == len(runs)
         and page_max_over is not None
@@ -528,9 +645,23 @@ def print_table(result: dict[str, Any]) -> None:
         for c in result["cases"]
     ]
     _table(head2, rows2)
-    skipped = result.get("launches_skipped", 0)
-    if skipped:
-        print(f"launches skipped by the daemon: {skipped}")
+    for c in result["cases"]:
+        if c["not_unavailable_seconds"]:
+            what = ", ".join(f"{k} {n}" for k, n in sorted(c["not_unavailable_seconds"].items()))
+            print(
+                f"{c['case']}: outage seconds the daemon did not judge unavailable, in "
+                f"{c['runs_with_not_unavailable']} runs: {what}"
+            )
+    st = result["stalls"]
+    longest_gc = max((g["ms"] for g in st["gc_pauses"]), default=0.0)
+    print(
+        f"launches skipped by the daemon: {result['launches_skipped']}; longest event-loop lag "
+        f"{result['loop_max_lag_s'] * 1000:.0f} ms (daemon watchdog); loop stalls >= "
+        f"{st['threshold_ms']:.0f} ms: {st['count']} (longest {st['max_ms']:.0f} ms; "
+        f"{st['with_gc']} during a GC pause, {st['after_open']} within 1 s after an incident "
+        f"opened); GC pauses >= {GC_KEPT * 1000:.0f} ms: {len(st['gc_pauses'])} "
+        f"(longest {longest_gc:.0f} ms)"
+    )
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -550,8 +681,9 @@ async def phase(
     receiver: PageReceiver,
     rng: random.Random,
     deadline: float,
-) -> tuple[list[RunResult], int]:
-    """Runs of `cases` through one fresh daemon (own store); (results, launches skipped)."""
+) -> tuple[list[RunResult], int, float]:
+    """Runs of `cases` through one fresh daemon (own store); (results, launches skipped,
+    the daemon's longest event-loop lag)."""
     # interleaved, so that with several cases every lane sees each kind alike
     jobs = [name for _ in range(args.runs) for name in cases]
     lanes = max(1, min(sims.n, len(jobs)))
@@ -562,17 +694,19 @@ async def phase(
             daemon = Daemon(bench_settings(args, sims, Path(tmp)), serve_http=False)
             await daemon.start()
             b = Bench(args, daemon, sims, receiver, rng, deadline, jobs, total=len(jobs))
+            daemon.listeners.append(b.on_second)
             # staggered, so that the lanes' injections (and openings) do not coincide
             spacing = (args.min_unavailable + args.timeout + 10) / lanes
             await asyncio.gather(*(b.lane(i, i * spacing + rng.random()) for i in range(lanes)))
             launcher = daemon.launcher
             skipped = sum(s["skipped"] for s in launcher.stats.values()) if launcher else 0
+            lag = daemon.watchdog.max_lag if daemon.watchdog is not None else float("nan")
         finally:
             if daemon is not None:
                 await daemon.stop()
                 if daemon.store is not None:
                     daemon.store.close()
-    return b.results, skipped
+    return b.results, skipped, lag
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -589,15 +723,19 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     await receiver.start()
     sims = Simulators(lanes)
     results: list[RunResult] = []
-    skipped = 0
+    skipped, lag = 0, 0.0
+    stalls = Stalls()
+    stalls.start()
     try:
         await sims.start()
         args.page_url = receiver.url
         for kinds in phases:
-            done, lost = await phase(args, kinds, sims, receiver, rng, deadline)
+            done, lost, phase_lag = await phase(args, kinds, sims, receiver, rng, deadline)
             results += done
             skipped += lost
+            lag = max(lag, phase_lag)
     finally:
+        await stalls.stop()
         await sims.stop()
         await receiver.stop()
     summaries = [
@@ -620,6 +758,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "loadavg_max": max([load0, *(r.load1 for r in results)]),
         "wall_seconds": time.time() - t0,
         "launches_skipped": skipped,
+        "loop_max_lag_s": lag,
+        "stalls": stalls.summary([r.opened_at for r in results if r.opened_at is not None]),
         "cases": summaries,
         "runs": [asdict(r) for r in results],
     }
