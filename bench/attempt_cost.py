@@ -71,10 +71,12 @@ log = logging.getLogger("attempt_cost")
 
 #: what --gc-tuned does, after start-up: move every object alive then (modules, config,
 #: pydantic schemas: ~60k) out of the collector's reach, and collect the young generation
-#: less often. Measured here at 200 attempts/s per channel with the target hanging: full
-#: collections of ~200 ms (start-up heap plus ~3000 attempts in flight) skip launches;
-#: tuned, the longest pause was ~30 ms and no launch was skipped.
-GC_TUNING = (20_000, 50, 100)
+#: less often. Measured here at 200 attempts/s per channel with the target hanging 20 s
+#: (~3000 attempts, ~150k tracked objects in flight): default collector, full collections
+#: of 150-200 ms and 27 skipped launches per channel; frozen with (700, 10, 10) the same;
+#: frozen with (5000, 20, 100), 11 per channel and the longest pause ~100 ms (a gen-1
+#: collection over the attempts in flight). No setting removed every pause over 50 ms.
+GC_TUNING = (5_000, 20, 100)
 
 
 def tune_gc() -> None:
