@@ -356,6 +356,30 @@ async def test_auth_login_as_sparkpost(make_ctx: MakeCtx) -> None:
     assert PASSWORD not in repr(result.detail)
 
 
+async def test_starttls_then_auth_login_as_on_sparkpost(
+    make_ctx: MakeCtx, server_tls: ssl.SSLContext, ca_file: Path
+) -> None:
+    creds = {"SMTP_Injection": PASSWORD}
+    async with smtp_server(starttls=server_tls, credentials=creds) as server:
+        probe = probe_for(
+            server, tls="starttls", ca_file=ca_file, username="SMTP_Injection", password=PASSWORD
+        )
+        result = await attempt(probe, make_ctx())
+    assert result.outcome is OK, result.detail
+    # (the courtesy QUIT is not checked: over TLS it arrives with the close_notify, and
+    # aiosmtpd stops reading at EOF)
+    assert server.handler.commands[:7] == [
+        "EHLO",
+        "STARTTLS",
+        "EHLO",
+        "AUTH LOGIN",
+        "MAIL",
+        "RCPT",
+        "DATA",
+    ]
+    assert PASSWORD not in repr(result.detail)
+
+
 async def test_auth_plain_when_login_not_offered(make_ctx: MakeCtx) -> None:
     async with smtp_server(
         credentials={"u": PASSWORD}, auth_mechanisms_excluded=("LOGIN",)
