@@ -2,7 +2,8 @@
 
 Each attempt is a whole session on a fresh connection, stopped after the configured
 `depth` stage; after a successful last stage the probe sends QUIT without waiting for the
-reply (a courtesy that must not change the outcome or hold the attempt open). The
+reply (a courtesy that must not change the outcome or hold the attempt open; a server
+that stops reading at EOF, as aiosmtpd does, may drop a QUIT that arrives with it). The
 whole-attempt deadline is ours (`asyncio.timeout`); aiosmtplib runs without timeouts of
 its own, so its errors always mean the server did something.
 
