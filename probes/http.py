@@ -164,6 +164,11 @@ class HttpProbe:
             trace_configs=[self._trace],
             auto_decompress=False,  # the body is read to see it flow, not to parse it
         )
+        # aiohttp re-sends an idempotent request once, on a new connection, when the first
+        # breaks before the reply (RFC 9112 §9.3.1). A customer's call that broke would
+        # have failed: one attempt must be one request. aiohttp has no public switch; this
+        # attribute is the one its own request loop reads (aiohttp >= 3.10).
+        self._session._retry_connection = False
         return self._session
 
     async def run(self, ctx: ProbeContext) -> Result:

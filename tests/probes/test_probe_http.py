@@ -237,6 +237,30 @@ async def test_broken_server_is_server_error(
     assert result.detail["message"]
 
 
+@pytest.mark.parametrize("handler", [_close_before_reply, _reset], ids=["closed", "reset"])
+async def test_one_attempt_is_one_request_never_silently_retried(
+    make_ctx: MakeCtx, handler: Handler
+) -> None:
+    # aiohttp re-sends an idempotent request once when the connection breaks; the
+    # customer's own call would have failed, so the attempt must fail too.
+    connections = 0
+
+    async def first_fails(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 1:
+            await handler(reader, writer)
+            return
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+
+    async with raw_server(first_fails) as base:
+        result = await attempt(probe_for(base + "/"), make_ctx())
+    assert result.outcome is Outcome.SERVER_ERROR
+    assert connections == 1
+
+
 async def test_connection_refused_is_server_error(make_ctx: MakeCtx) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
