@@ -46,6 +46,21 @@ def _classify(exc: Exception, where: str, secrets: list[str]) -> TransportError:
     return TransportError(f"SMTP {where}: {type(exc).__name__}: {detail}")
 
 
+async def send_via(config: EmailConfig, message: EmailMessage) -> None:
+    """Send one message with an `email` notifier's SMTP settings (also the monthly reports)."""
+    await aiosmtplib.send(
+        message,
+        hostname=config.host,
+        port=config.port,
+        username=config.username,
+        password=config.password.get_secret_value() if config.password else None,
+        use_tls=config.tls == "implicit",
+        start_tls=config.tls == "starttls",
+        validate_certs=config.verify_tls,
+        timeout=config.timeout_seconds,
+    )
+
+
 class EmailNotifier:
     type = "email"
     handlers: ClassVar[frozenset[str]] = frozenset(EVENTS)
@@ -105,17 +120,7 @@ class EmailNotifier:
         c = self.config
         where = f"{c.host}:{c.port}"
         try:
-            await aiosmtplib.send(
-                self.message(item, payload),
-                hostname=c.host,
-                port=c.port,
-                username=c.username,
-                password=c.password.get_secret_value() if c.password else None,
-                use_tls=c.tls == "implicit",
-                start_tls=c.tls == "starttls",
-                validate_certs=c.verify_tls,
-                timeout=c.timeout_seconds,
-            )
+            await send_via(c, self.message(item, payload))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise _classify(exc, where, self._secrets()) from None
 

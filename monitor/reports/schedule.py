@@ -19,6 +19,7 @@ import aiosmtplib
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from alerting.notifiers.email import send_via
 from monitor.clock import Clock
 from monitor.config import EmailConfig, Settings
 from monitor.reports.compute import build_report, month_bounds, previous_month
@@ -226,17 +227,7 @@ class ReportJob:
         error: str | None = None
         try:
             msg = await asyncio.to_thread(self._message, month, reports, paths, via)
-            await aiosmtplib.send(
-                msg,
-                hostname=via.host,
-                port=via.port,
-                username=via.username,
-                password=via.password.get_secret_value() if via.password else None,
-                use_tls=via.tls == "implicit",
-                start_tls=via.tls == "starttls",
-                validate_certs=via.verify_tls,
-                timeout=via.timeout_seconds,
-            )
+            await send_via(via, msg)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             # the class and the server's words only: never the credentials
             error = f"{type(exc).__name__}: {exc}"[:300]
