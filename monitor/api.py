@@ -8,6 +8,7 @@ need `Authorization: Bearer <monitor.api_token>`; with no token configured they 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import re
@@ -315,21 +316,7 @@ async def maintenance_list(request: web.Request) -> web.Response:
     d = _daemon(request)
     assert d.store is not None
     rows = await asyncio.to_thread(d.store.list_maintenance, _service(request, required=False))
-    return _json(
-        {
-            "maintenance": [
-                {
-                    "id": w.id,
-                    "service": w.service,
-                    "start": w.start,
-                    "end": w.end,
-                    "reason": w.reason,
-                    "source": w.source,
-                }
-                for w in rows
-            ]
-        }
-    )
+    return _json({"maintenance": [dataclasses.asdict(w) for w in rows]})
 
 
 async def maintenance_add(request: web.Request) -> web.Response:
@@ -350,17 +337,7 @@ async def maintenance_add(request: web.Request) -> web.Response:
         d.store.add_maintenance, service, start, end, str(body.get("reason", ""))
     )
     await d.reload_maintenance()
-    return _json(
-        {
-            "id": w.id,
-            "service": w.service,
-            "start": w.start,
-            "end": w.end,
-            "reason": w.reason,
-            "source": w.source,
-        },
-        201,
-    )
+    return _json(dataclasses.asdict(w), 201)
 
 
 async def maintenance_remove(request: web.Request) -> web.Response:
