@@ -73,6 +73,10 @@ STALL_PROBE = 0.01
 STALL_KEPT = 0.05
 #: garbage collections at least this long are recorded
 GC_KEPT = 0.01
+#: --gc-tuned, as in bench/attempt_cost.py: after the daemon started, freeze every object
+#: alive then (modules, config, pydantic schemas) out of the collector's reach and collect
+#: the young generation less often, so that full collections stop walking the start-up heap
+GC_TUNING = (5_000, 20, 100)
 
 
 @dataclass(frozen=True)
@@ -585,6 +589,7 @@ def print_table(result: dict[str, Any]) -> None:
         f"k = {cfg['k']} attempts/s, HTTP probe timeout {cfg['timeout']:g} s, "
         f"{cfg['lanes']} concurrent lanes"
         + (" (all cases in one daemon)" if cfg["mixed"] else " (a fresh daemon per case)")
+        + (f", GC tuned {GC_TUNING}" if cfg.get("gc_tuned") else "")
         + f"; load average {result['loadavg_start']:.2f} at start, "
         f"{result['loadavg_end']:.2f} at end (max during runs {result['loadavg_max']:.2f}), "
         f"{os.cpu_count()} CPUs; {result['wall_seconds']:.0f} s"
@@ -693,6 +698,10 @@ async def phase(
         try:
             daemon = Daemon(bench_settings(args, sims, Path(tmp)), serve_http=False)
             await daemon.start()
+            if args.gc_tuned:
+                gc.collect()
+                gc.freeze()
+                gc.set_threshold(*GC_TUNING)
             b = Bench(args, daemon, sims, receiver, rng, deadline, jobs, total=len(jobs))
             daemon.listeners.append(b.on_second)
             # staggered, so that the lanes' injections (and openings) do not coincide
@@ -751,6 +760,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "lanes": lanes,
             "runs_per_case": args.runs,
             "mixed": args.mixed,
+            "gc_tuned": args.gc_tuned,
             "seed": args.seed,
         },
         "loadavg_start": load0,
@@ -782,6 +792,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--mixed",
         action="store_true",
         help="all cases in one daemon at once (shows how one service's hang delays another's)",
+    )
+    p.add_argument(
+        "--gc-tuned",
+        action="store_true",
+        help=f"freeze the start-up heap and set GC thresholds {GC_TUNING} after the daemon starts",
     )
     p.add_argument("--seed", type=int, default=None, help="random seed of the start instants")
     p.add_argument("--max-minutes", type=float, default=30.0, help="stop starting runs after")
