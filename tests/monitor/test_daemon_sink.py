@@ -1,0 +1,75 @@
+"""The daemon's per-second sink and month gauges, without running probes (fake clock)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monitor.clock import FakeClock
+from monitor.config import parse
+from monitor.daemon import Daemon
+from monitor.store import open_store
+from monitor.verdicts import SecondVerdict, Verdict
+
+NOV = 1_793_491_200  # 2026-11-01T00:00:00Z
+
+
+def _daemon(tmp_path: Path, clock: FakeClock) -> Daemon:
+    settings = parse(
+        {
+            "monitor": {"vantage": "v"},
+            "store": {"url": f"sqlite:///{tmp_path}/a.db"},
+            "services": [
+                {
+                    "name": "svc",
+                    "probes": [{"type": "http", "name": "api", "url": "http://127.0.0.1:9/"}],
+                }
+            ],
+        }
+    )
+    return Daemon(settings, clock=clock, store=open_store(settings.store.url))
+
+
+def _second(t: int, verdict: Verdict) -> list[SecondVerdict]:
+    return [
+        SecondVerdict("svc", "api", t, verdict, "v"),
+        SecondVerdict("svc", "service", t, verdict, "v"),
+    ]
+
+
+def test_maintenance_seconds_are_excluded_but_keep_their_verdict(tmp_path: Path) -> None:
+    clock = FakeClock(NOV + 100)
+    d = _daemon(tmp_path, clock)
+    assert d.store is not None
+    d.store.add_maintenance("svc", NOV + 10, NOV + 12, "planned")
+    d._maintenance = d.store.list_maintenance()
+    for t in range(NOV + 8, NOV + 14):
+        d._on_second(t, _second(t, Verdict.UNAVAILABLE), [])
+    d._flush()
+    get = d.metrics.registry.get_sample_value
+    labels = {"service": "svc", "channel": "service"}
+    assert get("availmon_seconds_total", {**labels, "verdict": "excluded"}) == 2
+    assert get("availmon_seconds_total", {**labels, "verdict": "unavailable"}) == 4
+    # the store keeps the verdict of the excluded seconds
+    runs = d.store.runs("svc", "service", NOV + 8, NOV + 14, "v")
+    assert [(r.verdict, r.seconds) for r in runs] == [(Verdict.UNAVAILABLE, 6)]
+    # the month gauge counts only the non-excluded unavailable seconds
+    d._refresh_month()
+    assert get("availmon_month_unavailable_seconds", {"service": "svc"}) == 4
+    d.store.close()
+
+
+def test_month_gauges_count_the_calendar_month_and_unflushed_seconds(tmp_path: Path) -> None:
+    clock = FakeClock(NOV + 1000)
+    d = _daemon(tmp_path, clock)
+    assert d.store is not None
+    # the last 3 seconds of October do not count in November
+    for t in range(NOV - 3, NOV + 5):
+        d._on_second(t, _second(t, Verdict.UNAVAILABLE), [])
+    d._flush()
+    d._on_second(NOV + 5, _second(NOV + 5, Verdict.UNAVAILABLE), [])  # not yet flushed
+    d._refresh_month()
+    get = d.metrics.registry.get_sample_value
+    assert get("availmon_month_unavailable_seconds", {"service": "svc"}) == 6
+    # 30 days at 99.99 %: 259.2 s of budget
+    assert get("availmon_month_error_budget_seconds", {"service": "svc"}) == 259.2
+    d.store.close()
