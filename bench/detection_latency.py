@@ -21,12 +21,17 @@ the daemon's) and are driven through their control API (``/_sim/fault``, ``/_sim
 the webhook notifier pages `monitor.demo.PageReceiver`. Lanes run concurrently (a run takes
 more than M seconds); between runs of a lane the fault is lifted, the incident resolved
 (``daemon.incidents.resolve``; a resolve clears the policy's window, so the next run needs
-fresh evidence) and the service left healthy for a moment. Nothing is asserted: it prints a
-table (``--json``: one JSON object) and the where-the-time-goes breakdown.
+fresh evidence) and the service left healthy for a moment. Each case gets a fresh daemon:
+the detector finalises a second for every service at once, so a hang on one lane would hold
+back the others' seconds (``--mixed`` runs both cases in one daemon to show that). Nothing
+is asserted: it prints a table (``--json``: one JSON object), where the time went (the last
+needed attempt's end → opening → page), the outage seconds not judged unavailable and why,
+and the event-loop stalls and GC pauses seen meanwhile.
 
     python bench/detection_latency.py                  # 20 + 20 runs at 30 of 60 s, ~4 min
-    python bench/detection_latency.py --quick          # 5 + 5 runs at 5 of 10 s, ~40 s
-    python bench/detection_latency.py --runs 40 --concurrency 10 --json
+    python bench/detection_latency.py --quick          # 5 + 5 runs at 5 of 10 s, ~70 s
+    python bench/detection_latency.py --mixed --runs 10
+    python bench/detection_latency.py --cases hang --runs 40 --gc-tuned --json
 """
 
 from __future__ import annotations
