@@ -425,6 +425,12 @@ class Bench:
         await asyncio.sleep(max(0.0, inject_at - time.time()))
         result = RunResult(case.name, lane, time.time(), load1=os.getloadavg()[0])
         await self.sims.set_fault(lane, case.fault, case.params)
+        stall: asyncio.TimerHandle | None = None
+        if args.stall_ms:
+            # what one GC pause does: block the daemon's loop once, mid-outage
+            stall = asyncio.get_running_loop().call_later(
+                args.min_unavailable / 2 + 1, time.sleep, args.stall_ms / 1000
+            )
         inc: Incident | None = None
         try:
             # bounded: the rule, the last attempt's timeout, finalisation, and a margin
@@ -442,6 +448,8 @@ class Bench:
             if paged is None:
                 result.error = "no page received"
         finally:
+            if stall is not None:
+                stall.cancel()
             lifted = time.time()
             await self.sims.set_fault(lane, "ok", {})
             # every unavailable second must be final before the resolve, else seconds judged
@@ -595,6 +603,7 @@ def print_table(result: dict[str, Any]) -> None:
         f"{cfg['lanes']} concurrent lanes"
         + (" (all cases in one daemon)" if cfg["mixed"] else " (a fresh daemon per case)")
         + (f", GC tuned {GC_TUNING}" if cfg.get("gc_tuned") else "")
+        + (f", a {cfg['stall_ms']:g} ms loop stall mid-outage" if cfg.get("stall_ms") else "")
         + f"; load average {result['loadavg_start']:.2f} at start, "
         f"{result['loadavg_end']:.2f} at end (max during runs {result['loadavg_max']:.2f}), "
         f"{os.cpu_count()} CPUs; {result['wall_seconds']:.0f} s"
@@ -766,6 +775,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "runs_per_case": args.runs,
             "mixed": args.mixed,
             "gc_tuned": args.gc_tuned,
+            "stall_ms": args.stall_ms,
             "seed": args.seed,
         },
         "loadavg_start": load0,
@@ -803,6 +813,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help=f"freeze the start-up heap and set GC thresholds {GC_TUNING} after the daemon starts",
     )
+    p.add_argument(
+        "--stall-ms",
+        type=float,
+        default=0.0,
+        help="block the event loop this long once in the middle of each outage (a GC pause)",
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed of the start instants")
     p.add_argument("--max-minutes", type=float, default=30.0, help="stop starting runs after")
     p.add_argument("--quick", action="store_true", help="5 of 10 s rule, 5 runs per case")
@@ -828,6 +844,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--min-unavailable: between 1 and --window")
     if not 1 <= args.k <= 1000:
         p.error("--k: between 1 and 1000")
+    if not 0 <= args.stall_ms <= 5000:
+        p.error("--stall-ms: between 0 and 5000")
     if not 0 < args.timeout <= 120:
         p.error("--timeout: between 0 and 120 seconds")
     return args
