@@ -461,6 +461,9 @@ class Bench:
                 end = time.time() + 10
                 while self.critical(service, inc.id - 1) is not None and time.time() < end:
                     await self.next_second()  # the policy drops it at its next second
+            else:
+                # nothing to resolve: let this outage's seconds leave the rule's window
+                await asyncio.sleep(args.window)
         await self.measure(result, lane, service, case, inc)
         return result
 
