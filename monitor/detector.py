@@ -1,9 +1,12 @@
 """Turns attempts into one final verdict per (service, channel, second), in order, once.
 
-The detector holds only the seconds not yet final (a dict keyed by second), so each
-attempt costs a few dict operations; a second is final when every attempt started in it
-has ended, or at its hard deadline `s + 1 + max_timeout + grace` (attempts still in flight
-then count as `probe_error`, reason "lost"). The rule, from DESIGN "Verdicts":
+The detector holds only the seconds not yet final (a dict keyed by second, one per
+service), so each attempt costs a few dict operations; a service's second is final when
+every attempt of that service started in it has ended, or at its hard deadline
+`s + 1 + max_timeout + grace` (the service's own longest timeout; attempts still in flight
+then count as `probe_error`, reason "lost"). Services finalise independently, so a hung
+target of one service never delays another service's verdicts, incidents or pages. The
+rule, from DESIGN "Verdicts":
 
 * ``unknown``     — no attempt of the channel ended ok / timeout / server_error /
   client_error (reason: not_launched, probe_error, monitor_stalled, control_failed or
@@ -34,10 +37,11 @@ log = logging.getLogger(__name__)
 
 CONTROL_CHANNEL = "control"
 
-#: called once per finalised second with every verdict of that second (each service: its
-#: channels, then its "service" verdict) and the evidence: the attempts of the channels
-#: that are unavailable or degraded (and, for control_failed, the channel's and the
-#: control probes' attempts, which explain why the second is unknown)
+#: called once per finalised (service, second) with every verdict of that service's second
+#: (its channels, then its "service" verdict) and the evidence: the attempts of the
+#: channels that are unavailable or degraded (and, for control_failed, the channel's and
+#: the control probes' attempts, which explain why the second is unknown). Each service's
+#: seconds come in order; different services' seconds may interleave.
 SecondSink = Callable[[int, list[SecondVerdict], list[Attempt]], None]
 
 # When channels of a service are unknown for different reasons, the service verdict takes
@@ -81,6 +85,7 @@ class _Service:
     channels: tuple[str, ...]
     combine: str
     has_control: bool
+    hard: float  # seconds after a second's end at which it is final regardless
 
 
 def _channel_verdict(cell: _Cell | None) -> tuple[Verdict, UnknownReason | None, bool]:
@@ -149,6 +154,7 @@ class Detector:
                 channels=tuple(s.channels),
                 combine=s.combine,
                 has_control=any(p.enabled and p.channel == CONTROL_CHANNEL for p in s.probes),
+                hard=s.max_timeout + grace,
             )
             for s in services
         ]
@@ -159,9 +165,12 @@ class Detector:
         }
         self._vantage = vantage
         self._sink = sink
-        self._next = int(start_second)
-        self._hard = max((s.max_timeout for s in services), default=0.0) + grace
-        self._seconds: dict[int, _Second] = {}
+        self._start = int(start_second)
+        #: per service: the next second to finalise
+        self._next = {s.name: self._start for s in self._services}
+        self._hard = max((s.hard for s in self._services), default=grace)
+        #: per service: its seconds not yet final
+        self._seconds: dict[str, dict[int, _Second]] = {s.name: {} for s in self._services}
         #: inclusive (first, last, reason) ranges forced unknown, e.g. a clock step
         self._forced: list[tuple[int, int, UnknownReason]] = []
         self._now = float("-inf")
@@ -171,37 +180,40 @@ class Detector:
 
     @property
     def next_second(self) -> int:
-        """The next second to finalise: every second before it has been emitted."""
-        return self._next
+        """The next second to finalise: every second before it has been emitted for every
+        service."""
+        return min(self._next.values(), default=self._start)
 
     @property
     def hard_deadline_after(self) -> float:
-        """Seconds after a second's end at which it is final even with attempts in flight."""
+        """Seconds after a second's end at which it is final even with attempts in flight
+        (the longest over the services)."""
         return self._hard
 
     def pending(self) -> int:
         """Seconds held (started but not final); bounded by about max_timeout + 2."""
-        return len(self._seconds)
+        return sum(len(held) for held in self._seconds.values())
 
     # ------------------------------------------------------------------ hot path
 
     def _slot(self, service: str, channel: str, second: int) -> _Cell | None:
-        if second < self._next:
-            self.late += 1
-            return None
         if (service, channel) not in self._known:
             self.unexpected += 1
             return None
-        sec = self._seconds.get(second)
+        if second < self._next[service]:
+            self.late += 1
+            return None
+        held = self._seconds[service]
+        sec = held.get(second)
         if sec is None:
-            sec = self._seconds[second] = _Second()
+            sec = held[second] = _Second()
         return sec.cell((service, channel))
 
     def launched(self, service: str, channel: str, probe: str, second: int) -> None:
         cell = self._slot(service, channel, second)
         if cell is not None:
             cell.inflight += 1
-            self._seconds[second].inflight += 1
+            self._seconds[service][second].inflight += 1
 
     def skipped(self, service: str, channel: str, probe: str, second: int) -> None:
         cell = self._slot(service, channel, second)
@@ -216,7 +228,7 @@ class Detector:
         # without touching the in-flight count.
         if cell.inflight > 0:
             cell.inflight -= 1
-            self._seconds[attempt.second].inflight -= 1
+            self._seconds[attempt.service][attempt.second].inflight -= 1
         outcome = attempt.outcome
         cell.counts[outcome] = cell.counts.get(outcome, 0) + 1
         cell.attempts.append(attempt)
@@ -230,7 +242,7 @@ class Detector:
         Forced seconds do not wait for their attempts: they finalise as soon as their
         second has ended.
         """
-        first = max(first, self._next)
+        first = max(first, self.next_second)
         if last < first:
             return
         self._forced.append((first, last, reason))
@@ -240,70 +252,82 @@ class Detector:
         if now_wall > self._now:
             self._now = now_wall
         now = self._now
-        while self._next + 1 <= now:
-            s = self._next
-            sec = self._seconds.get(s)
-            forced = self._forced_reason(s) if self._forced else None
-            if forced is None and sec is not None and sec.inflight > 0 and now < s + 1 + self._hard:
-                return
-            self._next = s + 1
-            self._seconds.pop(s, None)
-            self._emit(s, sec, forced)
+        for svc in self._services:
+            held = self._seconds[svc.name]
+            while (s := self._next[svc.name]) + 1 <= now:
+                sec = held.get(s)
+                forced = self._forced_reason(s) if self._forced else None
+                if (
+                    forced is None
+                    and sec is not None
+                    and sec.inflight > 0
+                    and now < s + 1 + svc.hard
+                ):
+                    break
+                self._next[svc.name] = s + 1
+                held.pop(s, None)
+                self._emit(svc, s, sec, forced)
+        if self._forced:
+            # Drop ranges wholly behind every service's watermark, so the list stays short.
+            done = self.next_second
+            self._forced = [r for r in self._forced if r[1] >= done]
 
     # ------------------------------------------------------------------ finalisation
 
     def _forced_reason(self, second: int) -> UnknownReason | None:
-        # Drop ranges wholly behind the watermark, so the list stays short.
-        self._forced = [r for r in self._forced if r[1] >= second]
         for first, last, reason in self._forced:
             if first <= second <= last:
                 return reason
         return None
 
-    def _emit(self, second: int, sec: _Second | None, forced: UnknownReason | None) -> None:
+    def _emit(
+        self, svc: _Service, second: int, sec: _Second | None, forced: UnknownReason | None
+    ) -> None:
         verdicts: list[SecondVerdict] = []
         evidence: list[Attempt] = []
         cells = sec.cells if sec is not None else {}
         if sec is not None and sec.inflight and forced is None:
             log.warning(
-                "second %d final with %d attempts still in flight (lost)", second, sec.inflight
+                "%s second %d final with %d attempts still in flight (lost)",
+                svc.name,
+                second,
+                sec.inflight,
             )
-        for svc in self._services:
-            control = svc.has_control and _control_failed(cells.get((svc.name, CONTROL_CHANNEL)))
-            per_channel: list[SecondVerdict] = []
-            for ch in svc.channels:
-                cell = cells.get((svc.name, ch))
-                verdict, reason, degraded = _channel_verdict(cell)
-                explain = False
-                if forced is not None:
-                    verdict, reason, degraded = Verdict.UNKNOWN, forced, False
-                elif control and verdict is Verdict.UNAVAILABLE:
-                    verdict, reason, degraded = Verdict.UNKNOWN, UnknownReason.CONTROL_FAILED, False
-                    explain = True
-                if cell is not None and (verdict is Verdict.UNAVAILABLE or degraded or explain):
-                    evidence.extend(cell.attempts)
-                per_channel.append(
-                    SecondVerdict(
-                        service=svc.name,
-                        channel=ch,
-                        second=second,
-                        verdict=verdict,
-                        vantage=self._vantage,
-                        reason=reason,
-                        degraded=degraded,
-                        counts=_counts(cell),
-                    )
+        control = svc.has_control and _control_failed(cells.get((svc.name, CONTROL_CHANNEL)))
+        per_channel: list[SecondVerdict] = []
+        for ch in svc.channels:
+            cell = cells.get((svc.name, ch))
+            verdict, reason, degraded = _channel_verdict(cell)
+            explain = False
+            if forced is not None:
+                verdict, reason, degraded = Verdict.UNKNOWN, forced, False
+            elif control and verdict is Verdict.UNAVAILABLE:
+                verdict, reason, degraded = Verdict.UNKNOWN, UnknownReason.CONTROL_FAILED, False
+                explain = True
+            if cell is not None and (verdict is Verdict.UNAVAILABLE or degraded or explain):
+                evidence.extend(cell.attempts)
+            per_channel.append(
+                SecondVerdict(
+                    service=svc.name,
+                    channel=ch,
+                    second=second,
+                    verdict=verdict,
+                    vantage=self._vantage,
+                    reason=reason,
+                    degraded=degraded,
+                    counts=_counts(cell),
                 )
-            if (
-                control
-                and forced is None
-                and any(v.reason is UnknownReason.CONTROL_FAILED for v in per_channel)
-            ):
-                ctl = cells.get((svc.name, CONTROL_CHANNEL))
-                if ctl is not None:
-                    evidence.extend(ctl.attempts)
-            verdicts.extend(per_channel)
-            verdicts.append(self._service_verdict(svc, second, per_channel))
+            )
+        if (
+            control
+            and forced is None
+            and any(v.reason is UnknownReason.CONTROL_FAILED for v in per_channel)
+        ):
+            ctl = cells.get((svc.name, CONTROL_CHANNEL))
+            if ctl is not None:
+                evidence.extend(ctl.attempts)
+        verdicts.extend(per_channel)
+        verdicts.append(self._service_verdict(svc, second, per_channel))
         try:
             self._sink(second, verdicts, evidence)
         except Exception:

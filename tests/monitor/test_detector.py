@@ -66,8 +66,10 @@ class Sink:
     evidence: dict[int, list[Attempt]] = field(default_factory=dict)
 
     def __call__(self, second: int, verdicts: list[SecondVerdict], ev: list[Attempt]) -> None:
-        self.seconds.append(second)
-        self.evidence[second] = ev
+        # one call per (service, second): `seconds` lists each second once, as first seen
+        if second not in self.seconds:
+            self.seconds.append(second)
+        self.evidence.setdefault(second, []).extend(ev)
         for v in verdicts:
             key = (v.service, v.channel, v.second)
             assert key not in self.verdicts, f"{key} emitted twice"
@@ -345,15 +347,32 @@ def test_hard_deadline_counts_lost_attempts_as_probe_error() -> None:
     assert det.pending() == 0
 
 
-def test_hard_deadline_uses_the_largest_timeout_of_all_services() -> None:
+def test_each_service_has_its_own_hard_deadline() -> None:
     det, sink = make(service("a", timeout=1.0), service("b", timeout=4.0))
     assert det.hard_deadline_after == 5.0
     feed(det, [LOST], service="a")
-    det.advance(T0 + 1 + 4.9)
-    assert sink.seconds == []
-    det.advance(T0 + 6)
-    assert sink.get(T0, svc="a").reason is UnknownReason.PROBE_ERROR
+    det.advance(T0 + 1 + 1.9)
+    assert ("a", "api", T0) not in sink.verdicts
     assert sink.get(T0, svc="b").reason is UnknownReason.NOT_LAUNCHED
+    det.advance(T0 + 1 + 2.0)  # a's own deadline: its 1 s timeout + 1 s grace
+    assert sink.get(T0, svc="a").reason is UnknownReason.PROBE_ERROR
+
+
+def test_a_hung_service_never_delays_another() -> None:
+    det, sink = make(service("a", timeout=4.0), service("b", timeout=4.0))
+    feed(det, [LOST], service="a")  # a's attempt hangs
+    feed(det, [OK], service="b")
+    feed(det, [OK], second=T0 + 1, service="b")
+    det.advance(T0 + 2.01)
+    # b's seconds are final at once; a's first second waits for its attempt
+    assert sink.get(T0, svc="b").verdict is Verdict.AVAILABLE
+    assert sink.get(T0 + 1, svc="b").verdict is Verdict.AVAILABLE
+    assert ("a", "service", T0) not in sink.verdicts
+    assert det.next_second == T0  # the slowest service holds the common watermark
+    det.completed(attempt(TO, service="a"))
+    assert sink.get(T0, svc="a").verdict is Verdict.UNAVAILABLE
+    assert sink.get(T0 + 1, svc="a").reason is UnknownReason.NOT_LAUNCHED
+    assert det.next_second == T0 + 2
 
 
 def test_mark_unknown_forces_seconds_and_does_not_wait_for_attempts() -> None:
