@@ -13,7 +13,7 @@ from alerting.notifiers.base import TransportError
 from monitor.clock import FakeClock
 from monitor.config import SlackConfig
 
-HOOK = "/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
+HOOK = "/services/T00000000/B00000000/aBcDeFgHiJkLmNoPqRsTuVwX"
 
 
 async def slack(req: Any) -> web.Response:
@@ -58,7 +58,7 @@ async def test_invalid_payload_is_permanent_and_hook_path_hidden(
     with pytest.raises(TransportError) as err:
         await notifier(rx.url + HOOK, session, clock).send(make_item())
     assert err.value.permanent
-    assert "XXXXXXXX" not in str(err.value)
+    assert "aBcDeFgH" not in str(err.value)
 
 
 @pytest.mark.parametrize(
