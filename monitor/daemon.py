@@ -139,11 +139,9 @@ class Daemon:
         await asyncio.to_thread(self._refresh_month)
         await asyncio.to_thread(self._refresh_incident_gauge)
 
-        # 25 ms wakes (40/s) keep the watchdog's own CPU small; a stall is then measured
-        # at most 25 ms short. Same recording threshold as the launcher's own default.
+        # the same recording threshold as the launcher's own default watchdog
         self.watchdog = LoopWatchdog(
             self.clock,
-            interval=0.025,
             threshold=min(0.05, s.monitor.stall_threshold_ms / 2000),
             on_lag=self.metrics.loop_lag.observe,
         )
