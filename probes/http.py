@@ -1,11 +1,12 @@
 """The HTTP probe: one request to the platform's REST API per attempt, timed by phase.
 
-Every attempt opens a fresh connection by default, through a lean path: our own
-`asyncio.Protocol` on ``loop.create_connection``, the request bytes built once per probe
-(byte for byte what aiohttp sends with a fresh connection), the response parsed by
-aiohttp's own C parser (`HttpResponseParser`, driven as aiohttp's `ResponseHandler`
-drives it), failures raised as the aiohttp exceptions a `ClientSession` raises for them.
-It costs ~0.25-0.4 ms less CPU per attempt than a session (bench/attempt_cost.py).
+Every attempt opens a fresh connection by default, through a lean path: the request
+bytes built once per probe (byte for byte what aiohttp sends with a fresh connection),
+written on the socket itself (http) or a TLS transport from ``loop.create_connection``
+(https); the response parsed by aiohttp's own C parser (`HttpResponseParser`, fed as
+aiohttp's `ResponseHandler` feeds it); failures raised as the aiohttp exceptions a
+`ClientSession` raises for them. It costs ~0.3-0.5 ms less CPU per attempt than a
+session, about half of it (bench/attempt_cost.py).
 ``reuse_connections = true`` goes through a shared `ClientSession` that keeps connections
 alive (no pool limit, so a hung target never queues later attempts behind earlier ones).
 Redirects are not followed. The first 64 KiB of the body are read, so a body that stalls
@@ -169,7 +170,8 @@ class _Exchange(BaseProtocol):
         self.response: asyncio.Future[tuple[Any, StreamReader]] = loop.create_future()
         self.payload: StreamReader | None = None
         self.headers_at = 0.0
-        self._broken = False
+        self.broken = False  # unparsable bytes: nothing more is read
+        self.lost = False  # the connection ended
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # no TCP_NODELAY (aiohttp sets it): the whole request goes in one write, which
@@ -177,12 +179,12 @@ class _Exchange(BaseProtocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._broken or self._parser is None:
+        if self.broken or self._parser is None:
             return
         try:
             messages, _upgraded, _tail = self._parser.feed_data(data)
         except Exception as exc:  # not HTTP (garbage bytes), or a broken body encoding
-            self._broken = True
+            self.broken = True
             if self.transport is not None:
                 self.transport.close()
             self._fail(exc)
@@ -208,8 +210,11 @@ class _Exchange(BaseProtocol):
             )
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self.lost:
+            return
+        self.lost = True
         super().connection_lost(exc)
-        if self._parser is not None and not self._broken:
+        if self._parser is not None and not self.broken:
             try:
                 # ends a body delimited by the close; raises if one was cut short
                 self._parser.feed_eof()
@@ -390,39 +395,46 @@ class HttpProbe:
         loop = asyncio.get_running_loop()
         detail: dict[str, Any] = {}
         phases: dict[str, float] = {}
-        transport: asyncio.BaseTransport | None = None
+        closing: socket.socket | asyncio.BaseTransport | None = None
         if self._lean_url is not self._url:
             self._prepare_lean()
+        request = self._prefix + ctx.attempt_id.encode() + self._suffix
+        exchange = _Exchange(loop, self._head_only, now)
         try:
             async with asyncio.timeout(ctx.timeout):
                 if self._request_error is not None:
                     raise ValueError(self._request_error)
                 addrs = self._static_addrs or await self._resolve(loop, phases)
                 start = now()
-                transport, exchange = await self._connect(loop, addrs)
-                phases["connect"] = round((now() - start) * 1000, 3)
-                cast(asyncio.Transport, transport).write(
-                    self._prefix + ctx.attempt_id.encode() + self._suffix
-                )
-                sent = now()
-                try:
-                    message, payload = await exchange.response
-                except HttpProcessingError as exc:  # not HTTP: as aiohttp reports it
-                    info = aiohttp.RequestInfo(
-                        self._url, self._method, CIMultiDictProxy(CIMultiDict()), self._url
-                    )
-                    raise aiohttp.ClientResponseError(
-                        info, (), status=exc.code, message=exc.message, headers=exc.headers
-                    ) from exc
+                sock = await self._connect_tcp(loop, addrs)
+                closing = sock
+                if self._lean_tls is None:
+                    # plain HTTP on the socket itself: no transport, fewer loop turns
+                    phases["connect"] = round((now() - start) * 1000, 3)
+                    await self._send_plain(loop, sock, request, exchange)
+                    sent = now()
+                    while not exchange.response.done():
+                        await self._pump(loop, sock, exchange)
+                else:
+                    # from here the transport owns the socket (and closes it on failure)
+                    closing = None
+                    closing = await self._start_tls(loop, sock, exchange)
+                    phases["connect"] = round((now() - start) * 1000, 3)
+                    cast(asyncio.Transport, closing).write(request)
+                    sent = now()
+                message, payload = await self._response(exchange)
                 status = message.code
                 detail["status"] = status
                 phases["processing"] = round((exchange.headers_at - sent) * 1000, 3)
-                read = 0
-                while read < MAX_BODY:
-                    chunk = await payload.readany()
-                    if not chunk:
-                        break
-                    read += len(chunk)
+                if self._lean_tls is None:
+                    read = await self._read_plain(loop, sock, exchange, payload)
+                else:
+                    read = 0
+                    while read < MAX_BODY:
+                        chunk = await payload.readany()
+                        if not chunk:
+                            break
+                        read += len(chunk)
                 phases["transfer"] = round((now() - exchange.headers_at) * 1000, 3)
                 detail["body_bytes"] = read
             outcome = self._reply_outcome(status, message.reason, detail)
@@ -437,11 +449,65 @@ class HttpProbe:
             detail["error"] = type(exc).__name__
             detail["message"] = classify.short(self._describe(exc))
         finally:
-            if transport is not None:
-                transport.close()
+            if closing is not None:
+                closing.close()
         if phases:
             detail["phases"] = phases
         return Result(outcome, detail)
+
+    @staticmethod
+    async def _send_plain(
+        loop: asyncio.AbstractEventLoop, sock: socket.socket, request: bytes, exchange: _Exchange
+    ) -> None:
+        try:
+            await loop.sock_sendall(sock, request)
+        except OSError as exc:
+            exchange.connection_lost(exc)  # the reply may still be readable: carry on
+
+    @staticmethod
+    async def _pump(
+        loop: asyncio.AbstractEventLoop, sock: socket.socket, exchange: _Exchange
+    ) -> None:
+        """One read from the socket into the exchange, as a transport would deliver it."""
+        if exchange.lost:
+            return
+        try:
+            data = await loop.sock_recv(sock, READ_BUFSIZE)
+        except OSError as exc:
+            exchange.connection_lost(exc)
+            return
+        if data:
+            exchange.data_received(data)
+        else:
+            exchange.connection_lost(None)
+
+    async def _read_plain(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        exchange: _Exchange,
+        payload: StreamReader,
+    ) -> int:
+        """Body bytes read (up to MAX_BODY); the payload is fed by `_pump` and drained
+        at once, so its buffer never reaches the flow-control mark."""
+        read = 0
+        while True:
+            read += len(payload.read_nowait(-1))  # raises the payload's error, if any
+            if read >= MAX_BODY or payload.is_eof() or exchange.lost or exchange.broken:
+                return read
+            await self._pump(loop, sock, exchange)
+
+    async def _response(self, exchange: _Exchange) -> tuple[Any, StreamReader]:
+        """The response's (message, payload), or the aiohttp exception for its failure."""
+        try:
+            return await exchange.response
+        except HttpProcessingError as exc:  # not HTTP: as aiohttp reports it
+            info = aiohttp.RequestInfo(
+                self._url, self._method, CIMultiDictProxy(CIMultiDict()), self._url
+            )
+            raise aiohttp.ClientResponseError(
+                info, (), status=exc.code, message=exc.message, headers=exc.headers
+            ) from exc
 
     async def _resolve(
         self, loop: asyncio.AbstractEventLoop, phases: dict[str, float]
@@ -466,16 +532,26 @@ class HttpProbe:
         self._dns = (ended + DNS_TTL, addrs)
         return addrs
 
-    async def _connect(
+    async def _connect_tcp(
         self, loop: asyncio.AbstractEventLoop, addrs: list[Any]
-    ) -> tuple[asyncio.BaseTransport, _Exchange]:
-        """TCP (every address in turn, RFC 8305 as aiohttp) and, for https, TLS."""
+    ) -> socket.socket:
+        """A connected TCP socket: every address in turn, RFC 8305, as aiohttp does."""
         try:
-            sock = await aiohappyeyeballs.start_connection(
+            return await aiohappyeyeballs.start_connection(
                 addrs, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, loop=loop
             )
-            return await loop.create_connection(
-                lambda: _Exchange(loop, self._head_only, self._clock.monotonic),
+        except OSError as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            raise aiohttp.ClientConnectorError(self._key, exc) from exc
+
+    async def _start_tls(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, exchange: _Exchange
+    ) -> asyncio.BaseTransport:
+        """The TLS handshake on `sock`; the transport then feeds `exchange`."""
+        try:
+            transport, _ = await loop.create_connection(
+                lambda: exchange,
                 sock=sock,
                 ssl=self._lean_tls,
                 server_hostname=self._server_hostname,
@@ -488,6 +564,7 @@ class HttpProbe:
             if isinstance(exc, TimeoutError):
                 raise
             raise aiohttp.ClientConnectorError(self._key, exc) from exc
+        return transport
 
     def _reply_outcome(self, status: int, reason: str | None, detail: dict[str, Any]) -> Outcome:
         outcome = classify.http_status(status, self._expect, self._overrides)
