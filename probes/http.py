@@ -233,6 +233,17 @@ class _Exchange(BaseProtocol):
                 self.response.set_exception(exc)
 
 
+async def _drain(stream: StreamReader) -> int:
+    """Read and discard up to MAX_BODY bytes of a response body; return how many."""
+    read = 0
+    while read < MAX_BODY:
+        chunk = await stream.readany()
+        if not chunk:
+            break
+        read += len(chunk)
+    return read
+
+
 def exception_outcome(exc: BaseException) -> Outcome:
     """Outcome of an exception raised by aiohttp during one attempt (never our timeout)."""
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
@@ -429,25 +440,14 @@ class HttpProbe:
                 if self._lean_tls is None:
                     read = await self._read_plain(loop, sock, exchange, payload)
                 else:
-                    read = 0
-                    while read < MAX_BODY:
-                        chunk = await payload.readany()
-                        if not chunk:
-                            break
-                        read += len(chunk)
+                    read = await _drain(payload)
                 phases["transfer"] = round((now() - exchange.headers_at) * 1000, 3)
                 detail["body_bytes"] = read
             outcome = self._reply_outcome(status, message.reason, detail)
-        except TimeoutError as exc:
-            outcome = Outcome.TIMEOUT
-            detail["error"] = type(exc).__name__
-            detail["message"] = "no complete response by the deadline"
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a probe never raises for what the target does
-            outcome = exception_outcome(exc)
-            detail["error"] = type(exc).__name__
-            detail["message"] = classify.short(self._describe(exc))
+            outcome = self._fault(exc, detail)
         finally:
             if closing is not None:
                 closing.close()
@@ -594,30 +594,27 @@ class HttpProbe:
                 ) as resp:
                     status = resp.status
                     detail["status"] = status
-                    read = 0
-                    content = resp.content
-                    while read < MAX_BODY:
-                        chunk = await content.readany()
-                        if not chunk:
-                            break
-                        read += len(chunk)
+                    read = await _drain(resp.content)
                     marks.end = self._clock.monotonic()
                     detail["body_bytes"] = read
             outcome = self._reply_outcome(status, resp.reason, detail)
-        except TimeoutError as exc:
-            outcome = Outcome.TIMEOUT
-            detail["error"] = type(exc).__name__
-            detail["message"] = "no complete response by the deadline"
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a probe never raises for what the target does
-            outcome = exception_outcome(exc)
-            detail["error"] = type(exc).__name__
-            detail["message"] = classify.short(self._describe(exc))
+            outcome = self._fault(exc, detail)
         phases = marks.phases()
         if phases:
             detail["phases"] = phases
         return Result(outcome, detail)
+
+    def _fault(self, exc: Exception, detail: dict[str, Any]) -> Outcome:
+        """Classify an attempt that ended in an exception, recording what happened."""
+        detail["error"] = type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            detail["message"] = "no complete response by the deadline"
+            return Outcome.TIMEOUT
+        detail["message"] = classify.short(self._describe(exc))
+        return exception_outcome(exc)
 
     def _describe(self, exc: BaseException) -> str:
         """A short description of an error, without the URL's password or query (which

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -287,18 +287,25 @@ class SecondsMixin:
             totals[((c.service, c.channel, c.probe), c.minute, c.outcome)] += c.count
         if not totals:
             return
-        with self._lock:  # a rolled-back source id must not be seen by another writer
+        with self._sourced_tx() as db:
+            db.executemany(
+                "INSERT INTO minute_counts (source, minute, outcome, count)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (source, minute, outcome)"
+                " DO UPDATE SET count = count + excluded.count",
+                [
+                    (self._source_id(db, source), minute, outcome, n)
+                    for (source, minute, outcome), n in totals.items()
+                ],
+            )
+
+    @contextmanager
+    def _sourced_tx(self) -> Iterator[sqlite3.Connection]:
+        """A transaction that may add source ids; a rollback forgets the cached ids, and
+        the lock keeps a rolled-back id from being seen by another writer."""
+        with self._lock:
             try:
                 with self._tx() as db:
-                    db.executemany(
-                        "INSERT INTO minute_counts (source, minute, outcome, count)"
-                        " VALUES (?, ?, ?, ?) ON CONFLICT (source, minute, outcome)"
-                        " DO UPDATE SET count = count + excluded.count",
-                        [
-                            (self._source_id(db, source), minute, outcome, n)
-                            for (source, minute, outcome), n in totals.items()
-                        ],
-                    )
+                    yield db
             except BaseException:
                 self._sources.clear()
                 raise
@@ -307,18 +314,13 @@ class SecondsMixin:
         batch = list(attempts)
         if not batch:
             return
-        with self._lock:  # a rolled-back source id must not be seen by another writer
-            try:
-                with self._tx() as db:
-                    db.executemany(
-                        "INSERT INTO evidence (source, second, slot, outcome, latency_us,"
-                        " started_us, attempt_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                        " ON CONFLICT DO NOTHING",
-                        [_evidence_row(self._source_id(db, _source(a)), a) for a in batch],
-                    )
-            except BaseException:
-                self._sources.clear()
-                raise
+        with self._sourced_tx() as db:
+            db.executemany(
+                "INSERT INTO evidence (source, second, slot, outcome, latency_us,"
+                " started_us, attempt_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                [_evidence_row(self._source_id(db, _source(a)), a) for a in batch],
+            )
 
     # ------------------------------------------------------------------ reading
 
