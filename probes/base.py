@@ -14,6 +14,8 @@ Exception tree::
 from __future__ import annotations
 
 import enum
+import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -139,3 +141,53 @@ def register(type_name: str) -> Callable[[ProbeFactory], ProbeFactory]:
         return factory
 
     return wrap
+
+
+def forget_frames(exc: BaseException) -> None:
+    """Clear the local variables of the finished frames in the tracebacks of `exc` and of
+    the exceptions chained to it.
+
+    A probe keeps an error's name and message, never its traceback; and asyncio and its
+    helpers leave reference cycles through those frames (a future holding the exception
+    whose traceback holds the future), which only the cyclic collector would free — at
+    hundreds of failing attempts a second, in pauses long enough to delay launches.
+    """
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        traceback.clear_frames(e.__traceback__)
+        stack += (e.__cause__, e.__context__)
+
+
+def backport_transport_cycle_fix() -> None:
+    """Free a closed socket transport by reference counting on CPython 3.11.
+
+    3.11's selector socket transport keeps a bound method of itself (``_read_ready_cb``):
+    every closed connection is a reference cycle, with its socket object in it, that only
+    the cyclic collector frees (see monitor/gcpacer.py for why that matters here).
+    CPython 3.12 drops the reference on close (gh-100348); this does the same on 3.11,
+    once the connection is lost (after close, abort or a reset: the reader is removed
+    and the protocol told, so the callback is never called again). Idempotent; nothing
+    to do on 3.12 and later.
+    """
+    if sys.version_info >= (3, 12):
+        return
+    from asyncio import selector_events
+
+    cls: Any = getattr(selector_events, "_SelectorSocketTransport")  # noqa: B009 (private)
+    if getattr(cls, "_availmon_cycle_fix", False):
+        return
+    lost = cls._call_connection_lost
+
+    def _call_connection_lost(self: Any, exc: BaseException | None) -> None:
+        try:
+            lost(self, exc)
+        finally:
+            self._read_ready_cb = None
+
+    cls._call_connection_lost = _call_connection_lost
+    cls._availmon_cycle_fix = True

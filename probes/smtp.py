@@ -33,7 +33,14 @@ from aiosmtplib import SMTP
 from aiosmtplib.email import quote_address
 
 from probes import classify
-from probes.base import Outcome, ProbeConfigError, ProbeContext, Result, register
+from probes.base import (
+    Outcome,
+    ProbeConfigError,
+    ProbeContext,
+    Result,
+    forget_frames,
+    register,
+)
 
 if TYPE_CHECKING:
     from monitor.clock import Clock
@@ -194,6 +201,7 @@ class SmtpProbe:
                     stage = detail["stage"]
                 ok = True
         except TimeoutError as exc:
+            forget_frames(exc)
             stage = detail.get("stage", stage)
             outcome = (
                 Outcome.TIMEOUT if deadline.expired() else exception_outcome(exc, self._overrides)
@@ -205,6 +213,7 @@ class SmtpProbe:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a probe never raises for what the target does
+            forget_frames(exc)
             stage = detail.get("stage", stage)
             outcome = exception_outcome(exc, self._overrides)
             detail["error"] = type(exc).__name__
