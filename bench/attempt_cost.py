@@ -25,7 +25,7 @@ fixed-rate `loop.call_at` schedule of the same shape (the table says which).
     python bench/attempt_cost.py                    # ~3 minutes: 200/s, 60 s sustained
     python bench/attempt_cost.py --quick            # ~40 s smoke run
     python bench/attempt_cost.py --rate 100 --duration 30 --json
-    python bench/attempt_cost.py --gc-tuned         # as a daemon that freezes its start-up heap
+    python bench/attempt_cost.py --gc-tuned         # the collector paced as `availmon run` paces it
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import math
@@ -69,20 +68,12 @@ TICKS = os.sysconf("SC_CLK_TCK")
 log = logging.getLogger("attempt_cost")
 
 
-#: what --gc-tuned does, after start-up: move every object alive then (modules, config,
-#: pydantic schemas: ~60k) out of the collector's reach, and collect the young generation
-#: less often. Measured here at 200 attempts/s per channel with the target hanging 20 s
-#: (~3000 attempts, ~150k tracked objects in flight): default collector, full collections
-#: of 150-200 ms and 27 skipped launches per channel; frozen with (700, 10, 10) the same;
-#: frozen with (5000, 20, 100), 11 per channel and the longest pause ~100 ms (a gen-1
-#: collection over the attempts in flight). No setting removed every pause over 50 ms.
-GC_TUNING = (5_000, 20, 100)
+#: the driver of the window running now, whose attempts in flight the GC pacer asks for
+_current: list[Any] = []
 
 
-def tune_gc() -> None:
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_TUNING)
+def in_flight() -> int:
+    return int(_current[-1].in_flight()) if _current else 0
 
 
 class BenchError(Exception):
@@ -268,6 +259,9 @@ class OwnDriver:
     def launched(self, name: str) -> int:
         return self.stats[name]["launched"]
 
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
     def skipped(self, name: str) -> int:
         return self.stats[name]["skipped"]
 
@@ -365,6 +359,9 @@ class LauncherDriver:
 
     def launched(self, name: str) -> int:
         return int(self.launcher.stats[("bench", name)]["launched"])
+
+    def in_flight(self) -> int:
+        return self.launcher.in_flight
 
     def skipped(self, name: str) -> int:
         return int(self.launcher.stats[("bench", name)]["skipped"])
@@ -467,6 +464,7 @@ async def run_ours(
         marks.append((time.time(), time.monotonic(), self_cpu(), runq_wait(), skipped))
 
     driver = make_driver(configs, on_attempt)
+    _current.append(driver)
     await driver.start()
     try:
         await asyncio.sleep(warmup)
@@ -490,6 +488,7 @@ async def run_ours(
         rss = rss_mb()
     finally:
         await driver.stop()
+        _current.remove(driver)
     launched = sum(s.launched for s in per.values())
     phases = []
     for (name, _length, _fault), a, b in zip(plan, marks, marks[1:], strict=False):
@@ -778,7 +777,7 @@ async def bench(
         target=target,
     )
     result: dict[str, Any] = {
-        "gc": f"tuned: freeze + thresholds {GC_TUNING}" if args.gc_tuned else "default",
+        "gc": "paced as by `availmon run` (monitor/gcpacer.py)" if args.gc_tuned else "default",
         "driver": default["driver"],
         "rate": rate,
         "rows": [],
@@ -838,6 +837,22 @@ async def bench(
     return result
 
 
+async def paced(
+    args: argparse.Namespace, target: Target, bb: subprocess.Popen[Any], bb_port: int
+) -> dict[str, Any]:
+    """`bench`, under the daemon's garbage-collection pacer when --gc-tuned."""
+    if not args.gc_tuned:
+        return await bench(args, target, bb, bb_port)
+    from monitor.gcpacer import GcPacer
+
+    pacer = GcPacer(SystemClock(), in_flight)
+    pacer.start()
+    try:
+        return await bench(args, target, bb, bb_port)
+    finally:
+        pacer.stop()
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--duration", type=float, default=60.0, help="sustained window, seconds (60)")
@@ -847,7 +862,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--gc-tuned",
         action="store_true",
-        help="freeze the start-up heap and raise the GC thresholds first (see GC_TUNING)",
+        help="pace the garbage collector as `availmon run` does (monitor/gcpacer.py)",
     )
     p.add_argument("--blackbox-driver", metavar="URL", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -868,8 +883,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.gc_tuned:
-        tune_gc()
     try:
         if not (os.path.exists(BLACKBOX) or shutil.which("prometheus-blackbox-exporter")):
             raise BenchError(f"{BLACKBOX} not found: {INSTALL_HINT}")
@@ -901,7 +914,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"--web.listen-address=127.0.0.1:{bb_port}",
             ]
             with running(bb_cmd, bb_port, "prometheus-blackbox-exporter") as bb:
-                result = asyncio.run(bench(args, target, bb, bb_port))
+                result = asyncio.run(paced(args, target, bb, bb_port))
     except BenchError as exc:
         print(f"attempt_cost: {exc}", file=sys.stderr)
         return 2

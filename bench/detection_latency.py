@@ -59,6 +59,7 @@ import aiohttp
 from monitor.config import Settings, parse
 from monitor.daemon import Daemon
 from monitor.demo import PageReceiver
+from monitor.gcpacer import GcPacer
 from monitor.launcher import auto_phases, slot_offsets
 from monitor.store.base import Incident
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict
@@ -78,10 +79,6 @@ STALL_PROBE = 0.01
 STALL_KEPT = 0.05
 #: garbage collections at least this long are recorded
 GC_KEPT = 0.01
-#: --gc-tuned, as in bench/attempt_cost.py: after the daemon started, freeze every object
-#: alive then (modules, config, pydantic schemas) out of the collector's reach and collect
-#: the young generation less often, so that full collections stop walking the start-up heap
-GC_TUNING = (5_000, 20, 100)
 
 
 @dataclass(frozen=True)
@@ -605,7 +602,7 @@ def print_table(result: dict[str, Any]) -> None:
         f"k = {cfg['k']} attempts/s, HTTP probe timeout {cfg['timeout']:g} s, "
         f"{cfg['lanes']} concurrent lanes"
         + (" (all cases in one daemon)" if cfg["mixed"] else " (a fresh daemon per case)")
-        + (f", GC tuned {GC_TUNING}" if cfg.get("gc_tuned") else "")
+        + (", GC paced as by `availmon run`" if cfg.get("gc_tuned") else "")
         + (f", a {cfg['stall_ms']:g} ms loop stall mid-outage" if cfg.get("stall_ms") else "")
         + f"; load average {result['loadavg_start']:.2f} at start, "
         f"{result['loadavg_end']:.2f} at end (max during runs {result['loadavg_max']:.2f}), "
@@ -711,14 +708,14 @@ async def phase(
     lanes = max(1, min(sims.n, len(jobs)))
     receiver.pages.clear()  # incident ids restart with the fresh store
     daemon: Daemon | None = None
+    pacer: GcPacer | None = None
     with tempfile.TemporaryDirectory(prefix="availmon-bench-") as tmp:
         try:
             daemon = Daemon(bench_settings(args, sims, Path(tmp)), serve_http=False)
             await daemon.start()
-            if args.gc_tuned:
-                gc.collect()
-                gc.freeze()
-                gc.set_threshold(*GC_TUNING)
+            if args.gc_tuned:  # what `availmon run` does after start (Daemon.run)
+                pacer = GcPacer(daemon.clock, daemon.in_flight)
+                pacer.start()
             b = Bench(args, daemon, sims, receiver, rng, deadline, jobs, total=len(jobs))
             daemon.listeners.append(b.on_second)
             # staggered, so that the lanes' injections (and openings) do not coincide
@@ -728,6 +725,8 @@ async def phase(
             skipped = sum(s["skipped"] for s in launcher.stats.values()) if launcher else 0
             lag = daemon.watchdog.max_lag if daemon.watchdog is not None else float("nan")
         finally:
+            if pacer is not None:
+                pacer.stop()
             if daemon is not None:
                 await daemon.stop()
                 if daemon.store is not None:
@@ -814,7 +813,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--gc-tuned",
         action="store_true",
-        help=f"freeze the start-up heap and set GC thresholds {GC_TUNING} after the daemon starts",
+        help="pace the garbage collector after the daemon starts, as `availmon run` does",
     )
     p.add_argument(
         "--stall-ms",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import gc
 import logging
 import signal
 import time
@@ -26,6 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor.clock import Clock, SystemClock
 from monitor.config import Settings
 from monitor.detector import Detector
+from monitor.gcpacer import GcPacer
 from monitor.launcher import Launcher
 from monitor.metrics import Metrics
 from monitor.reports.compute import month_bounds, union
@@ -213,17 +213,20 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stopping.set)
         await self.start()
-        # With thousands of attempts in flight (a hung target at a high rate) the default
-        # collector's full passes took 150-200 ms and made launches late (bench/
-        # attempt_cost.py); start-up objects are frozen out of every pass and young
-        # collections made rarer. Only here, not in start(): it is process-wide.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(5000, 20, 100)
+        # Collector passes over thousands of attempts in flight made launches late; the
+        # pacer keeps them short (monitor/gcpacer.py). Only here, not in start(): it
+        # changes process-wide settings.
+        pacer = GcPacer(self.clock, self.in_flight)
+        pacer.start()
         try:
             await self._stopping.wait()
         finally:
+            pacer.stop()
             await self.stop()
+
+    def in_flight(self) -> int:
+        """Attempts launched and not yet ended."""
+        return self.launcher.in_flight if self.launcher is not None else 0
 
     async def _start_http(self) -> None:
         from monitor.api import make_app

@@ -153,6 +153,11 @@ class Launcher:
         self._running = False
         self.clock_steps = 0
 
+    @property
+    def in_flight(self) -> int:
+        """Attempts launched and not yet ended, over every probe."""
+        return sum(p.inflight for p in self._plans)
+
     # ------------------------------------------------------------------ lifecycle
 
     def _build_probes(self) -> None:
