@@ -21,9 +21,9 @@ the daemon's) and are driven through their control API (``/_sim/fault``, ``/_sim
 the webhook notifier pages `monitor.demo.PageReceiver`. Lanes run concurrently (a run takes
 more than M seconds); between runs of a lane the fault is lifted, the incident resolved
 (``daemon.incidents.resolve``; a resolve clears the policy's window, so the next run needs
-fresh evidence) and the service left healthy for a moment. Each case gets a fresh daemon:
-the detector finalises a second for every service at once, so a hang on one lane would hold
-back the others' seconds (``--mixed`` runs both cases in one daemon to show that). Nothing
+fresh evidence) and the service left healthy for a moment. Each case gets a fresh daemon
+unless ``--mixed``, which runs both cases in one daemon to show that a hang on one service
+does not hold back another's seconds (services are finalised independently). Nothing
 is asserted: it prints a table (``--json``: one JSON object), where the time went (the last
 needed attempt's end → opening → page), the outage seconds not judged unavailable and why,
 and the event-loop stalls and GC pauses seen meanwhile.
@@ -736,8 +736,8 @@ async def phase(
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     cases = list(args.cases)
-    # Each case has its own daemon unless --mixed: the detector finalises a second for all
-    # services at once, so one service's hang holds back every other service's verdicts.
+    # Each case has its own daemon unless --mixed (both in one: services are finalised
+    # independently, so one service's hang must not hold back another's verdicts).
     phases = [cases] if args.mixed else [[c] for c in cases]
     lanes = max(1, min(args.concurrency, args.runs * max(len(p) for p in phases)))
     rng = random.Random(args.seed)
@@ -808,7 +808,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--mixed",
         action="store_true",
-        help="all cases in one daemon at once (shows how one service's hang delays another's)",
+        help="all cases in one daemon at once (shows that one service's hang delays no other)",
     )
     p.add_argument(
         "--gc-tuned",
