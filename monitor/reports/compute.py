@@ -51,6 +51,7 @@ EXTRA_KEYS: tuple[str, ...] = (
     "period",
     "credit_percent",
     "longest_outage",
+    "blind",
     "maintenance",
     "timeline",
     "warnings",
@@ -80,6 +81,22 @@ class AttemptTotals(Protocol):
     def attempt_totals(self, service: str, start: int, end: int) -> dict[str, int]:
         """channel → attempts (all outcomes) in the minutes starting in [start, end)."""
         ...
+
+
+@runtime_checkable
+class BlindMinutes(Protocol):
+    """A backend that finds blind minutes itself (one aggregate query); otherwise they are
+    found from `minute_counts`."""
+
+    def blind_minutes(self, service: str, start: int, end: int) -> dict[str, list[int]]:
+        """channel → sorted minutes starting in [start, end) that had attempts but no
+        ok, timeout or server_error one."""
+        ...
+
+
+#: outcomes that tell whether a channel works; a minute with attempts and none of these
+#: (only client errors, probe errors) is blind
+SEEING_OUTCOMES = frozenset({"ok", "timeout", "server_error"})
 
 
 # ----------------------------------------------------------------------------- intervals
@@ -172,6 +189,7 @@ class Timeline:
     """
 
     def __init__(self, unavailable: list[Interval], available: list[Interval], period: Interval):
+        self.period = period
         self.unavailable = unavailable
         self.available = available
         self.unknown = _subtract(_subtract([period], unavailable), available)
@@ -216,6 +234,60 @@ def _quorum(
         need = quorum if quorum is not None else measured
         (unav if n_unav >= need else avail).append((t, nxt))
     return union(unav), union(avail)
+
+
+def _blind_minutes(store: Store, service: str, start: int, end: int) -> dict[str, list[int]]:
+    if isinstance(store, BlindMinutes):
+        return store.blind_minutes(service, start, end)
+    seeing: dict[tuple[str, int], bool] = {}
+    for c in store.minute_counts(service, start, end):
+        key = (c.channel, c.minute)
+        seeing[key] = seeing.get(key, False) or (c.outcome in SEEING_OUTCOMES and c.count > 0)
+    out: dict[str, list[int]] = {}
+    for (channel, minute), saw in sorted(seeing.items()):
+        if not saw:
+            out.setdefault(channel, []).append(minute)
+    return out
+
+
+def blind_spells(
+    store: Store, service: str, period: Interval, blind_after: int
+) -> dict[str, list[Interval]]:
+    """Per channel, the stretches in which the monitor was blind (DESIGN "Issues"): runs of
+    consecutive minutes whose attempts were all client or probe errors, at least
+    `blind_after` seconds long. Found per minute from the stored per-minute counts, so a
+    minute only partly blind at either end of a spell counts as measured."""
+    start, end = period
+    first = start - start % 60
+    spells: dict[str, list[Interval]] = {}
+    for channel, minutes in _blind_minutes(store, service, first, end).items():
+        runs = union((m, m + 60) for m in minutes)
+        kept = _intersect([r for r in runs if r[1] - r[0] >= blind_after], [period])
+        if kept:
+            spells[channel] = kept
+    return spells
+
+
+def _unblind(
+    timelines: dict[str, Timeline], spells: dict[str, list[Interval]], combine: str
+) -> None:
+    """Make blind seconds unknown: a blind channel's seconds read as available (client
+    errors are not failures) but say nothing of the platform; the service's second is
+    unknown where the blind channels' true state could change its verdict (any: a blind
+    channel; all: no channel seen available)."""
+    period = timelines[SERVICE_CHANNEL].period
+    for channel, spell in spells.items():
+        tl = timelines.get(channel)
+        if tl is not None:
+            timelines[channel] = Timeline(tl.unavailable, _subtract(tl.available, spell), period)
+    svc = timelines[SERVICE_CHANNEL]
+    doubt = union(iv for spell in spells.values() for iv in spell)
+    if combine == "all":
+        seen = union(
+            iv for ch, tl in timelines.items() if ch != SERVICE_CHANNEL for iv in tl.available
+        )
+        doubt = _subtract(doubt, seen)
+    timelines[SERVICE_CHANNEL] = Timeline(svc.unavailable, _subtract(svc.available, doubt), period)
 
 
 # ----------------------------------------------------------------------------- the report
@@ -303,6 +375,8 @@ def build_report(
         for ch in (SERVICE_CHANNEL, *CHANNELS)
     }
     timelines = {ch: Timeline.from_runs(r, period, svc.quorum) for ch, r in runs.items()}
+    blind = blind_spells(store, service, period, svc.non_critical.blind_after_seconds)
+    _unblind(timelines, blind, svc.combine)
     vantages = sorted({r.vantage for r in runs[SERVICE_CHANNEL]})
     service_tl = timelines[SERVICE_CHANNEL]
     unav_sla = _subtract(service_tl.unavailable, excluded)
@@ -346,6 +420,11 @@ def build_report(
             f"coverage {coverage:.3f} % is below {MIN_COVERAGE_PERCENT} %: {unknown_s} s were "
             "not measured (monitor down or blind); they are not counted as unavailable"
         )
+    for channel, spell in sorted(blind.items()):
+        warnings.append(
+            f"monitor blind on {channel} for {_length(spell)} s in {len(spell)} spell(s) (only"
+            " client or probe errors, e.g. a revoked key): counted as not measured"
+        )
     if counted <= 0:
         warnings.append("no seconds to report in this period")
     if len(vantages) > 1:
@@ -388,6 +467,18 @@ def build_report(
         "longest_outage": None
         if longest is None
         else {k: v for k, v in longest.items() if k != "evidence"},
+        "blind": [
+            {
+                "channel": channel,
+                "start": _iso(a, tz),
+                "end": _iso(b, tz),
+                "start_epoch": a,
+                "end_epoch": b,
+                "seconds": b - a,
+            }
+            for channel, spell in sorted(blind.items())
+            for a, b in spell
+        ],
         "maintenance": [
             {
                 "start": _iso(max(w.start, month_start), tz),

@@ -183,6 +183,9 @@ def _md_one(r: dict[str, Any], level: str) -> list[str]:
         out += _md_records(evidence)
     out += [f"{level}# Incidents ({len(r['incidents'])})", ""]
     out += _md_records(r["incidents"]) if r["incidents"] else ["None.", ""]
+    if r["blind"]:
+        out += [f"{level}# Monitor blind (not measured: only client or probe errors)", ""]
+        out += _md_records(r["blind"])
     if r["maintenance"]:
         out += [f"{level}# Maintenance windows (excluded)", ""]
         out += _md_records(r["maintenance"])

@@ -494,6 +494,24 @@ class SecondsMixin:
         )
         return {r[0]: int(r[1]) for r in rows}
 
+    def blind_minutes(self, service: str, start: int, end: int) -> dict[str, list[int]]:
+        """channel → minutes starting in [start, end) whose attempts were all client or
+        probe errors (the report's blind spells): one aggregate query."""
+        rows = self._query(
+            "SELECT s.channel, m.minute FROM minute_counts m"
+            " JOIN attempt_sources s ON s.id = m.source"
+            " WHERE s.service = ? AND m.minute >= ? AND m.minute < ?"
+            " GROUP BY s.channel, m.minute"
+            " HAVING SUM(CASE WHEN m.outcome IN ('ok', 'timeout', 'server_error')"
+            " THEN m.count ELSE 0 END) = 0"
+            " ORDER BY s.channel, m.minute",
+            (service, start, end),
+        )
+        out: dict[str, list[int]] = {}
+        for channel, minute in rows:
+            out.setdefault(channel, []).append(int(minute))
+        return out
+
     def evidence(
         self, service: str, start: int, end: int, limit: int = 1000
     ) -> list[dict[str, Any]]:

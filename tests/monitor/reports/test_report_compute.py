@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from monitor.config import Settings
-from monitor.reports.compute import REPORT_KEYS, AttemptTotals, build_report
+from monitor.reports.compute import (
+    REPORT_KEYS,
+    AttemptTotals,
+    BlindMinutes,
+    _blind_minutes,
+    build_report,
+)
 from monitor.store.base import Incident, IncidentEvent, Store
 from monitor.store.sqlite import SQLiteStore
 from probes.base import Outcome
@@ -489,3 +495,67 @@ def test_met_is_decided_on_seconds_at_the_boundary(store: Store, seconds: int, m
     r = build_report(store, settings, "mail", "2026-06", now=AFTER + 30 * DAY)
     assert r["error_budget_seconds"] == 259.2
     assert r["met"] is met
+
+
+def _blind_july(store: Store, combine: str = "any") -> dict:
+    """July 2026: two hours measured; the API key revoked for 10 min 30 s (only 401s), a
+    4-minute 429 spell (too short to be blind), and an SMTP outage inside the blind spell."""
+    settings = settings_for()
+    service = settings.services[0].model_copy(update={"combine": combine})
+    settings = settings.model_copy(update={"services": [service]})
+    start = T("2026-07-10T10:00:00Z")
+    Feeder(settings, store).run(
+        start,
+        start + 7200,
+        Pattern()
+        .add("api", T("2026-07-10T10:00:30Z"), T("2026-07-10T10:11:00Z"), Outcome.CLIENT_ERROR)
+        .add("smtp", T("2026-07-10T10:05:00Z"), T("2026-07-10T10:05:20Z"), Outcome.TIMEOUT)
+        .add("api", T("2026-07-10T11:00:00Z"), T("2026-07-10T11:04:00Z"), Outcome.CLIENT_ERROR),
+    )
+    return build_report(store, settings, "mail", "2026-07", now=AFTER + 60 * DAY)
+
+
+def test_blind_spell_counts_as_not_measured(store: Store) -> None:
+    r = _blind_july(store)
+    # whole minutes of only client errors, at least blind_after_seconds (300) in a row: the
+    # 10:00 minute had 30 s of ok, the 11:00-11:04 spell is 240 s
+    blind = (T("2026-07-10T10:01:00Z"), T("2026-07-10T10:11:00Z"))
+    assert [(b["channel"], b["start_epoch"], b["end_epoch"], b["seconds"]) for b in r["blind"]] == [
+        ("api", *blind, 600)
+    ]
+    total = 31 * DAY
+    # combine = any: the SMTP outage inside the spell is still a known unavailable second
+    assert r["unavailable_seconds"] == {"service": 20, "api": 0, "smtp": 20}
+    assert r["unknown_seconds"] == total - 7200 + 600 - 20
+    measured = total - r["unknown_seconds"]
+    assert r["availability_percent"] == round(100 - 100 * 20 / total, 6)  # contract: unchanged
+    assert r["availability_measured_percent"] == round(100 - 100 * 20 / measured, 6)
+    assert r["coverage_percent"] == round(100 * measured / total, 6)
+    assert any(w.startswith("monitor blind on api for 600 s") for w in r["warnings"])
+    assert [list(blind)] == [
+        iv for iv in r["timeline"]["api"]["unknown"] if iv[0] >= T("2026-07-10T10:00:00Z")
+    ][:1]
+    daily = {d["date"]: d for d in r["daily"]}
+    assert daily["2026-07-10"]["unknown_seconds"] == DAY - 7200 + 600 - 20
+
+
+def test_blind_channel_beside_a_seeing_one_under_combine_all(store: Store) -> None:
+    # combine = all: the service is down only when every channel is; SMTP worked (apart
+    # from its 20 s outage) during the blind spell, so the service was seen available
+    r = _blind_july(store, combine="all")
+    assert r["unavailable_seconds"]["service"] == 0
+    assert r["unknown_seconds"] == 31 * DAY - 7200 + 20  # only the SMTP outage's 20 s
+    assert r["blind"][0]["seconds"] == 600
+
+
+def test_blind_minutes_without_the_aggregate_query(store: Store) -> None:
+    _blind_july(store)
+
+    class Plain:  # a backend with only the Store protocol's minute_counts
+        minute_counts = store.minute_counts
+
+    assert not isinstance(Plain(), BlindMinutes)
+    month = (T("2026-07-01T00:00:00Z"), T("2026-08-01T00:00:00Z"))
+    expected = store.blind_minutes("mail", *month)  # type: ignore[attr-defined]
+    assert _blind_minutes(Plain(), "mail", *month) == expected  # type: ignore[arg-type]
+    assert len(expected["api"]) == 10 + 4 and "smtp" not in expected

@@ -72,12 +72,13 @@ def settings() -> Settings:
 @pytest.fixture
 def reports(store: Store, settings: Settings) -> list[dict[str, Any]]:
     """May 2026: an hour measured on the 1st, a 1-second and a 40-second outage, a window
-    with a reason that needs escaping."""
+    with a reason that needs escaping, six minutes of a blind API (only 401s)."""
     start = T("2026-05-01T00:00:00Z")
     pattern = (
         Pattern()
         .add("api", start + 100, start + 101, Outcome.SERVER_ERROR)
         .add("smtp", start + 2000, start + 2040, Outcome.TIMEOUT)
+        .add("api", start + 590, start + 1000, Outcome.CLIENT_ERROR)
     )
     Feeder(settings, store).run(start, start + 3600, pattern)
     store.add_maintenance("mail", start + 3000, start + 3300, "<script>alert('x')</script> & more")
@@ -131,6 +132,20 @@ def test_markdown_carries_every_number_of_the_json(reports: list[dict[str, Any]]
     assert "## Availability report: mail-eu, 2026-05 (UTC)" in md
 
 
+def test_blind_spells_are_listed_in_every_format(reports: list[dict[str, Any]]) -> None:
+    blind = reports[0]["blind"]
+    assert [(b["channel"], b["seconds"]) for b in blind] == [("api", 360)]
+    md = render(reports[:1], "md")
+    assert "# Monitor blind" in md and "| api |" in md
+    html = render(reports[:1], "html")
+    assert "Monitor blind (not measured)" in html
+    rows = list(csv.DictReader(io.StringIO(render(reports[:1], "csv"))))
+    assert {(r["section"], r["field"], r["value"]) for r in rows} >= {
+        ("blind", "seconds", "360"),
+        ("blind", "channel", "api"),
+    }
+
+
 def test_coverage_warning_is_visible_in_every_format(reports: list[dict[str, Any]]) -> None:
     warning = next(w for w in reports[0]["warnings"] if "coverage" in w)
     assert warning in render(reports[:1], "md")
@@ -149,8 +164,10 @@ def test_html_is_self_contained_and_escaped(reports: list[dict[str, Any]]) -> No
     assert set(re.findall(r"https?://[^\s\"')]+", html)) == {"http://www.w3.org/2000/svg"}
     assert html.count('<section class="report"') == 2
     assert "@media print" in html and "break-after: page" in html
-    # the monitor ran one hour of the month: the rest is listed as not measured
-    assert "Not measured: stretches of 60 s or more (1)" in html
+    # the monitor ran one hour of the month, with six blind minutes: the rest is listed as
+    # not measured
+    assert "Not measured: stretches of 60 s or more (2)" in html
+    assert "<td>2026-05-01 00:10:00+00:00</td><td>2026-05-01 00:16:00+00:00</td>" in html
     assert "<td>2026-05-01 01:00:00+00:00</td><td>2026-06-01 00:00:00+00:00</td>" in html
 
 
