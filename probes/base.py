@@ -13,9 +13,10 @@ Exception tree::
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import inspect
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -143,14 +144,27 @@ def register(type_name: str) -> Callable[[ProbeFactory], ProbeFactory]:
     return wrap
 
 
-def forget_frames(exc: BaseException) -> None:
-    """Clear the local variables of the finished frames in the tracebacks of `exc` and of
-    the exceptions chained to it.
+#: code flags of frames that a coroutine or generator owns
+_SUSPENDABLE = (
+    inspect.CO_COROUTINE
+    | inspect.CO_GENERATOR
+    | inspect.CO_ASYNC_GENERATOR
+    | inspect.CO_ITERABLE_COROUTINE
+)
+
+
+def forget_frames(exc: BaseException, *, finished: bool = False) -> None:
+    """Clear the local variables of the frames in the tracebacks of `exc` and of the
+    exceptions chained to it.
 
     A probe keeps an error's name and message, never its traceback; and asyncio and its
     helpers leave reference cycles through those frames (a future holding the exception
-    whose traceback holds the future), which only the cyclic collector would free — at
-    hundreds of failing attempts a second, in pauses long enough to delay launches.
+    whose traceback holds the future), which only the cyclic collector would free (see
+    monitor/gcpacer.py). Clearing the frame of a coroutine or generator that is still
+    suspended would close it — one that caught the error, kept it and went on — so those
+    frames are left alone unless the caller knows every one of them has `finished` (an
+    error straight from an awaited call that owns nothing else, e.g. ``loop.sock_recv``).
+    Frames still executing (the caller's own) are skipped.
     """
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
@@ -159,7 +173,13 @@ def forget_frames(exc: BaseException) -> None:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        traceback.clear_frames(e.__traceback__)
+        tb = e.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if finished or not frame.f_code.co_flags & _SUSPENDABLE:
+                with contextlib.suppress(RuntimeError):  # still executing
+                    frame.clear()
+            tb = tb.tb_next
         stack += (e.__cause__, e.__context__)
 
 

@@ -484,7 +484,7 @@ class HttpProbe:
         try:
             await loop.sock_sendall(sock, request)
         except OSError as exc:
-            forget_frames(exc)
+            forget_frames(exc, finished=True)  # loop.sock_* and its callback, done
             exchange.connection_lost(exc)  # the reply may still be readable: carry on
 
     @staticmethod
@@ -497,7 +497,7 @@ class HttpProbe:
         try:
             data = await loop.sock_recv(sock, READ_BUFSIZE)
         except OSError as exc:
-            forget_frames(exc)
+            forget_frames(exc, finished=True)  # loop.sock_* and its callback, done
             exchange.connection_lost(exc)
             return
         if data:
@@ -567,6 +567,8 @@ class HttpProbe:
         except OSError as exc:
             if isinstance(exc, TimeoutError):
                 raise
+            # every connection attempt of the race has ended by now
+            forget_frames(exc, finished=True)
             raise aiohttp.ClientConnectorError(self._key, exc) from exc
 
     async def _start_tls(
@@ -587,6 +589,8 @@ class HttpProbe:
         except OSError as exc:
             if isinstance(exc, TimeoutError):
                 raise
+            # the handshake (create_connection and its callbacks) has ended
+            forget_frames(exc, finished=True)
             raise aiohttp.ClientConnectorError(self._key, exc) from exc
         return transport
 

@@ -496,20 +496,41 @@ class SecondsMixin:
 
     def blind_minutes(self, service: str, start: int, end: int) -> dict[str, list[int]]:
         """channel → minutes starting in [start, end) whose attempts were all client or
-        probe errors (the report's blind spells): one aggregate query."""
+        probe errors (the report's blind spells). Two narrow queries rather than a
+        GROUP BY over every minute of the month: the minutes with a failure of any kind
+        (few), then, among those that had only client or probe errors, the ones that
+        also had an ok attempt."""
         rows = self._query(
-            "SELECT s.channel, m.minute FROM minute_counts m"
+            "SELECT s.channel, m.minute, m.outcome FROM minute_counts m"
             " JOIN attempt_sources s ON s.id = m.source"
-            " WHERE s.service = ? AND m.minute >= ? AND m.minute < ?"
-            " GROUP BY s.channel, m.minute"
-            " HAVING SUM(CASE WHEN m.outcome IN ('ok', 'timeout', 'server_error')"
-            " THEN m.count ELSE 0 END) = 0"
-            " ORDER BY s.channel, m.minute",
+            " WHERE s.service = ? AND m.minute >= ? AND m.minute < ? AND m.outcome != 'ok'"
+            " AND m.count > 0",
             (service, start, end),
         )
+        failing: set[tuple[str, int]] = set()
+        seeing: set[tuple[str, int]] = set()
+        for channel, minute, outcome in rows:
+            key = (channel, int(minute))
+            (seeing if outcome in ("timeout", "server_error") else failing).add(key)
+        candidates = sorted(failing - seeing)
+        minutes = sorted({m for _, m in candidates})
+        for i in range(0, len(minutes), 500):  # SQLite's bound-parameter limit
+            chunk = minutes[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            seeing.update(
+                (r[0], int(r[1]))
+                for r in self._query(
+                    "SELECT DISTINCT s.channel, m.minute FROM minute_counts m"
+                    " JOIN attempt_sources s ON s.id = m.source"
+                    " WHERE s.service = ? AND m.outcome = 'ok' AND m.count > 0"
+                    f" AND m.minute IN ({marks})",
+                    (service, *chunk),
+                )
+            )
         out: dict[str, list[int]] = {}
-        for channel, minute in rows:
-            out.setdefault(channel, []).append(int(minute))
+        for channel, minute in candidates:
+            if (channel, minute) not in seeing:
+                out.setdefault(channel, []).append(minute)
         return out
 
     def evidence(
