@@ -365,7 +365,8 @@ class StoreConfig(_Model):
     url: str = Field(
         default="sqlite:///availmon-data/availmon.db", pattern=r"^(sqlite|postgresql)://"
     )
-    #: keep per-attempt evidence and per-minute counts this long (verdict runs are kept)
+    #: keep per-attempt evidence, per-minute counts and the delivered notifications of
+    #: resolved incidents this long (verdict runs and incidents are kept)
     evidence_retention_days: int = Field(default=400, ge=1)
 
 

@@ -12,7 +12,6 @@ import collections
 import dataclasses
 import logging
 import signal
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -413,8 +412,16 @@ class Daemon:
         store = self.store
         assert store is not None
         days = self.settings.store.evidence_retention_days
-        removed = await asyncio.to_thread(store.prune, int(time.time()) - days * 86400)
-        log.info("retention: removed %d evidence and count rows older than %d days", removed, days)
+        before = int(self.clock.wall()) - days * 86400
+        removed = await asyncio.to_thread(store.prune, before)
+        sent = await asyncio.to_thread(store.prune_outbox, before)
+        log.info(
+            "retention: removed %d evidence and count rows, %d delivered notifications of"
+            " incidents resolved, older than %d days",
+            removed,
+            sent,
+            days,
+        )
 
     # ------------------------------------------------------------------ views for the API
     def ready(self) -> tuple[bool, str]:

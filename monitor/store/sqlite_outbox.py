@@ -126,6 +126,17 @@ class OutboxMixin:
             if cur.rowcount != 1:
                 raise NotFound(f"no outbox item {item.id}")
 
+    def prune_outbox(self, before: float) -> int:
+        """Delete the delivered or given-up items of incidents resolved before `before`;
+        return how many. Pending items, and every item of an incident not resolved then,
+        are kept: a replayed event must still find its row (the idempotence key)."""
+        with self._tx() as db:
+            return db.execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND incident_id IN ("
+                "  SELECT id FROM incidents WHERE state = 'resolved' AND resolved_at < ?)",
+                (before,),
+            ).rowcount
+
     def outbox(self, incident_id: int | None = None) -> list[OutboxItem]:
         """Every item (of one incident, or all), in id order."""
         if incident_id is None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from monitor.clock import FakeClock
 from monitor.config import parse
 from monitor.daemon import Daemon
 from monitor.store import open_store
+from monitor.store.base import Incident, MinuteCount, OutboxItem
 from monitor.verdicts import SecondVerdict, Verdict
 
 NOV = 1_793_491_200  # 2026-11-01T00:00:00Z
@@ -73,3 +75,21 @@ def test_month_gauges_count_the_calendar_month_and_unflushed_seconds(tmp_path: P
     # 30 days at 99.99 %: 259.2 s of budget
     assert get("availmon_month_error_budget_seconds", {"service": "svc"}) == 259.2
     d.store.close()
+
+
+async def test_retention_job_prunes_old_evidence_and_old_notifications(tmp_path: Path) -> None:
+    clock = FakeClock(NOV + 500 * 86400)
+    d = _daemon(tmp_path, clock)
+    store = d.store
+    assert store is not None
+    inc = store.create_incident(Incident(0, "svc", "critical", "open", "unavailable", "", NOV))
+    store.update_incident(dataclasses.replace(inc, state="resolved", resolved_at=NOV + 60))
+    (sent,) = store.enqueue(
+        [OutboxItem(0, inc.id, "pd", "trigger", {"seq": 1}, float(NOV), float(NOV))]
+    )
+    store.update_outbox(dataclasses.replace(sent, state="sent", tries=1, sent_at=NOV + 1.0))
+    store.write_minute_counts([MinuteCount("svc", "api", "api", NOV, "ok", 120)])
+    await d._prune()  # 400 days kept by default: all of this is older
+    assert store.outbox() == []
+    assert store.minute_counts("svc", NOV, NOV + 60) == []
+    store.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from monitor.store.base import NotFound, OutboxItem, StoreError
+from monitor.store.base import Incident, NotFound, OutboxItem, StoreError
 from monitor.store.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0
@@ -131,3 +131,29 @@ def test_items_survive_reopening_the_file(tmp_path: Path) -> None:
     s2.migrate()
     assert [i.event for i in s2.due(T0)] == ["trigger"]
     assert s2.enqueue([item()]) == []  # the replay after restart is still a no-op
+
+
+def test_prune_outbox_keeps_pending_items_and_unresolved_incidents(store: SQLiteStore) -> None:
+    def incident(state: str, resolved_at: float | None) -> int:
+        inc = store.create_incident(
+            Incident(0, "svc", "critical", "open", "unavailable", "", T0 - 10)
+        )
+        store.update_incident(replace(inc, state=state, resolved_at=resolved_at))
+        return inc.id
+
+    old = incident("resolved", T0 - 5)
+    recent = incident("resolved", T0 + 100)
+    open_ = incident("acknowledged", None)
+    for inc in (old, recent, open_):
+        sent, _pending = store.enqueue([item(inc, seq=1), item(inc, seq=2)])
+        store.update_outbox(replace(sent, state="sent", tries=1, sent_at=T0 - 5))
+    failed = store.enqueue([item(old, notifier="og")])[0]
+    store.update_outbox(replace(failed, state="failed", tries=1, last_error="400"))
+
+    assert store.prune_outbox(T0) == 2  # the old incident's sent and failed items
+    left = [(i.incident_id, i.notifier, i.state) for i in store.outbox()]
+    assert (old, "pd", "pending") in left  # never drop what is still to send
+    assert [i for i in left if i[0] == old] == [(old, "pd", "pending")]
+    assert len([i for i in left if i[0] in (recent, open_)]) == 4
+    # the key still makes a replayed event a no-op for everything kept
+    assert store.enqueue([item(recent, seq=1)]) == []
