@@ -34,6 +34,18 @@ def T(iso: str) -> int:
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
 
 
+def service(name: str, *, smtp: bool = True, k: int | None = 1) -> dict[str, Any]:
+    """A service's config: probe ``api-1`` and, with `smtp`, ``smtp-1``; `k` attempts a
+    second each (None: the default)."""
+    rate = {} if k is None else {"attempts_per_second": k}
+    probes: list[dict[str, Any]] = [
+        {"name": "api-1", "type": "http", "url": "http://127.0.0.1:1/", **rate}
+    ]
+    if smtp:
+        probes.append({"name": "smtp-1", "type": "smtp", "host": "127.0.0.1", **rate})
+    return {"name": name, "probes": probes}
+
+
 def settings_for(
     *,
     timezone: str = "UTC",
@@ -49,25 +61,7 @@ def settings_for(
                 "merge_gap_seconds": merge_gap,
                 "credits": list(credits),
             },
-            "services": [
-                {
-                    "name": "mail",
-                    "probes": [
-                        {
-                            "name": "api-1",
-                            "type": "http",
-                            "url": "http://127.0.0.1:1/",
-                            "attempts_per_second": 1,
-                        },
-                        {
-                            "name": "smtp-1",
-                            "type": "smtp",
-                            "host": "127.0.0.1",
-                            "attempts_per_second": 1,
-                        },
-                    ],
-                }
-            ],
+            "services": [service("mail")],
             **extra,
         }
     )

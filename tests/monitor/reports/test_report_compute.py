@@ -18,7 +18,7 @@ from monitor.reports.compute import (
 from monitor.store.base import Incident, IncidentEvent, Store
 from monitor.store.sqlite import SQLiteStore
 from probes.base import Outcome
-from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
+from tests.monitor.reports.conftest import Feeder, Pattern, T, service, settings_for
 
 DAY = 86400
 AFTER = T("2026-06-15T00:00:00Z")  # "now" for months that are over
@@ -154,14 +154,7 @@ def test_evidence_quotes_failed_attempts_of_each_outage(store: Store) -> None:
 
 def test_evidence_samples_distinct_seconds(store: Store) -> None:
     """With two attempts a second, the sample still shows three different seconds."""
-    settings = settings_for(
-        services=[
-            {
-                "name": "mail",
-                "probes": [{"name": "api-1", "type": "http", "url": "http://127.0.0.1:1/"}],
-            }
-        ]
-    )
+    settings = settings_for(services=[service("mail", smtp=False, k=None)])
     start = T("2026-05-10T00:00:00Z")
     Feeder(settings, store).run(
         start, start + 300, Pattern().add("api", start + 60, start + 70, Outcome.SERVER_ERROR)
@@ -462,14 +455,7 @@ def test_aggregate_attempt_totals_give_the_same_rates(tmp_path: Path) -> None:
 
 
 def test_service_without_smtp_probe(store: Store) -> None:
-    settings = settings_for(
-        services=[
-            {
-                "name": "api-only",
-                "probes": [{"name": "api-1", "type": "http", "url": "http://127.0.0.1:1/"}],
-            }
-        ]
-    )
+    settings = settings_for(services=[service("api-only", smtp=False, k=None)])
     start = T("2026-05-10T00:00:00Z")
     Feeder(settings, store).run(
         start, start + 600, Pattern().add("api", start + 60, start + 62, Outcome.SERVER_ERROR)

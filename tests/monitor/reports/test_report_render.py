@@ -18,7 +18,7 @@ from monitor.reports.compute import build_report
 from monitor.reports.render import SUMMARY_ROWS, fmt_value, lookup, render
 from monitor.store.base import Store
 from probes.base import Outcome
-from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
+from tests.monitor.reports.conftest import Feeder, Pattern, T, service, settings_for
 
 AFTER = T("2026-06-15T00:00:00Z")
 
@@ -45,28 +45,7 @@ def _numbers(report: dict[str, Any]) -> Counter[str]:
 
 @pytest.fixture
 def settings() -> Settings:
-    return settings_for(
-        services=[
-            {
-                "name": name,
-                "probes": [
-                    {
-                        "name": "api-1",
-                        "type": "http",
-                        "url": "http://127.0.0.1:1/",
-                        "attempts_per_second": 1,
-                    },
-                    {
-                        "name": "smtp-1",
-                        "type": "smtp",
-                        "host": "127.0.0.1",
-                        "attempts_per_second": 1,
-                    },
-                ],
-            }
-            for name in ("mail", "mail-eu")
-        ]
-    )
+    return settings_for(services=[service(name) for name in ("mail", "mail-eu")])
 
 
 @pytest.fixture
