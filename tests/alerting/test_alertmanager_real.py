@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from alerting.notifiers.alertmanager import AlertmanagerNotifier
 from monitor.clock import SystemClock
 from monitor.config import AlertmanagerConfig
 from monitor.store.base import OutboxItem
+from tests.loopback import free_port
 
 BINARY = "/usr/bin/prometheus-alertmanager"
 pytestmark = [
@@ -33,12 +33,6 @@ route:
 receivers:
   - name: blackhole
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

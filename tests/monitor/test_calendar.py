@@ -10,7 +10,7 @@ from monitor.calendar import BusinessCalendar
 
 
 def _utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc, arg-type]
 
 
 IS_OPEN = [

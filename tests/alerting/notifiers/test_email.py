@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -10,8 +9,7 @@ from typing import Any
 
 import pytest
 import trustme
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 
 from alerting.notifiers import NOTIFIERS
@@ -19,35 +17,7 @@ from alerting.notifiers.base import TransportError
 from alerting.notifiers.email import EmailNotifier
 from monitor.clock import FakeClock
 from monitor.config import ConfigError, EmailConfig
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Recorder:
-    """Keeps every accepted message; `rcpt_reply` / `data_reply` inject refusals."""
-
-    def __init__(self) -> None:
-        self.messages: list[Envelope] = []
-        self.rcpt_reply: str | None = None
-        self.data_reply: str | None = None
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if self.rcpt_reply:
-            return self.rcpt_reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.data_reply:
-            return self.data_reply
-        self.messages.append(envelope)
-        return "250 Message accepted for delivery"
+from tests.loopback import Recorder, free_port, mail_sink
 
 
 def authenticator(
@@ -59,20 +29,8 @@ def authenticator(
 
 @pytest.fixture
 def smtpd() -> Iterator[tuple[Recorder, int]]:
-    handler = Recorder()
-    port = free_port()
-    ctl = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=authenticator,
-        auth_require_tls=False,
-    )
-    ctl.start()
-    try:
-        yield handler, port
-    finally:
-        ctl.stop()
+    with mail_sink(authenticator=authenticator, auth_require_tls=False) as sink:
+        yield sink
 
 
 def notifier(port: int, clock: FakeClock, **kw: Any) -> EmailNotifier:
@@ -152,15 +110,9 @@ async def test_starttls(clock: FakeClock, make_item: Any) -> None:
     ca = trustme.CA()
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(ctx)
-    rec = Recorder()
-    port = free_port()
-    ctl = Controller(rec, hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=True)
-    ctl.start()
-    try:
+    with mail_sink(tls_context=ctx, require_starttls=True) as (rec, port):
         # the test CA is not in the trust store; verify_tls=false is the documented way out
         await notifier(port, clock, tls="starttls", verify_tls=False).send(make_item())
-    finally:
-        ctl.stop()
     assert len(rec.messages) == 1
 
 

@@ -4,7 +4,6 @@ reports e-mailed through a real aiosmtpd server."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from datetime import datetime
 from email import message_from_bytes
@@ -14,8 +13,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.clock import FakeClock
@@ -23,34 +20,14 @@ from monitor.config import Settings
 from monitor.reports.schedule import ReportJob, ledger_key, write_reports
 from monitor.store.base import Store
 from probes.base import Outcome
+from tests.loopback import Recorder, free_port, mail_sink
 from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.messages: list[Envelope] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.messages.append(envelope)
-        return "250 Message accepted for delivery"
 
 
 @pytest.fixture
 def smtpd() -> Iterator[tuple[Recorder, int]]:
-    handler = Recorder()
-    port = free_port()
-    ctl = Controller(handler, hostname="127.0.0.1", port=port)
-    ctl.start()
-    try:
-        yield handler, port
-    finally:
-        ctl.stop()
+    with mail_sink() as sink:
+        yield sink
 
 
 def job_settings(tmp_path: Path, port: int | None = None, **report: Any) -> Settings:

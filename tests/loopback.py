@@ -1,0 +1,57 @@
+"""Loopback helpers shared by the tests: a free port, and a real aiosmtpd mail sink that
+records what it accepts and can be told to refuse."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the moment of asking)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Recorder:
+    """Keeps every accepted message; `rcpt_reply` / `data_reply` inject refusals."""
+
+    def __init__(self) -> None:
+        self.messages: list[Envelope] = []
+        self.rcpt_reply: str | None = None
+        self.data_reply: str | None = None
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.data_reply:
+            return self.data_reply
+        self.messages.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+@contextmanager
+def mail_sink(**controller: Any) -> Iterator[tuple[Recorder, int]]:
+    """A running aiosmtpd server on 127.0.0.1 (its own thread): (recorder, port).
+    `controller` goes to aiosmtpd's `Controller` (authenticator, TLS options...)."""
+    handler = Recorder()
+    port = free_port()
+    ctl = Controller(handler, hostname="127.0.0.1", port=port, **controller)
+    ctl.start()
+    try:
+        yield handler, port
+    finally:
+        ctl.stop()
