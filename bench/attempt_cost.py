@@ -53,9 +53,10 @@ from typing import Any
 import aiohttp
 
 from monitor.clock import SystemClock
-from monitor.config import HttpProbeConfig, Settings, SmtpProbeConfig
+from monitor.config import Settings
 from probes.base import PROBES, Attempt, ProbeContext
-from probes.smtp import SmtpProbe
+from probes.http import HttpProbeConfig
+from probes.smtp import SmtpProbe, SmtpProbeConfig
 
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
 INSTALL_HINT = "install it with: apt-get install prometheus-blackbox-exporter"

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from monitor import __version__
-from monitor.config import ConfigError, Settings, load
+from monitor.config import Settings, load
+from monitor.schema import ConfigError
 
 EXIT_USAGE = 2
 

@@ -3,171 +3,66 @@
 A bad config fails at start with one line naming the TOML path of the bad field, e.g.
 ``config.toml: services[0].probes[1].timeout_seconds: Input should be greater than 0``.
 
-Secrets are never written in the file itself in a real deployment: a secret field takes
-``"env:NAME"`` (read from the environment) or ``"file:/path"`` (first line of a file). They
-are held as `SecretStr`, so they print as ``**********`` in logs, metrics and API output.
+Each probe type and each notifier type owns its config model beside its implementation
+(`probes/http.py`, `alerting/notifiers/slack.py`, ...); this module assembles the
+discriminated unions on ``type`` from the two registries (`probes.PROBES`,
+`alerting.notifiers.NOTIFIERS`), so a new type is one module plus one registry line.
+Secret references (``env:NAME``, ``file:PATH``) are resolved by `monitor.schema`.
 Any field can also be overridden from the environment: ``AVAILMON_MONITOR__LISTEN=...``.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from probes.base import Outcome
+from alerting.notifiers import NOTIFIERS
+from alerting.notifiers.base import NotifierBase, Tier
+from alerting.notifiers.email import EmailConfig
+from monitor.schema import ConfigError, ConfigModel, resolve_secret, secret
+from probes import PROBES
+from probes.base import ProbeBase
+from probes.http import HttpProbeConfig
+from probes.smtp import SMTP_DEPTHS, SmtpProbeConfig
+
+__all__ = [
+    "SMTP_DEPTHS",
+    "ConfigError",
+    "EmailConfig",
+    "HttpProbeConfig",
+    "NotifierBase",
+    "ProbeBase",
+    "Settings",
+    "SmtpProbeConfig",
+    "Tier",
+    "load",
+    "parse",
+    "resolve_secret",
+]
 
 
-class ConfigError(Exception):
-    """A config that cannot work; `str()` is the one-line message to print."""
+#: the config models, one per registered type, in registry order
+PROBE_MODELS: tuple[type[ProbeBase], ...] = tuple(p.config_model for p in PROBES.values())
+NOTIFIER_MODELS: tuple[type[NotifierBase], ...] = tuple(n.config_model for n in NOTIFIERS.values())
 
-
-def resolve_secret(value: str, where: str = "") -> str:
-    """`env:NAME` → the variable, `file:PATH` → the file's first line, else the value."""
-    if value.startswith("env:"):
-        name = value[4:]
-        if name not in os.environ:
-            raise ValueError(f"environment variable {name} is not set")
-        return os.environ[name]
-    if value.startswith("file:"):
-        path = Path(value[5:]).expanduser()
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
-        return text.splitlines()[0].strip() if text.strip() else ""
-    return value
-
-
-def _secret(value: Any) -> Any:
-    if isinstance(value, str):
-        return SecretStr(resolve_secret(value))
-    return value
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-Secret = Annotated[SecretStr, Field(json_schema_extra={"secret": True})]
-
-
-# ----------------------------------------------------------------------------- probes
-
-
-class ProbeBase(_Model):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
-    channel: Literal["api", "smtp", "control"]
-    attempts_per_second: int = Field(default=2, ge=1, le=1000)
-    timeout_seconds: float = Field(default=5.0, gt=0, le=120)
-    #: fraction of a second added to every slot, so that probes do not all fire at once;
-    #: None spreads probes of a service automatically
-    phase_offset: float | None = Field(default=None, ge=0, lt=1)
-    reuse_connections: bool = False
-    enabled: bool = True
-    #: classification overrides: key is an HTTP status ("503", "5xx") or an SMTP reply
-    #: code ("421") or enhanced code ("4.7.1", "5.3"), value the outcome it means
-    classify: dict[str, Outcome] = Field(default_factory=dict)
-
-    @field_validator("classify")
-    @classmethod
-    def _classify_keys(cls, v: dict[str, Outcome]) -> dict[str, Outcome]:
-        import re
-
-        for key in v:
-            if not re.fullmatch(r"[1-5](\d\d|xx)|[245](\.\d{1,3}){1,2}", key):
-                raise ValueError(f"classify key {key!r} is not a status code, 'Nxx' or x.y.z")
-        return v
-
-
-class HttpProbeConfig(ProbeBase):
-    type: Literal["http"] = "http"
-    channel: Literal["api", "smtp", "control"] = "api"
-    url: str = Field(pattern=r"^https?://")
-    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] = "GET"
-    #: header values may be secrets (`env:NAME`), e.g. Authorization = "env:SPARKPOST_API_KEY"
-    headers: dict[str, SecretStr] = Field(default_factory=dict)
-    body: str | None = None
-    expect_status: list[int] = Field(default_factory=lambda: list(range(200, 300)))
-    verify_tls: bool = True
-    ca_file: Path | None = None
-
-    @field_validator("headers", mode="before")
-    @classmethod
-    def _headers(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: _secret(val) for k, val in v.items()}
-        return v
-
-    @field_validator("expect_status")
-    @classmethod
-    def _statuses(cls, v: list[int]) -> list[int]:
-        bad = [s for s in v if not 100 <= s <= 599]
-        if bad or not v:
-            raise ValueError("expect_status needs HTTP status codes between 100 and 599")
-        return v
-
-
-SmtpDepth = Literal["connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data"]
-SMTP_DEPTHS: tuple[str, ...] = ("connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data")
-
-
-class SmtpProbeConfig(ProbeBase):
-    type: Literal["smtp"] = "smtp"
-    channel: Literal["api", "smtp", "control"] = "smtp"
-    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
-    host: str = Field(min_length=1)
-    port: int = Field(default=587, ge=1, le=65535)
-    tls: Literal["starttls", "implicit", "none"] = "starttls"
-    verify_tls: bool = True
-    ca_file: Path | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    ehlo_name: str | None = None
-    mail_from: str = "availmon@localhost"
-    rcpt_to: str = "probe@availmon.sink.sparkpostmail.com"
-    subject: str = "availmon probe"
-    #: extra headers in the probe message (e.g. X-MSYS-API for campaign ids)
-    message_headers: dict[str, str] = Field(default_factory=dict)
-    depth: SmtpDepth = "data"
-
-    @field_validator("password", mode="before")
-    @classmethod
-    def _password(cls, v: Any) -> Any:
-        return _secret(v)
-
-    @model_validator(mode="after")
-    def _auth_pairs(self) -> SmtpProbeConfig:
-        if (self.username is None) != (self.password is None):
-            raise ValueError("username and password go together")
-        if self.depth == "starttls" and self.tls != "starttls":
-            raise ValueError("depth 'starttls' needs tls = 'starttls'")
-        if self.depth == "auth" and self.username is None:
-            raise ValueError("depth 'auth' needs username and password")
-        return self
-
-
-ProbeConfig = Annotated[HttpProbeConfig | SmtpProbeConfig, Field(discriminator="type")]
+if TYPE_CHECKING:
+    ProbeConfig = ProbeBase
+    NotifierConfig = NotifierBase
+else:
+    ProbeConfig = Annotated[Union[PROBE_MODELS], Field(discriminator="type")]  # noqa: UP007
+    NotifierConfig = Annotated[Union[NOTIFIER_MODELS], Field(discriminator="type")]  # noqa: UP007
 
 
 # ----------------------------------------------------------------------------- issues
 
 
-class CriticalConfig(_Model):
+class CriticalConfig(ConfigModel):
     window_seconds: int = Field(default=60, ge=1, le=86400)
     min_unavailable_seconds: int = Field(default=30, ge=1)
     recover_after_seconds: int = Field(default=120, ge=1)
@@ -184,7 +79,7 @@ class CriticalConfig(_Model):
         return self
 
 
-class NonCriticalConfig(_Model):
+class NonCriticalConfig(ConfigModel):
     enabled: bool = True
     window_seconds: int = Field(default=900, ge=1, le=86400)
     #: unavailable seconds in the window that open a Non-Critical Issue (short of Critical)
@@ -197,7 +92,7 @@ class NonCriticalConfig(_Model):
     auto_resolve_after_minutes: float | None = Field(default=60, gt=0)
 
 
-class ServiceConfig(_Model):
+class ServiceConfig(ConfigModel):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     combine: Literal["any", "all"] = "any"
@@ -235,95 +130,10 @@ class ServiceConfig(_Model):
         return max(p.timeout_seconds for p in self.probes if p.enabled)
 
 
-# ----------------------------------------------------------------------------- notifiers
-
-Tier = Literal["critical", "escalation", "ticket"]
-
-
-class NotifierBase(_Model):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    tiers: list[Tier] = Field(default_factory=lambda: list[Tier](["critical"]), min_length=1)
-    #: services whose incidents this notifier receives (None: all)
-    services: list[str] | None = None
-    timeout_seconds: float = Field(default=10, gt=0, le=120)
-    #: give up (and record a permanent failure) after this many tries
-    max_tries: int = Field(default=12, ge=1, le=1000)
-
-
-class PagerDutyConfig(NotifierBase):
-    type: Literal["pagerduty"] = "pagerduty"
-    routing_key: SecretStr
-    url: str = Field(default="https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://")
-    severity: Literal["critical", "error", "warning", "info"] = "critical"
-    _sec = field_validator("routing_key", mode="before")(classmethod(lambda cls, v: _secret(v)))
-
-
-class OpsgenieConfig(NotifierBase):
-    type: Literal["opsgenie"] = "opsgenie"
-    api_key: SecretStr
-    url: str = Field(default="https://api.opsgenie.com", pattern=r"^https?://")
-    priority: Literal["P1", "P2", "P3", "P4", "P5"] = "P1"
-    responders: list[dict[str, str]] = Field(default_factory=list)
-    _sec = field_validator("api_key", mode="before")(classmethod(lambda cls, v: _secret(v)))
-
-
-class AlertmanagerConfig(NotifierBase):
-    type: Literal["alertmanager"] = "alertmanager"
-    url: str = Field(pattern=r"^https?://")  # e.g. http://127.0.0.1:9093
-    resend_every_seconds: float = Field(default=60, ge=5, le=600)
-    labels: dict[str, str] = Field(default_factory=dict)
-
-
-class SlackConfig(NotifierBase):
-    type: Literal["slack"] = "slack"
-    webhook_url: SecretStr
-    _sec = field_validator("webhook_url", mode="before")(classmethod(lambda cls, v: _secret(v)))
-
-
-class WebhookConfig(NotifierBase):
-    type: Literal["webhook"] = "webhook"
-    url: str = Field(pattern=r"^https?://")
-    #: HMAC-SHA256 key; the signature goes in header X-Availmon-Signature: sha256=<hex>
-    secret: SecretStr | None = None
-    headers: dict[str, SecretStr] = Field(default_factory=dict)
-    _sec = field_validator("secret", mode="before")(classmethod(lambda cls, v: _secret(v)))
-
-    @field_validator("headers", mode="before")
-    @classmethod
-    def _headers(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: _secret(val) for k, val in v.items()}
-        return v
-
-
-class EmailConfig(NotifierBase):
-    type: Literal["email"] = "email"
-    host: str
-    port: int = Field(default=587, ge=1, le=65535)
-    tls: Literal["starttls", "implicit", "none"] = "starttls"
-    verify_tls: bool = True
-    username: str | None = None
-    password: SecretStr | None = None
-    mail_from: str
-    to: list[str] = Field(min_length=1)
-    _sec = field_validator("password", mode="before")(classmethod(lambda cls, v: _secret(v)))
-
-
-NotifierConfig = Annotated[
-    PagerDutyConfig
-    | OpsgenieConfig
-    | AlertmanagerConfig
-    | SlackConfig
-    | WebhookConfig
-    | EmailConfig,
-    Field(discriminator="type"),
-]
-
-
 # ----------------------------------------------------------------------------- the rest
 
 
-class MaintenanceConfig(_Model):
+class MaintenanceConfig(ConfigModel):
     """A scheduled maintenance window: its seconds are excluded from the SLA and policies."""
 
     service: str = "*"
@@ -340,7 +150,7 @@ class MaintenanceConfig(_Model):
         return self
 
 
-class MonitorConfig(_Model):
+class MonitorConfig(ConfigModel):
     #: the name of this vantage point, carried by every verdict
     vantage: str = Field(default_factory=socket.gethostname, min_length=1)
     #: HTTP listener for /metrics, /healthz, /readyz and /api/v1
@@ -352,7 +162,7 @@ class MonitorConfig(_Model):
     #: bearer token for POST /api/v1/... (None: write endpoints are off)
     api_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    _sec = field_validator("api_token", mode="before")(classmethod(lambda cls, v: _secret(v)))
+    _sec = field_validator("api_token", mode="before")(classmethod(lambda cls, v: secret(v)))
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -360,7 +170,7 @@ class MonitorConfig(_Model):
         return host.strip("[]"), int(port)
 
 
-class StoreConfig(_Model):
+class StoreConfig(ConfigModel):
     #: sqlite:///relative/or/absolute/path.db  (postgresql:// is the scale-out backend)
     url: str = Field(
         default="sqlite:///availmon-data/availmon.db", pattern=r"^(sqlite|postgresql)://"
@@ -373,12 +183,12 @@ class StoreConfig(_Model):
 ReportFormat = Literal["json", "csv", "md", "html"]
 
 
-class CreditTier(_Model):
+class CreditTier(ConfigModel):
     below_percent: float = Field(gt=0, le=100)
     credit_percent: float = Field(ge=0, le=100)
 
 
-class ReportConfig(_Model):
+class ReportConfig(ConfigModel):
     timezone: str = "UTC"
     dir: Path = Path("availmon-data/reports")
     formats: list[ReportFormat] = Field(
@@ -447,7 +257,7 @@ class Settings(BaseSettings):
 def _toml_path(loc: tuple[int | str, ...]) -> str:
     """('services', 0, 'probes', 1, 'http', 'timeout') → services[0].probes[1].timeout"""
     out = ""
-    tags = {"http", "smtp", "pagerduty", "opsgenie", "alertmanager", "slack", "webhook", "email"}
+    tags = {*PROBES, *NOTIFIERS}
     for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"

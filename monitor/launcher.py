@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.clock import Clock
-from monitor.config import ProbeBase, Settings
+from monitor.config import Settings
 from monitor.detector import Detector
 from monitor.verdicts import UnknownReason
 from monitor.watchdog import LoopWatchdog
-from probes.base import PROBES, Attempt, Outcome, Probe, ProbeConfigError, ProbeContext
+from probes.base import PROBES, Attempt, Outcome, Probe, ProbeBase, ProbeConfigError, ProbeContext
 
 log = logging.getLogger(__name__)
 

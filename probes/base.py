@@ -16,10 +16,15 @@ from __future__ import annotations
 import contextlib
 import enum
 import inspect
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import Field, field_validator
+
+from monitor.schema import ConfigModel
 
 if TYPE_CHECKING:
     from monitor.clock import Clock
@@ -51,6 +56,33 @@ class Outcome(enum.StrEnum):
     def conclusive(self) -> bool:
         """The attempt reached the target and says something about it."""
         return self is not Outcome.PROBE_ERROR
+
+
+class ProbeBase(ConfigModel):
+    """What every probe's config has; each probe type subclasses it beside its code."""
+
+    #: the registry key; each subclass narrows it to its own Literal
+    type: str
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    channel: Literal["api", "smtp", "control"]
+    attempts_per_second: int = Field(default=2, ge=1, le=1000)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    #: fraction of a second added to every slot, so that probes do not all fire at once;
+    #: None spreads probes of a service automatically
+    phase_offset: float | None = Field(default=None, ge=0, lt=1)
+    reuse_connections: bool = False
+    enabled: bool = True
+    #: classification overrides: key is an HTTP status ("503", "5xx") or an SMTP reply
+    #: code ("421") or enhanced code ("4.7.1", "5.3"), value the outcome it means
+    classify: dict[str, Outcome] = Field(default_factory=dict)
+
+    @field_validator("classify")
+    @classmethod
+    def _classify_keys(cls, v: dict[str, Outcome]) -> dict[str, Outcome]:
+        for key in v:
+            if not re.fullmatch(r"[1-5](\d\d|xx)|[245](\.\d{1,3}){1,2}", key):
+                raise ValueError(f"classify key {key!r} is not a status code, 'Nxx' or x.y.z")
+        return v
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +160,19 @@ class Probe(Protocol):
     async def close(self) -> None: ...
 
 
-ProbeFactory = Callable[[Any, "Clock"], Probe]
+class ProbeType(Protocol):
+    """A probe implementation as the registry holds it: the class, carrying its model."""
 
-#: config `type` → factory taking (probe config model, clock)
-PROBES: dict[str, ProbeFactory] = {}
+    @property
+    def config_model(self) -> type[ProbeBase]: ...
+
+    def __call__(self, config: Any, clock: Clock, /) -> Probe: ...
+
+
+ProbeFactory = ProbeType
+
+#: config `type` → the probe class, built as ``PROBES[cfg.type](cfg, clock)``
+PROBES: dict[str, ProbeType] = {}
 
 
 def register(type_name: str) -> Callable[[ProbeFactory], ProbeFactory]:

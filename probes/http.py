@@ -25,8 +25,9 @@ import asyncio
 import re
 import socket
 import ssl
+from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 import aiohappyeyeballs
 import aiohttp
@@ -38,11 +39,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_parser import HttpResponseParser
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
+from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
+from monitor.schema import secret_map
 from probes import classify
 from probes.base import (
     Outcome,
+    ProbeBase,
     ProbeConfigError,
     ProbeContext,
     Result,
@@ -52,7 +56,6 @@ from probes.base import (
 
 if TYPE_CHECKING:
     from monitor.clock import Clock
-    from monitor.config import HttpProbeConfig
 
 #: read at most this much of a body; enough to see it flow, bounded in memory and CPU
 MAX_BODY = 64 * 1024
@@ -69,6 +72,29 @@ HAPPY_EYEBALLS_DELAY = 0.25
 READ_BUFSIZE = 2**16
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
+
+
+class HttpProbeConfig(ProbeBase):
+    type: Literal["http"] = "http"
+    channel: Literal["api", "smtp", "control"] = "api"
+    url: str = Field(pattern=r"^https?://")
+    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] = "GET"
+    #: header values may be secrets (`env:NAME`), e.g. Authorization = "env:SPARKPOST_API_KEY"
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    body: str | None = None
+    expect_status: list[int] = Field(default_factory=lambda: list(range(200, 300)))
+    verify_tls: bool = True
+    ca_file: Path | None = None
+
+    _hdr = field_validator("headers", mode="before")(classmethod(lambda cls, v: secret_map(v)))
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, v: list[int]) -> list[int]:
+        bad = [s for s in v if not 100 <= s <= 599]
+        if bad or not v:
+            raise ValueError("expect_status needs HTTP status codes between 100 and 599")
+        return v
 
 
 class _Marks:
@@ -285,6 +311,8 @@ def exception_outcome(exc: BaseException) -> Outcome:
 @register("http")
 class HttpProbe:
     """One configured HTTP probe; `run` performs one request."""
+
+    config_model = HttpProbeConfig
 
     def __init__(self, config: HttpProbeConfig, clock: Clock) -> None:
         self.name: str = config.name

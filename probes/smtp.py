@@ -26,15 +26,19 @@ import re
 import socket
 import ssl
 from email.header import Header
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import aiosmtplib
 from aiosmtplib import SMTP
 from aiosmtplib.email import quote_address
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from monitor.schema import secret
 from probes import classify
 from probes.base import (
     Outcome,
+    ProbeBase,
     ProbeConfigError,
     ProbeContext,
     Result,
@@ -44,11 +48,11 @@ from probes.base import (
 
 if TYPE_CHECKING:
     from monitor.clock import Clock
-    from monitor.config import SmtpProbeConfig
 
-#: the stages of a session in order; a config's `depth` names the last one to run.
-#: (Same as monitor.config.SMTP_DEPTHS, not imported: monitor.config imports probes.)
-STAGES: tuple[str, ...] = ("connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data")
+#: the stages of a session in order; a config's `depth` names the last one to run
+SmtpDepth = Literal["connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data"]
+STAGES: tuple[str, ...] = get_args(SmtpDepth)
+SMTP_DEPTHS = STAGES
 
 #: AUTH mechanisms in order of preference (SparkPost documents AUTH LOGIN)
 AUTH_PREFERENCE: tuple[str, ...] = ("login", "plain", "cram-md5")
@@ -116,9 +120,46 @@ def exception_outcome(exc: BaseException, overrides: dict[str, Outcome]) -> Outc
     return Outcome.PROBE_ERROR
 
 
+class SmtpProbeConfig(ProbeBase):
+    type: Literal["smtp"] = "smtp"
+    channel: Literal["api", "smtp", "control"] = "smtp"
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ehlo_name: str | None = None
+    mail_from: str = "availmon@localhost"
+    rcpt_to: str = "probe@availmon.sink.sparkpostmail.com"
+    subject: str = "availmon probe"
+    #: extra headers in the probe message (e.g. X-MSYS-API for campaign ids)
+    message_headers: dict[str, str] = Field(default_factory=dict)
+    depth: SmtpDepth = "data"
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _password(cls, v: Any) -> Any:
+        return secret(v)
+
+    @model_validator(mode="after")
+    def _auth_pairs(self) -> SmtpProbeConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        if self.depth == "starttls" and self.tls != "starttls":
+            raise ValueError("depth 'starttls' needs tls = 'starttls'")
+        if self.depth == "auth" and self.username is None:
+            raise ValueError("depth 'auth' needs username and password")
+        return self
+
+
 @register("smtp")
 class SmtpProbe:
     """One configured SMTP probe; `run` performs one injection."""
+
+    config_model = SmtpProbeConfig
 
     def __init__(self, config: SmtpProbeConfig, clock: Clock) -> None:
         if config.reuse_connections:

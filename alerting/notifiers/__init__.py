@@ -6,22 +6,21 @@ follows `alerting.notifiers.base.Notifier`. `build_notifiers` builds and validat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 import aiohttp
 
 from alerting.notifiers.alertmanager import AlertmanagerNotifier
-from alerting.notifiers.base import Notifier, TransportError
+from alerting.notifiers.base import Notifier, NotifierBase, NotifierType, TransportError
 from alerting.notifiers.email import EmailNotifier
 from alerting.notifiers.opsgenie import OpsgenieNotifier
 from alerting.notifiers.pagerduty import PagerDutyNotifier
 from alerting.notifiers.slack import SlackNotifier
 from alerting.notifiers.webhook import WebhookNotifier
 from monitor.clock import Clock
-from monitor.config import NotifierBase
 
-NOTIFIERS: Mapping[str, Callable[[Any, aiohttp.ClientSession, Clock], Notifier]] = {
+#: config `type` → the notifier class (one line per notifier module)
+NOTIFIERS: Mapping[str, NotifierType] = {
     "pagerduty": PagerDutyNotifier,
     "opsgenie": OpsgenieNotifier,
     "alertmanager": AlertmanagerNotifier,
@@ -37,7 +36,7 @@ def build_notifiers(
     """name → notifier for every config; raises `ConfigError` (one line) for a bad one."""
     built: dict[str, Notifier] = {}
     for cfg in configs:
-        notifier = NOTIFIERS[cfg.type](cfg, session, clock)  # type: ignore[attr-defined]
+        notifier = NOTIFIERS[cfg.type](cfg, session, clock)
         notifier.validate()
         built[cfg.name] = notifier
     return built

@@ -20,22 +20,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import aiohttp
+from pydantic import Field
 
-from alerting.notifiers.base import HttpNotifier, Payload, TransportError, rfc3339
+from alerting.notifiers.base import HttpNotifier, NotifierBase, Payload, TransportError, rfc3339
 from monitor.clock import Clock
-from monitor.config import AlertmanagerConfig
 from monitor.store.base import OutboxItem
 
 log = logging.getLogger("availmon.alerting.alertmanager")
+
+
+class AlertmanagerConfig(NotifierBase):
+    type: Literal["alertmanager"] = "alertmanager"
+    url: str = Field(pattern=r"^https?://")  # e.g. http://127.0.0.1:9093
+    resend_every_seconds: float = Field(default=60, ge=5, le=600)
+    labels: dict[str, str] = Field(default_factory=dict)
+
 
 _ALERTNAMES = {"critical": "AvailmonCriticalIssue", "non_critical": "AvailmonNonCriticalIssue"}
 
 
 class AlertmanagerNotifier(HttpNotifier):
     type = "alertmanager"
+    config_model = AlertmanagerConfig
     config: AlertmanagerConfig
     handlers: ClassVar[dict[str, str]] = {
         "trigger": "fire",

@@ -27,19 +27,37 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import aiohttp
+from pydantic import Field
 from yarl import URL
 
 from monitor.clock import Clock
-from monitor.config import NotifierBase
+from monitor.schema import ConfigModel
 from monitor.store.base import OutboxItem
 
 #: the events the incident policy emits; notifiers map each one to a vendor action
 EVENTS = ("trigger", "update", "acknowledge", "recover", "resolve")
 
 _SNIPPET = 300  # characters of a receiver's error body kept in the message
+
+
+Tier = Literal["critical", "escalation", "ticket"]
+
+
+class NotifierBase(ConfigModel):
+    """What every notifier's config has; each notifier type subclasses it beside its code."""
+
+    #: the registry key; each subclass narrows it to its own Literal
+    type: str
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    tiers: list[Tier] = Field(default_factory=lambda: list[Tier](["critical"]), min_length=1)
+    #: services whose incidents this notifier receives (None: all)
+    services: list[str] | None = None
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+    #: give up (and record a permanent failure) after this many tries
+    max_tries: int = Field(default=12, ge=1, le=1000)
 
 
 class TransportError(Exception):
@@ -70,6 +88,17 @@ class Notifier(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class NotifierType(Protocol):
+    """A notifier implementation as the registry holds it: the class, carrying its model."""
+
+    @property
+    def config_model(self) -> type[NotifierBase]: ...
+
+    def __call__(
+        self, config: Any, session: aiohttp.ClientSession, clock: Clock, /
+    ) -> Notifier: ...
 
 
 @runtime_checkable

@@ -13,15 +13,30 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formatdate
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import aiohttp
 import aiosmtplib
+from pydantic import Field, SecretStr, field_validator
 
-from alerting.notifiers.base import EVENTS, Payload, TransportError, clip, redact
+from alerting.notifiers.base import EVENTS, NotifierBase, Payload, TransportError, clip, redact
 from monitor.clock import Clock
-from monitor.config import ConfigError, EmailConfig
+from monitor.schema import ConfigError, secret
 from monitor.store.base import OutboxItem
+
+
+class EmailConfig(NotifierBase):
+    type: Literal["email"] = "email"
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
+    verify_tls: bool = True
+    username: str | None = None
+    password: SecretStr | None = None
+    mail_from: str
+    to: list[str] = Field(min_length=1)
+    _sec = field_validator("password", mode="before")(classmethod(lambda cls, v: secret(v)))
+
 
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
@@ -63,6 +78,7 @@ async def send_via(config: EmailConfig, message: EmailMessage) -> None:
 
 class EmailNotifier:
     type = "email"
+    config_model = EmailConfig
     handlers: ClassVar[frozenset[str]] = frozenset(EVENTS)
 
     def __init__(self, config: EmailConfig, session: aiohttp.ClientSession, clock: Clock):

@@ -16,14 +16,25 @@ The alias holds slashes, so it is percent-encoded into the path.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
+from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
-from alerting.notifiers.base import HttpNotifier, Payload, clip, fit_key
-from monitor.config import ConfigError, OpsgenieConfig
+from alerting.notifiers.base import HttpNotifier, NotifierBase, Payload, clip, fit_key
+from monitor.schema import ConfigError, secret
 from monitor.store.base import OutboxItem
+
+
+class OpsgenieConfig(NotifierBase):
+    type: Literal["opsgenie"] = "opsgenie"
+    api_key: SecretStr
+    url: str = Field(default="https://api.opsgenie.com", pattern=r"^https?://")
+    priority: Literal["P1", "P2", "P3", "P4", "P5"] = "P1"
+    responders: list[dict[str, str]] = Field(default_factory=list)
+    _sec = field_validator("api_key", mode="before")(classmethod(lambda cls, v: secret(v)))
+
 
 _RESPONDER_TYPES = ("team", "user", "escalation", "schedule")
 _ACTIONS = {"acknowledge": "acknowledge", "resolve": "close"}
@@ -31,6 +42,7 @@ _ACTIONS = {"acknowledge": "acknowledge", "resolve": "close"}
 
 class OpsgenieNotifier(HttpNotifier):
     type = "opsgenie"
+    config_model = OpsgenieConfig
     config: OpsgenieConfig
     handlers: ClassVar[dict[str, str]] = {
         "trigger": "create",

@@ -19,13 +19,24 @@ PagerDuty answers 202; 429 (about 120 events a minute per key) and 5xx are retri
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from alerting.notifiers.base import HttpNotifier, Payload, clip, fit_key, rfc3339
-from monitor.config import ConfigError, PagerDutyConfig
+from pydantic import Field, SecretStr, field_validator
+
+from alerting.notifiers.base import HttpNotifier, NotifierBase, Payload, clip, fit_key, rfc3339
+from monitor.schema import ConfigError, secret
 from monitor.store.base import OutboxItem
 
+
 #: incident fields copied into custom_details (None values left out)
+class PagerDutyConfig(NotifierBase):
+    type: Literal["pagerduty"] = "pagerduty"
+    routing_key: SecretStr
+    url: str = Field(default="https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://")
+    severity: Literal["critical", "error", "warning", "info"] = "critical"
+    _sec = field_validator("routing_key", mode="before")(classmethod(lambda cls, v: secret(v)))
+
+
 _DETAILS = (
     "id", "service", "severity", "state", "kind", "opened_at", "acknowledged_at",
     "acknowledged_by", "recovered_at", "resolved_at", "resolved_by", "first_unavailable",
@@ -36,6 +47,7 @@ _DETAILS = (
 
 class PagerDutyNotifier(HttpNotifier):
     type = "pagerduty"
+    config_model = PagerDutyConfig
     config: PagerDutyConfig
     handlers: ClassVar[dict[str, str]] = {
         "trigger": "trigger",

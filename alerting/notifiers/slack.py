@@ -9,13 +9,21 @@ name only its host.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from pydantic import SecretStr, field_validator
 from yarl import URL
 
-from alerting.notifiers.base import HttpNotifier, Payload, clip
-from monitor.config import ConfigError, SlackConfig
+from alerting.notifiers.base import HttpNotifier, NotifierBase, Payload, clip
+from monitor.schema import ConfigError, secret
 from monitor.store.base import OutboxItem
+
+
+class SlackConfig(NotifierBase):
+    type: Literal["slack"] = "slack"
+    webhook_url: SecretStr
+    _sec = field_validator("webhook_url", mode="before")(classmethod(lambda cls, v: secret(v)))
+
 
 _EMOJI = {
     "trigger": ":rotating_light:",
@@ -28,6 +36,7 @@ _EMOJI = {
 
 class SlackNotifier(HttpNotifier):
     type = "slack"
+    config_model = SlackConfig
     config: SlackConfig
     handlers: ClassVar[dict[str, str]] = {e: "message" for e in _EMOJI}
 

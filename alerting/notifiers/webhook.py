@@ -44,11 +44,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from alerting.notifiers.base import EVENTS, HttpNotifier, Payload, encode_json, post_bytes
-from monitor.config import WebhookConfig
+from pydantic import Field, SecretStr, field_validator
+
+from alerting.notifiers.base import (
+    EVENTS,
+    HttpNotifier,
+    NotifierBase,
+    Payload,
+    encode_json,
+    post_bytes,
+)
+from monitor.schema import secret, secret_map
 from monitor.store.base import OutboxItem
+
+
+class WebhookConfig(NotifierBase):
+    type: Literal["webhook"] = "webhook"
+    url: str = Field(pattern=r"^https?://")
+    #: HMAC-SHA256 key; the signature goes in header X-Availmon-Signature: sha256=<hex>
+    secret: SecretStr | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    _sec = field_validator("secret", mode="before")(classmethod(lambda cls, v: secret(v)))
+
+    _hdr = field_validator("headers", mode="before")(classmethod(lambda cls, v: secret_map(v)))
+
 
 SCHEMA = "availmon.notification/v1"
 
@@ -60,6 +81,7 @@ def signature(secret: str, body: bytes) -> str:
 
 class WebhookNotifier(HttpNotifier):
     type = "webhook"
+    config_model = WebhookConfig
     config: WebhookConfig
     handlers: ClassVar[dict[str, str]] = {e: "deliver" for e in EVENTS}
 

@@ -14,9 +14,8 @@ import aiohttp
 import pytest
 
 from alerting.notifiers import NOTIFIERS
-from alerting.notifiers.alertmanager import AlertmanagerNotifier
+from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from monitor.clock import SystemClock
-from monitor.config import AlertmanagerConfig
 from monitor.store.base import OutboxItem
 from tests.loopback import free_port
 

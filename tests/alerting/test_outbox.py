@@ -21,9 +21,9 @@ from aiohttp.test_utils import TestServer
 
 from alerting.notifiers import NOTIFIERS
 from alerting.notifiers.base import TransportError
+from alerting.notifiers.webhook import WebhookConfig
 from alerting.outbox import Dispatcher
 from monitor.clock import FakeClock
-from monitor.config import WebhookConfig
 from monitor.store.base import Incident, OutboxItem
 from monitor.store.sqlite import SQLiteStore
 
@@ -450,8 +450,7 @@ async def test_item_written_before_a_sigkill_is_delivered_exactly_once_after_res
 async def test_restore_hands_stateful_notifiers_their_sent_items(
     store: SQLiteStore, clock: FakeClock, session: aiohttp.ClientSession
 ) -> None:
-    from alerting.notifiers.alertmanager import AlertmanagerNotifier
-    from monitor.config import AlertmanagerConfig
+    from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 
     inc = new_incident(store)
     sent, _ = store.enqueue([item(inc, "am", "trigger", 1), item(inc, "am", "resolve", 2)])

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
-from monitor.config import ConfigError, load
+from monitor.config import load
+from monitor.schema import ConfigError
 
 DATA = Path(__file__).resolve().parent.parent / "testdata"
 GOOD = sorted((DATA / "good").glob("*.toml"))
@@ -70,7 +71,7 @@ def test_secret_from_file(tmp_path: Path) -> None:
         '[[services]]\nname = "s"\n[[services.probes]]\ntype = "http"\nname = "api"\n'
         f'url = "https://x/"\nheaders = {{ Authorization = "file:{secret}" }}\n'
     )
-    header = load(cfg).services[0].probes[0].headers["Authorization"]  # type: ignore[union-attr]
+    header = load(cfg).services[0].probes[0].headers["Authorization"]  # type: ignore[attr-defined]
     assert header.get_secret_value() == "from-a-file"
 
 

@@ -792,8 +792,7 @@ def _case_id(fault: str, params: dict[str, Any]) -> str:
 async def test_http_probe_sees_what_the_simulator_expects(
     sim: Simulator, fault: str, params: dict[str, Any]
 ) -> None:
-    from monitor.config import HttpProbeConfig
-    from probes.http import HttpProbe
+    from probes.http import HttpProbe, HttpProbeConfig
 
     # a hang is waited out by the probe: long enough for a loaded machine's request to
     # reach the hang, short enough for a quick test; the other faults end at once
@@ -831,8 +830,7 @@ async def test_http_probe_sees_what_the_simulator_expects(
 async def test_smtp_probe_sees_what_the_simulator_expects(
     sim: Simulator, fault: str, params: dict[str, Any]
 ) -> None:
-    from monitor.config import SmtpProbeConfig
-    from probes.smtp import SmtpProbe
+    from probes.smtp import SmtpProbe, SmtpProbeConfig
 
     timeout = 1.0 if fault == "hang" else 10.0
     probe = SmtpProbe(

@@ -17,9 +17,10 @@ from collections import Counter
 from typing import Any
 
 from monitor.clock import SystemClock
-from monitor.config import HttpProbeConfig, SmtpProbeConfig
 from probes import PROBES
 from probes.base import ProbeContext
+from probes.http import HttpProbeConfig
+from probes.smtp import SmtpProbeConfig
 
 
 async def measure(spec: dict[str, Any]) -> dict[str, Any]:

@@ -15,10 +15,9 @@ import pytest
 from aiohttp import web
 
 from monitor.clock import SystemClock
-from monitor.config import HttpProbeConfig
 from probes import PROBES
 from probes.base import Outcome, ProbeConfigError, ProbeContext, Result
-from probes.http import MAX_BODY, HttpProbe
+from probes.http import MAX_BODY, HttpProbe, HttpProbeConfig
 
 SECRET = "sk-live-0123456789abcdef"
 MakeCtx = Callable[..., ProbeContext]

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from monitor.clock import SystemClock
-from monitor.config import HttpProbeConfig, SmtpProbeConfig
 from monitor.simulator import Simulator
 from probes import PROBES
 from probes.base import ProbeContext
+from probes.http import HttpProbeConfig
+from probes.smtp import SmtpProbeConfig
 
 MakeCtx = Callable[..., ProbeContext]
 

@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 
 from monitor.clock import SystemClock
-from monitor.config import SMTP_DEPTHS, SmtpProbeConfig
 from probes import PROBES
 from probes.base import Outcome, ProbeConfigError, ProbeContext, Result
-from probes.smtp import STAGES, SmtpProbe
+from probes.smtp import SMTP_DEPTHS, STAGES, SmtpProbe, SmtpProbeConfig
 from tests.probes.smtpd import DROP, HANG, Misbehaviour, SmtpServer, smtp_server
 
 PASSWORD = "sp-api-key-fedcba9876543210"

@@ -12,10 +12,9 @@ import pytest
 from aiohttp import web
 
 from alerting.notifiers import NOTIFIERS
-from alerting.notifiers.alertmanager import AlertmanagerNotifier
+from alerting.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from alerting.notifiers.base import Restorable, TransportError
 from monitor.clock import FakeClock
-from monitor.config import AlertmanagerConfig
 
 
 async def alertmanager(req: Any) -> web.Response:

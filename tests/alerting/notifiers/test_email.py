@@ -14,9 +14,9 @@ from pydantic import SecretStr
 
 from alerting.notifiers import NOTIFIERS
 from alerting.notifiers.base import TransportError
-from alerting.notifiers.email import EmailNotifier
+from alerting.notifiers.email import EmailConfig, EmailNotifier
 from monitor.clock import FakeClock
-from monitor.config import ConfigError, EmailConfig
+from monitor.schema import ConfigError
 from tests.loopback import Recorder, free_port, mail_sink
 
 

@@ -12,9 +12,9 @@ from pydantic import SecretStr
 
 from alerting.notifiers import NOTIFIERS
 from alerting.notifiers.base import TransportError
-from alerting.notifiers.opsgenie import OpsgenieNotifier
+from alerting.notifiers.opsgenie import OpsgenieConfig, OpsgenieNotifier
 from monitor.clock import FakeClock
-from monitor.config import ConfigError, OpsgenieConfig
+from monitor.schema import ConfigError
 
 KEY = "eb243592-faa2-4ba2-a551q-1afdf565c889"
 PRIORITIES = {"P1", "P2", "P3", "P4", "P5"}

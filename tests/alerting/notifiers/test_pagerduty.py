@@ -13,9 +13,9 @@ from pydantic import SecretStr
 
 from alerting.notifiers import NOTIFIERS
 from alerting.notifiers.base import TransportError
-from alerting.notifiers.pagerduty import PagerDutyNotifier
+from alerting.notifiers.pagerduty import PagerDutyConfig, PagerDutyNotifier
 from monitor.clock import FakeClock
-from monitor.config import ConfigError, PagerDutyConfig
+from monitor.schema import ConfigError
 
 KEY = "R0ut1ngKeyR0ut1ngKeyR0ut1ngKey01"  # 32 characters, like an integration key
 SEVERITIES = {"critical", "error", "warning", "info"}

@@ -10,8 +10,8 @@ from pydantic import SecretStr
 
 from alerting.notifiers import NOTIFIERS
 from alerting.notifiers.base import TransportError
+from alerting.notifiers.slack import SlackConfig
 from monitor.clock import FakeClock
-from monitor.config import SlackConfig
 
 HOOK = "/services/T00000000/B00000000/aBcDeFgHiJkLmNoPqRsTuVwX"
 

@@ -12,9 +12,8 @@ from aiohttp import web
 
 from alerting.notifiers import NOTIFIERS
 from alerting.notifiers.base import TransportError
-from alerting.notifiers.webhook import SCHEMA
+from alerting.notifiers.webhook import SCHEMA, WebhookConfig
 from monitor.clock import FakeClock
-from monitor.config import WebhookConfig
 
 SECRET = "whsec-0123456789abcdef"
 
