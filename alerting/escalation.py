@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from alerting.model import IncidentState, Severity
 from monitor.calendar import BusinessCalendar
 from monitor.clock import Clock
 from monitor.config import Settings
@@ -116,7 +117,7 @@ def summary_line(incident: Incident, event: str, tier: str) -> str:
         return clip(f"ESCALATED (not acknowledged in time): {head}")
     if event == "update":
         state = incident.state
-        if incident.severity == "critical":
+        if incident.severity == Severity.CRITICAL:
             since = iso(incident.first_unavailable)[11:]
             return fit(
                 f"UPDATE: {incident.service}",
@@ -345,11 +346,11 @@ class Escalation:
 
     def run(self, incident: Incident, now: float) -> Incident:
         """Do what is due at `now` for `incident`; returns it (persisted when changed)."""
-        if incident.severity != "critical" or incident.state == "resolved":
+        if incident.severity != Severity.CRITICAL or incident.state == IncidentState.RESOLVED:
             return incident
         cfg = self._settings.service(incident.service).critical
         if (
-            incident.state == "open"
+            incident.state == IncidentState.OPEN
             and incident.acknowledged_at is None
             and incident.ack_breached_at is None
             and incident.ack_due_at is not None

@@ -26,13 +26,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from alerting.escalation import Herald, Notice, incident_json, iso
+from alerting.model import IncidentState, Severity
 from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.store.base import Incident, IncidentEvent, Store
 
-STATES = ("open", "acknowledged", "recovered", "resolved")
-ACTIVE_STATES = ("open", "acknowledged", "recovered")
-SEVERITIES = ("critical", "non_critical")
+STATES: tuple[str, ...] = tuple(IncidentState)
+SEVERITIES: tuple[str, ...] = tuple(Severity)
 
 
 class IncidentStateError(Exception):
@@ -83,7 +83,7 @@ class Incidents:
     def ack(self, incident_id: int, by: str) -> Incident:
         by = _who(by)
         incident = self._store.get_incident(incident_id)
-        if incident.state == "resolved":
+        if incident.state == IncidentState.RESOLVED:
             raise IncidentStateError(
                 f"incident {incident_id} is resolved; there is nothing to acknowledge"
             )
@@ -95,10 +95,10 @@ class Incidents:
         now = self._clock.wall()
         incident.acknowledged_at = now
         incident.acknowledged_by = by
-        if incident.state == "open":
-            incident.state = "acknowledged"
+        if incident.state == IncidentState.OPEN:
+            incident.state = IncidentState.ACKNOWLEDGED
         notices: list[Notice] = []
-        if incident.severity == "critical":
+        if incident.severity == Severity.CRITICAL:
             notices.append(Notice("acknowledge", "critical"))
             if incident.data.get("escalated"):
                 notices.append(Notice("acknowledge", "escalation"))
@@ -111,7 +111,7 @@ class Incidents:
     def resolve(self, incident_id: int, by: str, note: str = "") -> Incident:
         by = _who(by)
         incident = self._store.get_incident(incident_id)
-        if incident.state == "resolved":
+        if incident.state == IncidentState.RESOLVED:
             raise IncidentStateError(
                 f"incident {incident_id} is already resolved by {incident.resolved_by} "
                 f"at {iso(incident.resolved_at)}"
@@ -183,7 +183,7 @@ class Incidents:
         at: float,
     ) -> Incident:
         """Create the incident described by `template` (id 0) and page its first tier."""
-        if template.severity == "critical":
+        if template.severity == Severity.CRITICAL:
             cfg = self._settings.service(template.service).critical
             template.ack_due_at = at + cfg.ack_within_minutes * 60
             template.next_update_at = at + cfg.update_every_minutes * 60
@@ -201,9 +201,10 @@ class Incidents:
     def relapse(self, incident: Incident, second: int, *, at: float) -> Incident:
         """Unavailability is back within reopen_within_seconds: the same incident goes on,
         without a new page."""
-        if incident.state != "recovered":
+        if incident.state != IncidentState.RECOVERED:
             raise IncidentStateError(f"incident {incident.id} is {incident.state}, not recovered")
-        incident.state = "acknowledged" if incident.acknowledged_at is not None else "open"
+        acked = incident.acknowledged_at is not None
+        incident.state = IncidentState.ACKNOWLEDGED if acked else IncidentState.OPEN
         recovered_second = incident.data.pop("recovered_second", None)
         incident.recovered_at = None
         incident.unavailable_seconds += 1
@@ -219,12 +220,12 @@ class Incidents:
     def recover(
         self, incident: Incident, second: int, available_since: int, *, at: float
     ) -> Incident:
-        if incident.state not in ("open", "acknowledged"):
+        if not incident.state.ongoing:
             raise IncidentStateError(f"incident {incident.id} is {incident.state}; cannot recover")
-        incident.state = "recovered"
+        incident.state = IncidentState.RECOVERED
         incident.recovered_at = at
         incident.data["recovered_second"] = second
-        notices = [Notice("recover", "critical")] if incident.severity == "critical" else []
+        notices = [Notice("recover", "critical")] if incident.severity == Severity.CRITICAL else []
         incident, _ = self.herald.record(
             incident,
             "recovered",
@@ -265,12 +266,12 @@ class Incidents:
         at: float | None = None,
     ) -> Incident:
         at = self._clock.wall() if at is None else at
-        incident.state = "resolved"
+        incident.state = IncidentState.RESOLVED
         incident.resolved_at = at
         incident.resolved_by = by
         incident.next_update_at = None
         notices: Sequence[Notice]
-        if incident.severity == "critical":
+        if incident.severity == Severity.CRITICAL:
             notices = [Notice("resolve", "critical")]
             if incident.data.get("escalated"):
                 notices = [*notices, Notice("resolve", "escalation")]

@@ -26,6 +26,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
+from alerting.model import OutboxState
 from alerting.notifiers.base import Notifier, Restorable, TransportError
 from monitor.clock import Clock
 from monitor.store.base import IncidentEvent, OutboxItem, Store
@@ -125,7 +126,7 @@ class Dispatcher:
             return
         items = await asyncio.to_thread(self.store.outbox)
         for name, notifier in stateful.items():
-            sent = [i for i in items if i.notifier == name and i.state == "sent"]
+            sent = [i for i in items if i.notifier == name and i.state == OutboxState.SENT]
             try:
                 notifier.restore(sent)
             except Exception:
@@ -236,10 +237,10 @@ class Dispatcher:
         tries = item.tries + 1 if counted else item.tries
         data: dict[str, object] = {"notifier": item.notifier, "event": item.event, "tries": tries}
         if error is None:
-            done = replace(item, tries=tries, state="sent", sent_at=now, last_error=None)
+            done = replace(item, tries=tries, state=OutboxState.SENT, sent_at=now, last_error=None)
             kind, outcome = "notified", "sent"
         elif error.permanent or tries >= max_tries:
-            done = replace(item, tries=tries, state="failed", last_error=error.message)
+            done = replace(item, tries=tries, state=OutboxState.FAILED, last_error=error.message)
             kind, outcome = "notify_failed", "failed"
             data["error"] = error.message
         else:

@@ -67,7 +67,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from alerting.escalation import Escalation, Herald, Notice, clip, fit, iso
-from alerting.incidents import ACTIVE_STATES, Incidents
+from alerting.incidents import Incidents
+from alerting.model import ACTIVE_STATES, IncidentState, Severity
 from monitor.clock import Clock
 from monitor.config import ServiceConfig, Settings
 from monitor.store.base import Incident, NotFound, Run, Store
@@ -180,7 +181,7 @@ class Policy:
                 self._active[incident.id] = incident
         for incident in sorted(self._active.values(), key=lambda i: i.id):
             w = self._watch[incident.service]
-            if incident.severity == "critical":
+            if incident.severity == Severity.CRITICAL:
                 w.critical_id = incident.id
             else:
                 w.nc_id = incident.id
@@ -283,7 +284,7 @@ class Policy:
     def _unavailable(self, w: _Watch, s: int, channels: list[str], now: float) -> None:
         cc = w.cfg.critical
         inc = self._get(w.critical_id)
-        if inc is not None and inc.state in ("open", "acknowledged"):
+        if inc is not None and inc.state.ongoing:
             inc.unavailable_seconds += 1
             inc.last_unavailable = s
             _merge_channels(inc, channels)
@@ -291,7 +292,7 @@ class Policy:
             if s - since + 1 >= FLUSH_EVERY:
                 self._flush(inc.id)
             return
-        if inc is not None and inc.state == "recovered":
+        if inc is not None and inc.state == IncidentState.RECOVERED:
             recovered = int(inc.data.get("recovered_second", s))
             if s - recovered <= cc.reopen_within_seconds:
                 _merge_channels(inc, channels)
@@ -310,8 +311,8 @@ class Policy:
         template = Incident(
             id=0,
             service=w.cfg.name,
-            severity="critical",
-            state="open",
+            severity=Severity.CRITICAL,
+            state=IncidentState.OPEN,
             kind="unavailable",
             dedup_key="",
             opened_at=now,
@@ -339,7 +340,7 @@ class Policy:
         inc = self._get(w.critical_id)
         if (
             inc is not None
-            and inc.state in ("open", "acknowledged")
+            and inc.state.ongoing
             and w.streak >= w.cfg.critical.recover_after_seconds
         ):
             inc = self.incidents.recover(inc, s, s - w.streak + 1, at=now)
@@ -357,7 +358,7 @@ class Policy:
     def _non_critical(self, w: _Watch, s: int, now: float) -> None:
         ncc = w.cfg.non_critical
         crit = self._get(w.critical_id)
-        if crit is not None and crit.state in ("open", "acknowledged"):
+        if crit is not None and crit.state.ongoing:
             return
         found: dict[str, str] = {}
         if len(w.nc_unav) >= ncc.min_unavailable_seconds:
@@ -427,8 +428,8 @@ class Policy:
         template = Incident(
             id=0,
             service=w.cfg.name,
-            severity="non_critical",
-            state="open",
+            severity=Severity.NON_CRITICAL,
+            state=IncidentState.OPEN,
             kind=kind,
             dedup_key="",
             opened_at=now,
@@ -450,8 +451,8 @@ class Policy:
             self._active[inc.id] = inc
             minutes = self._settings.service(inc.service).critical.auto_resolve_after_minutes
             if (
-                inc.severity == "critical"
-                and inc.state == "recovered"
+                inc.severity == Severity.CRITICAL
+                and inc.state == IncidentState.RECOVERED
                 and minutes is not None
                 and inc.recovered_at is not None
                 and now - inc.recovered_at >= minutes * 60
@@ -509,7 +510,7 @@ class Policy:
                 max(fresh.last_unavailable or 0, mine.last_unavailable or 0) or None
             )
             _merge_channels(fresh, list(mine.data.get("channels", [])))
-        if fresh.state != "resolved":
+        if fresh.state != IncidentState.RESOLVED:
             self._active[incident_id] = fresh
             return
         w = self._watch[fresh.service]
@@ -537,7 +538,7 @@ class Policy:
 
         crit = self._get(w.critical_id)
         floor = start - 1  # Non-Critical seconds must be later than this
-        if crit is not None and crit.state in ("open", "acknowledged"):
+        if crit is not None and crit.state.ongoing:
             floor = last
         elif crit is not None:
             floor = max(floor, int(crit.data.get("recovered_second", floor)))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from alerting.model import IncidentState, Severity
 from monitor import __version__
 from monitor.store.base import NotFound
 
@@ -213,10 +214,10 @@ async def incidents(request: web.Request) -> web.Response:
     d = _daemon(request)
     q = request.query
     severity = q.get("severity")
-    if severity not in (None, "critical", "non_critical"):
+    if severity is not None and severity not in tuple(Severity):
         raise BadRequest("severity: one of critical, non_critical")
     state = q.get("state")
-    if state not in (None, "open", "acknowledged", "recovered", "resolved"):
+    if state is not None and state not in tuple(IncidentState):
         raise BadRequest("state: one of open, acknowledged, recovered, resolved")
     try:
         limit = int(q.get("limit", "100"))

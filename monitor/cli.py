@@ -18,6 +18,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, NoReturn
 
+from alerting.model import IncidentState, Severity
 from monitor import __version__
 from monitor.config import Settings, load
 from monitor.schema import ConfigError
@@ -117,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     isub = inc.add_subparsers(dest="action", required=True, parser_class=_Parser)
     il = isub.add_parser("list")
     il.add_argument("--service")
-    il.add_argument("--state", choices=["open", "acknowledged", "recovered", "resolved"])
-    il.add_argument("--severity", choices=["critical", "non_critical"])
+    il.add_argument("--state", choices=list(IncidentState))
+    il.add_argument("--severity", choices=list(Severity))
     il.add_argument("--json", action="store_true")
     ish = isub.add_parser("show")
     ish.add_argument("id", type=int)

@@ -21,6 +21,7 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from alerting.model import IncidentState, Severity
 from monitor.clock import Clock, SystemClock
 from monitor.config import Settings
 from monitor.detector import Detector
@@ -400,10 +401,10 @@ class Daemon:
         assert store is not None
         counts: collections.Counter[tuple[str, str]] = collections.Counter()
         for inc in store.list_incidents(limit=10_000):
-            if inc.state != "resolved":
+            if inc.state != IncidentState.RESOLVED:
                 counts[(inc.service, inc.severity)] += 1
         for svc in self.settings.services:
-            for severity in ("critical", "non_critical"):
+            for severity in Severity:
                 self.metrics.incidents_open.labels(svc.name, severity).set(
                     counts[(svc.name, severity)]
                 )

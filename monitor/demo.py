@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from aiohttp import web
 
+from alerting.model import Severity
 from monitor.config import Settings, load
 from monitor.daemon import Daemon
 from monitor.simulator import DEFAULT_SCENARIO, ScenarioStep, Simulator, load_scenario
@@ -277,7 +278,7 @@ async def run_demo(
 def _critical(daemon: Daemon) -> Any:
     if daemon.store is None:
         return None
-    rows = daemon.store.list_incidents(service="simulated", severity="critical")
+    rows = daemon.store.list_incidents(service="simulated", severity=Severity.CRITICAL)
     return min(rows, key=lambda i: i.id) if rows else None
 
 

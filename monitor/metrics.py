@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from alerting.model import Severity
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, Verdict
 from probes.base import Attempt, Outcome
 
@@ -118,7 +119,7 @@ class Metrics:
                 for v in VERDICT_LABELS:
                     self.seconds.labels(service, channel, v)
                     self.verdict.labels(service, channel, v)
-            for severity in ("critical", "non_critical"):
+            for severity in Severity:
                 self.incidents_open.labels(service, severity)
             self.month_unavailable.labels(service)
         for name in notifiers:

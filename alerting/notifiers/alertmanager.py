@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal
 import aiohttp
 from pydantic import Field
 
+from alerting.model import Severity
 from alerting.notifiers.base import HttpNotifier, NotifierBase, Payload, TransportError, rfc3339
 from monitor.clock import Clock
 from monitor.store.base import OutboxItem
@@ -39,7 +40,10 @@ class AlertmanagerConfig(NotifierBase):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
-_ALERTNAMES = {"critical": "AvailmonCriticalIssue", "non_critical": "AvailmonNonCriticalIssue"}
+_ALERTNAMES: dict[str, str] = {
+    Severity.CRITICAL: "AvailmonCriticalIssue",
+    Severity.NON_CRITICAL: "AvailmonNonCriticalIssue",
+}
 
 
 class AlertmanagerNotifier(HttpNotifier):

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
+from alerting.model import Severity
 from monitor.clock import SystemClock
 from monitor.config import ServiceConfig, Settings
 from monitor.store.base import Incident, Run, Store
@@ -684,7 +685,7 @@ def _incidents(
             "updates_delivered": delivered,
             "events": len(events),
         }
-        if inc.severity == "critical":
+        if inc.severity == Severity.CRITICAL:
             due = svc.critical.ack_within_minutes * 60.0
             tta = None if inc.acknowledged_at is None else inc.acknowledged_at - inc.opened_at
             if tta is not None:

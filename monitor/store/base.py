@@ -19,11 +19,34 @@ Exception tree::
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from alerting.model import (
+    Incident,
+    IncidentEvent,
+    IncidentState,
+    OutboxItem,
+    OutboxState,
+    Severity,
+)
 from monitor.verdicts import SecondVerdict, UnknownReason, Verdict
 from probes.base import Attempt
+
+__all__ = [
+    "Incident",
+    "IncidentEvent",
+    "IncidentState",
+    "MaintenanceWindow",
+    "MinuteCount",
+    "NotFound",
+    "OutboxItem",
+    "OutboxState",
+    "Run",
+    "Severity",
+    "Store",
+    "StoreError",
+]
 
 
 class StoreError(Exception):
@@ -69,59 +92,6 @@ class MaintenanceWindow:
     end: int  # exclusive
     reason: str = ""
     source: str = "api"  # "config" for windows declared in config.toml
-
-
-@dataclass(slots=True)
-class IncidentEvent:
-    """One line of an incident's timeline (opened, acknowledged, notified, note, ...)."""
-
-    incident_id: int
-    at: float
-    kind: str
-    data: dict[str, Any] = field(default_factory=dict)
-    id: int | None = None
-
-
-@dataclass(slots=True)
-class Incident:
-    id: int
-    service: str
-    severity: str  # "critical" | "non_critical"
-    state: str  # open | acknowledged | recovered | resolved
-    kind: str  # what opened it: "unavailable", "failure_ratio", "blind"
-    dedup_key: str
-    opened_at: float
-    first_unavailable: int | None = None
-    last_unavailable: int | None = None
-    unavailable_seconds: int = 0
-    acknowledged_at: float | None = None
-    acknowledged_by: str | None = None
-    recovered_at: float | None = None
-    resolved_at: float | None = None
-    resolved_by: str | None = None
-    ack_due_at: float | None = None
-    ack_breached_at: float | None = None
-    next_update_at: float | None = None
-    response_due_at: float | None = None  # Non-Critical: due time in business hours
-    summary: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class OutboxItem:
-    """A notification waiting to be (re)sent: one event to one notifier."""
-
-    id: int
-    incident_id: int
-    notifier: str
-    event: str  # trigger | update | escalate | acknowledge | recover | resolve | ...
-    payload: dict[str, Any]
-    created_at: float
-    next_attempt_at: float
-    tries: int = 0
-    state: str = "pending"  # pending | sent | failed (permanent)
-    last_error: str | None = None
-    sent_at: float | None = None
 
 
 class Store(Protocol):

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from alerting.model import OutboxState
 from monitor.store.base import NotFound, OutboxItem, StoreError
 
 _COLUMNS = (
@@ -86,7 +87,7 @@ class OutboxMixin:
                             item,
                             id=int(cur.lastrowid or 0),
                             tries=0,
-                            state="pending",
+                            state=OutboxState.PENDING,
                             last_error=None,
                             sent_at=None,
                         )

@@ -10,6 +10,7 @@ import pytest
 
 from alerting.escalation import Escalation, Herald, Notice, recipients, summary_line
 from alerting.incidents import Incidents
+from alerting.model import IncidentState, Severity
 from alerting.policy import Policy
 from monitor.clock import FakeClock
 from monitor.config import Settings, parse
@@ -72,8 +73,8 @@ class Bench:
         template = Incident(
             id=0,
             service=service,
-            severity=severity,
-            state="open",
+            severity=Severity(severity),
+            state=IncidentState.OPEN,
             kind="unavailable",
             dedup_key="",
             opened_at=self.clock.wall(),
@@ -141,8 +142,8 @@ def test_payload_summary_is_one_short_line() -> None:
     inc = Incident(
         id=7,
         service="s" * 150,
-        severity="critical",
-        state="open",
+        severity=Severity.CRITICAL,
+        state=IncidentState.OPEN,
         kind="unavailable",
         dedup_key="availmon/x/7",
         opened_at=START,
@@ -187,8 +188,8 @@ def test_restore_finishes_an_event_interrupted_between_timeline_and_outbox(
         Incident(
             id=0,
             service="sp",
-            severity="critical",
-            state="open",
+            severity=Severity.CRITICAL,
+            state=IncidentState.OPEN,
             kind="unavailable",
             dedup_key="",
             opened_at=START,

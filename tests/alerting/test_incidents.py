@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from alerting.incidents import Incidents, IncidentStateError
+from alerting.model import IncidentState, Severity
 from monitor.clock import FakeClock
 from monitor.config import Settings, parse
 from monitor.store.base import Incident, NotFound
@@ -48,8 +49,8 @@ class Desk:
         template = Incident(
             id=0,
             service="sp",
-            severity=severity,
-            state="open",
+            severity=Severity(severity),
+            state=IncidentState.OPEN,
             kind="unavailable",
             dedup_key="",
             opened_at=self.clock.wall(),

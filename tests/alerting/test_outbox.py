@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from alerting.model import IncidentState, OutboxState, Severity
 from alerting.notifiers import NOTIFIERS
 from alerting.notifiers.base import TransportError
 from alerting.notifiers.webhook import WebhookConfig
@@ -85,7 +86,7 @@ def item(incident: Incident, notifier: str, event: str = "trigger", seq: int = 1
 
 def new_incident(store: SQLiteStore, service: str = "sparkpost-us") -> Incident:
     return store.create_incident(
-        Incident(0, service, "critical", "open", "unavailable", "", opened_at=T0)
+        Incident(0, service, Severity.CRITICAL, IncidentState.OPEN, "unavailable", "", opened_at=T0)
     )
 
 
@@ -454,7 +455,7 @@ async def test_restore_hands_stateful_notifiers_their_sent_items(
 
     inc = new_incident(store)
     sent, _ = store.enqueue([item(inc, "am", "trigger", 1), item(inc, "am", "resolve", 2)])
-    store.update_outbox(replace(sent, state="sent", tries=1, sent_at=T0))
+    store.update_outbox(replace(sent, state=OutboxState.SENT, tries=1, sent_at=T0))
     # the resolve is still pending: it must not count, the alert is still firing
     am = AlertmanagerNotifier(
         AlertmanagerConfig(name="am", url="http://127.0.0.1:9"), session, clock
@@ -506,7 +507,9 @@ async def test_policy_events_reach_vendors_in_order(
     try:
         herald = Herald(settings, store, clock, on_outbox=d.wake)
         inc, _ = herald.record(
-            Incident(0, "sp", "critical", "open", "unavailable", "", opened_at=T0),
+            Incident(
+                0, "sp", Severity.CRITICAL, IncidentState.OPEN, "unavailable", "", opened_at=T0
+            ),
             "opened",
             notices=[Notice("trigger", "critical")],
         )

@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from alerting.incidents import Incidents
+from alerting.model import IncidentState, Severity
 from monitor.api import make_app
 from monitor.cli import main
 from monitor.clock import FakeClock
@@ -54,8 +55,8 @@ def _seed(store: Store) -> int:
         Incident(
             0,
             "svc",
-            "critical",
-            "open",
+            Severity.CRITICAL,
+            IncidentState.OPEN,
             "unavailable",
             "",
             opened_at=T0 + 6.0,

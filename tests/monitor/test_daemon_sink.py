@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from alerting.model import IncidentState, OutboxState, Severity
 from monitor.clock import FakeClock
 from monitor.config import parse
 from monitor.daemon import Daemon
@@ -82,12 +83,18 @@ async def test_retention_job_prunes_old_evidence_and_old_notifications(tmp_path:
     d = _daemon(tmp_path, clock)
     store = d.store
     assert store is not None
-    inc = store.create_incident(Incident(0, "svc", "critical", "open", "unavailable", "", NOV))
-    store.update_incident(dataclasses.replace(inc, state="resolved", resolved_at=NOV + 60))
+    inc = store.create_incident(
+        Incident(0, "svc", Severity.CRITICAL, IncidentState.OPEN, "unavailable", "", NOV)
+    )
+    store.update_incident(
+        dataclasses.replace(inc, state=IncidentState.RESOLVED, resolved_at=NOV + 60)
+    )
     (sent,) = store.enqueue(
         [OutboxItem(0, inc.id, "pd", "trigger", {"seq": 1}, float(NOV), float(NOV))]
     )
-    store.update_outbox(dataclasses.replace(sent, state="sent", tries=1, sent_at=NOV + 1.0))
+    store.update_outbox(
+        dataclasses.replace(sent, state=OutboxState.SENT, tries=1, sent_at=NOV + 1.0)
+    )
     store.write_minute_counts([MinuteCount("svc", "api", "api", NOV, "ok", 120)])
     await d._prune()  # 400 days kept by default: all of this is older
     assert store.outbox() == []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from alerting.model import IncidentState, Severity
 from monitor.config import Settings
 from monitor.reports.compute import (
     REPORT_KEYS,
@@ -334,8 +335,8 @@ def test_incidents_with_callback_and_updates(store: Store) -> None:
         Incident(
             0,
             "mail",
-            "critical",
-            "resolved",
+            Severity.CRITICAL,
+            IncidentState.RESOLVED,
             "unavailable",
             "",
             opened,
@@ -351,8 +352,8 @@ def test_incidents_with_callback_and_updates(store: Store) -> None:
         Incident(
             0,
             "mail",
-            "critical",
-            "recovered",
+            Severity.CRITICAL,
+            IncidentState.RECOVERED,
             "unavailable",
             "",
             float(T("2026-03-31T23:50:00Z")),
@@ -363,8 +364,8 @@ def test_incidents_with_callback_and_updates(store: Store) -> None:
         Incident(
             0,
             "mail",
-            "critical",
-            "resolved",
+            Severity.CRITICAL,
+            IncidentState.RESOLVED,
             "unavailable",
             "",
             float(T("2026-03-01T00:00:00Z")),

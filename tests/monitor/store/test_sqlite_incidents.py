@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from alerting.model import IncidentState, Severity
 from monitor.store.base import Incident, IncidentEvent, NotFound
 from monitor.store.sqlite import SQLiteStore
 
@@ -22,8 +23,8 @@ def _incident(service: str = "sp-us", **kw: object) -> Incident:
     base = Incident(
         id=0,
         service=service,
-        severity="critical",
-        state="open",
+        severity=Severity.CRITICAL,
+        state=IncidentState.OPEN,
         kind="unavailable",
         dedup_key="",
         opened_at=1_700_000_000.5,
@@ -44,7 +45,7 @@ def test_update_round_trips_every_field(store: SQLiteStore) -> None:
     inc = store.create_incident(_incident(first_unavailable=100, unavailable_seconds=30))
     changed = dataclasses.replace(
         inc,
-        state="acknowledged",
+        state=IncidentState.ACKNOWLEDGED,
         acknowledged_at=1_700_000_100.25,
         acknowledged_by="alice",
         ack_due_at=1_700_000_900.0,
@@ -138,7 +139,7 @@ def test_a_stale_whole_row_write_never_undoes_ack_or_resolve(
     store: SQLiteStore, person: dict[str, object], stale_state: str, expected: str
 ) -> None:
     inc = store.create_incident(_incident())
-    stale = dataclasses.replace(inc, state=stale_state, unavailable_seconds=77)
+    stale = dataclasses.replace(inc, state=IncidentState(stale_state), unavailable_seconds=77)
     store.update_incident(dataclasses.replace(inc, **person))  # type: ignore[arg-type]
     store.update_incident(stale)  # a writer that read the row before the person acted
     got = store.get_incident(inc.id)

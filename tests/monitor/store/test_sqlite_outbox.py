@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from alerting.model import IncidentState, OutboxState, Severity
 from monitor.store.base import Incident, NotFound, OutboxItem, StoreError
 from monitor.store.sqlite import SQLiteStore
 
@@ -80,13 +81,13 @@ def test_due_holds_later_item_behind_earlier_pending_one_of_same_pair(store: SQL
     store.update_outbox(replace(first, tries=1, next_attempt_at=T0 + 60, last_error="HTTP 500"))
     assert [i.id for i in store.due(T0 + 1)] == [other.id]
     # once it is sent, the next item of the pair is due
-    store.update_outbox(replace(first, tries=2, state="sent", sent_at=T0 + 60))
+    store.update_outbox(replace(first, tries=2, state=OutboxState.SENT, sent_at=T0 + 60))
     assert [i.id for i in store.due(T0 + 61)] == [second.id, other.id]
 
 
 def test_failed_item_releases_the_pair(store: SQLiteStore) -> None:
     first, second = store.enqueue([item(seq=1), item(event="update", seq=2)])
-    store.update_outbox(replace(first, tries=12, state="failed", last_error="HTTP 400"))
+    store.update_outbox(replace(first, tries=12, state=OutboxState.FAILED, last_error="HTTP 400"))
     assert [i.id for i in store.due(T0)] == [second.id]
 
 
@@ -98,7 +99,13 @@ def test_due_respects_limit(store: SQLiteStore) -> None:
 def test_update_outbox_persists_fields(store: SQLiteStore) -> None:
     (it,) = store.enqueue([item()])
     store.update_outbox(
-        replace(it, tries=3, state="failed", last_error="HTTP 400: bad", next_attempt_at=T0 + 5)
+        replace(
+            it,
+            tries=3,
+            state=OutboxState.FAILED,
+            last_error="HTTP 400: bad",
+            next_attempt_at=T0 + 5,
+        )
     )
     (got,) = store.outbox(incident_id=1)
     assert (got.tries, got.state, got.last_error, got.next_attempt_at) == (
@@ -136,9 +143,9 @@ def test_items_survive_reopening_the_file(tmp_path: Path) -> None:
 def test_prune_outbox_keeps_pending_items_and_unresolved_incidents(store: SQLiteStore) -> None:
     def incident(state: str, resolved_at: float | None) -> int:
         inc = store.create_incident(
-            Incident(0, "svc", "critical", "open", "unavailable", "", T0 - 10)
+            Incident(0, "svc", Severity.CRITICAL, IncidentState.OPEN, "unavailable", "", T0 - 10)
         )
-        store.update_incident(replace(inc, state=state, resolved_at=resolved_at))
+        store.update_incident(replace(inc, state=IncidentState(state), resolved_at=resolved_at))
         return inc.id
 
     old = incident("resolved", T0 - 5)
@@ -146,9 +153,9 @@ def test_prune_outbox_keeps_pending_items_and_unresolved_incidents(store: SQLite
     open_ = incident("acknowledged", None)
     for inc in (old, recent, open_):
         sent, _pending = store.enqueue([item(inc, seq=1), item(inc, seq=2)])
-        store.update_outbox(replace(sent, state="sent", tries=1, sent_at=T0 - 5))
+        store.update_outbox(replace(sent, state=OutboxState.SENT, tries=1, sent_at=T0 - 5))
     failed = store.enqueue([item(old, notifier="og")])[0]
-    store.update_outbox(replace(failed, state="failed", tries=1, last_error="400"))
+    store.update_outbox(replace(failed, state=OutboxState.FAILED, tries=1, last_error="400"))
 
     assert store.prune_outbox(T0) == 2  # the old incident's sent and failed items
     left = [(i.incident_id, i.notifier, i.state) for i in store.outbox()]
