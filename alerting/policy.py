@@ -71,14 +71,13 @@ from alerting.incidents import Incidents
 from alerting.model import ACTIVE_STATES, IncidentState, Severity
 from monitor.clock import Clock
 from monitor.config import ServiceConfig, Settings
-from monitor.store.base import Incident, NotFound, Run, Store
+from monitor.intervals import contains
+from monitor.store.base import Incident, NotFound, Run, Store, excluded_spans
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, Verdict
+from probes.base import CONCLUSIVE, QUALIFYING, SEEING
 
 log = logging.getLogger(__name__)
 
-QUALIFYING = ("timeout", "server_error")
-INCONCLUSIVE = ("probe_error",)
-SEEING = ("ok", "timeout", "server_error")
 #: during an outage the running count of unavailable seconds is written at least this often
 #: (in seconds of verdicts), at the end of each unavailable run and with every event, rather
 #: than every second: one SQLite commit per second per service would cost the event loop
@@ -97,7 +96,7 @@ def _tally(v: SecondVerdict) -> tuple[int, int, bool]:
         # no counts: the verdict itself says the channel saw the platform
         return 0, 0, True
     qualifying = sum(v.counts.get(o, 0) for o in QUALIFYING)
-    conclusive = sum(n for o, n in v.counts.items() if o not in INCONCLUSIVE)
+    conclusive = sum(n for o, n in v.counts.items() if o in CONCLUSIVE)
     seeing = any(v.counts.get(o, 0) > 0 for o in SEEING)
     return qualifying, conclusive, seeing
 
@@ -531,10 +530,10 @@ class Policy:
         ncc = w.cfg.non_critical
         span = max(cc.window_seconds, ncc.window_seconds, cc.recover_after_seconds)
         start = last - span + 1
-        windows = [(m.start, m.end) for m in self._store.list_maintenance(name, start, last + 1)]
+        windows = excluded_spans(self._store.list_maintenance(name, start, last + 1), name)
 
         def excluded(second: int) -> bool:
-            return any(a <= second < b for a, b in windows)
+            return contains(windows, second)
 
         crit = self._get(w.critical_id)
         floor = start - 1  # Non-Critical seconds must be later than this

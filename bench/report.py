@@ -34,8 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.config import Settings, parse
 from monitor.detector import Detector
-from monitor.reports.compute import build_report, month_bounds
+from monitor.intervals import month_bounds
+from monitor.reports.compute import build_report
 from monitor.reports.render import render
+from monitor.seconds import seconds
 from monitor.store.base import MinuteCount, open_store
 from monitor.store.sqlite import SQLiteStore
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason
@@ -323,7 +325,7 @@ def main() -> int:
     aggregating.close()
     day = month_start + 14 * 86400 if end - month_start > 15 * 86400 else month_start
     sec_best, sec_median, rows = timed(
-        lambda: store.seconds(SERVICES[0], day, day + 86400), args.repeat
+        lambda: seconds(store, SERVICES[0], day, day + 86400), args.repeat
     )
     html_best, _, html = timed(lambda: render(reports, "html"), 1)
     outages = sum(len(r["outages"]) for r in reports)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+import monitor.seconds
 from alerting.model import IncidentState, Severity
 from monitor import __version__
 from monitor.store.base import NotFound
@@ -205,9 +206,16 @@ async def seconds(request: web.Request) -> web.Response:
         raise BadRequest("to: must be after from")
     if end - start > MAX_SECONDS_RANGE:
         raise BadRequest(f"from/to: range longer than {MAX_SECONDS_RANGE} s; split the request")
+    vantage = request.query.get("vantage") or None
+    quorum = d.settings.service(service).quorum
     assert d.store is not None
-    rows = await asyncio.to_thread(d.store.seconds, service, start, end, d.vantage)
-    return _json({"service": service, "from": start, "to": end, "seconds": rows})
+    rows = await asyncio.to_thread(
+        monitor.seconds.seconds, d.store, service, start, end, quorum=quorum, vantage=vantage
+    )
+    body: dict[str, Any] = {"service": service, "from": start, "to": end, "seconds": rows}
+    if vantage is not None:
+        body["vantage"] = vantage
+    return _json(body)
 
 
 async def incidents(request: web.Request) -> web.Response:

@@ -101,8 +101,9 @@ class ServiceConfig(ConfigModel):
     service_time_zone: Literal["ET", "PT", "UK"] = "ET"
     #: US bank holidays: "federal_reserve" (XFED calendar) or "federal" (US federal)
     us_holidays: Literal["federal_reserve", "federal"] = "federal_reserve"
-    #: vantage points that must agree for a multi-vantage unavailable second (None: all)
-    quorum: int | None = Field(default=None, ge=1)
+    #: how many of the vantage points that measured a second must say it was unavailable:
+    #: "all" (None, the default), "majority", or a number (monitor/quorum.py)
+    quorum: Annotated[int, Field(ge=1)] | Literal["all", "majority"] | None = None
     critical: CriticalConfig = CriticalConfig()
     non_critical: NonCriticalConfig = NonCriticalConfig()
     probes: list[ProbeConfig] = Field(min_length=1)

@@ -12,8 +12,6 @@ import collections
 import dataclasses
 import logging
 import signal
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,11 +24,11 @@ from monitor.clock import Clock, SystemClock
 from monitor.config import Settings
 from monitor.detector import Detector
 from monitor.gcpacer import GcPacer
+from monitor.intervals import Interval, contains, month_of, overlap
 from monitor.launcher import Launcher
 from monitor.metrics import Metrics
-from monitor.reports.compute import month_bounds, union
 from monitor.store import Store, open_store
-from monitor.store.base import MaintenanceWindow, MinuteCount
+from monitor.store.base import MaintenanceWindow, MinuteCount, excluded_spans
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
 from monitor.watchdog import LoopWatchdog
 from probes.base import Attempt
@@ -40,17 +38,6 @@ log = logging.getLogger("availmon")
 
 class DaemonError(Exception):
     """The daemon cannot start (listener in use, store unusable); str() is one line."""
-
-
-def current_month(now: float, tz: str) -> tuple[int, int]:
-    """Epoch seconds [start, end) of the calendar month containing `now` in zone `tz`."""
-    zone = ZoneInfo(tz)
-    return month_bounds(f"{datetime.fromtimestamp(now, zone):%Y-%m}", zone)
-
-
-def merged_overlap(windows: Sequence[tuple[int, int]], start: int, end: int) -> int:
-    """Seconds of [start, end) covered by the union of half-open `windows`."""
-    return sum(b - a for a, b in union((max(a, start), min(b, end)) for a, b in windows))
 
 
 class Daemon:
@@ -81,6 +68,8 @@ class Daemon:
             collections.Counter()
         )
         self._maintenance: list[MaintenanceWindow] = []
+        #: service → the seconds its maintenance windows exclude (sorted, disjoint)
+        self._excluded_spans: dict[str, list[Interval]] = {}
         self._month: dict[str, tuple[int, int]] = {}
         self._month_recent: dict[str, collections.deque[int]] = collections.defaultdict(
             collections.deque
@@ -105,7 +94,7 @@ class Daemon:
             self.store = await asyncio.to_thread(open_store, s.store.url)
         store = self.store
         await asyncio.to_thread(self._sync_config_maintenance)
-        self._maintenance = await asyncio.to_thread(store.list_maintenance)
+        self._set_maintenance(await asyncio.to_thread(store.list_maintenance))
 
         self.metrics.declare(
             (
@@ -292,9 +281,8 @@ class Daemon:
                 log.exception("verdict listener failed")
 
     def _excluded(self, service: str, second: int) -> bool:
-        return any(
-            w.start <= second < w.end and w.service in ("*", service) for w in self._maintenance
-        )
+        spans = self._excluded_spans.get(service)
+        return spans is not None and contains(spans, second)
 
     # ------------------------------------------------------------------ store writes
     async def _flush_loop(self) -> None:
@@ -364,7 +352,13 @@ class Daemon:
     async def reload_maintenance(self) -> None:
         """Re-read maintenance windows (the CLI may change them from another process)."""
         assert self.store is not None
-        self._maintenance = await asyncio.to_thread(self.store.list_maintenance)
+        self._set_maintenance(await asyncio.to_thread(self.store.list_maintenance))
+
+    def _set_maintenance(self, windows: list[MaintenanceWindow]) -> None:
+        self._maintenance = windows
+        self._excluded_spans = {
+            svc.name: excluded_spans(windows, svc.name) for svc in self.settings.services
+        }
 
     async def _housekeeping(self) -> None:
         await self.reload_maintenance()
@@ -379,9 +373,9 @@ class Daemon:
         tz = self.settings.report.timezone
         flushed = self._flushed_through
         for svc in self.settings.services:
-            start, end = current_month(now, tz)
-            windows = [(w.start, w.end) for w in self._maintenance if w.service in ("*", svc.name)]
-            excluded_month = merged_overlap(windows, start, end)
+            start, end = month_of(now, ZoneInfo(tz))
+            windows = excluded_spans(self._maintenance, svc.name)
+            excluded_month = overlap(windows, start, end)
             budget = (1 - svc.slo_target_percent / 100) * ((end - start) - excluded_month)
             self.metrics.month_budget.labels(svc.name).set(round(budget, 3))
             unavailable = 0
@@ -389,7 +383,7 @@ class Daemon:
                 svc.name, SERVICE_CHANNEL, start, min(end, flushed + 1), self.vantage
             ):
                 if run.verdict is Verdict.UNAVAILABLE:
-                    unavailable += run.seconds - merged_overlap(windows, run.first, run.last + 1)
+                    unavailable += run.seconds - overlap(windows, run.first, run.last + 1)
             recent = self._month_recent[svc.name]
             while recent and recent[0] <= flushed:
                 recent.popleft()

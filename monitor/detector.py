@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from monitor.config import ServiceConfig
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
-from probes.base import Attempt, Outcome
+from probes.base import CONCLUSIVE, QUALIFYING, Attempt, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ def _channel_verdict(cell: _Cell | None) -> tuple[Verdict, UnknownReason | None,
     if cell is None:
         return Verdict.UNKNOWN, UnknownReason.NOT_LAUNCHED, False
     counts = cell.counts
-    qualifying = counts.get(Outcome.TIMEOUT, 0) + counts.get(Outcome.SERVER_ERROR, 0)
-    conclusive = qualifying + counts.get(Outcome.OK, 0) + counts.get(Outcome.CLIENT_ERROR, 0)
+    qualifying = sum(counts.get(o, 0) for o in QUALIFYING)
+    conclusive = sum(counts.get(o, 0) for o in CONCLUSIVE)
     if conclusive == 0:
         if counts.get(Outcome.PROBE_ERROR, 0) + cell.inflight == 0:
             return Verdict.UNKNOWN, UnknownReason.NOT_LAUNCHED, False

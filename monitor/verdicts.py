@@ -67,3 +67,20 @@ class SecondVerdict:
             "excluded": self.excluded,
             "counts": dict(self.counts),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Seconds first..last (inclusive) of one (service, channel, vantage) share a verdict."""
+
+    service: str
+    channel: str
+    vantage: str
+    verdict: Verdict
+    reason: UnknownReason | None
+    first: int
+    last: int
+
+    @property
+    def seconds(self) -> int:
+        return self.last - self.first + 1

@@ -57,6 +57,18 @@ class Outcome(enum.StrEnum):
         """The attempt reached the target and says something about it."""
         return self is not Outcome.PROBE_ERROR
 
+    @property
+    def seeing(self) -> bool:
+        """The attempt tells whether the channel works (ok or a qualifying failure); a
+        channel with none of these for a while is blind (a revoked key, a quota)."""
+        return self is Outcome.OK or self.qualifying
+
+
+#: the outcome sets, from the properties above (the one definition of each)
+QUALIFYING: frozenset[Outcome] = frozenset(o for o in Outcome if o.qualifying)
+CONCLUSIVE: frozenset[Outcome] = frozenset(o for o in Outcome if o.conclusive)
+SEEING: frozenset[Outcome] = frozenset(o for o in Outcome if o.seeing)
+
 
 class ProbeBase(ConfigModel):
     """What every probe's config has; each probe type subclasses it beside its code."""

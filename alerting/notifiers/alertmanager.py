@@ -25,10 +25,9 @@ from typing import Any, ClassVar, Literal
 import aiohttp
 from pydantic import Field
 
-from alerting.model import Severity
+from alerting.model import OutboxItem, Severity
 from alerting.notifiers.base import HttpNotifier, NotifierBase, Payload, TransportError, rfc3339
 from monitor.clock import Clock
-from monitor.store.base import OutboxItem
 
 log = logging.getLogger("availmon.alerting.alertmanager")
 

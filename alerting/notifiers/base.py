@@ -33,9 +33,9 @@ import aiohttp
 from pydantic import Field
 from yarl import URL
 
+from alerting.model import OutboxItem
 from monitor.clock import Clock
 from monitor.schema import ConfigModel
-from monitor.store.base import OutboxItem
 
 #: the events the incident policy emits; notifiers map each one to a vendor action
 EVENTS = ("trigger", "update", "acknowledge", "recover", "resolve")

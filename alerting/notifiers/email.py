@@ -19,10 +19,10 @@ import aiohttp
 import aiosmtplib
 from pydantic import Field, SecretStr, field_validator
 
+from alerting.model import OutboxItem
 from alerting.notifiers.base import EVENTS, NotifierBase, Payload, TransportError, clip, redact
 from monitor.clock import Clock
 from monitor.schema import ConfigError, secret
-from monitor.store.base import OutboxItem
 
 
 class EmailConfig(NotifierBase):

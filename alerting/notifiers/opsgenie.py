@@ -22,9 +22,9 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
+from alerting.model import OutboxItem
 from alerting.notifiers.base import HttpNotifier, NotifierBase, Payload, clip, fit_key
 from monitor.schema import ConfigError, secret
-from monitor.store.base import OutboxItem
 
 
 class OpsgenieConfig(NotifierBase):

@@ -23,9 +23,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from alerting.model import OutboxItem
 from alerting.notifiers.base import HttpNotifier, NotifierBase, Payload, clip, fit_key, rfc3339
 from monitor.schema import ConfigError, secret
-from monitor.store.base import OutboxItem
 
 
 #: incident fields copied into custom_details (None values left out)

@@ -14,9 +14,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import SecretStr, field_validator
 from yarl import URL
 
+from alerting.model import OutboxItem
 from alerting.notifiers.base import HttpNotifier, NotifierBase, Payload, clip
 from monitor.schema import ConfigError, secret
-from monitor.store.base import OutboxItem
 
 
 class SlackConfig(NotifierBase):

@@ -48,6 +48,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from alerting.model import OutboxItem
 from alerting.notifiers.base import (
     EVENTS,
     HttpNotifier,
@@ -57,7 +58,6 @@ from alerting.notifiers.base import (
     post_bytes,
 )
 from monitor.schema import secret, secret_map
-from monitor.store.base import OutboxItem
 
 
 class WebhookConfig(NotifierBase):

@@ -3,7 +3,8 @@
 The numbers (`compute`), the formats (`render`) and the monthly job (`schedule`).
 """
 
-from monitor.reports.compute import REPORT_KEYS, build_report, month_bounds, previous_month
+from monitor.intervals import month_bounds, previous_month
+from monitor.reports.compute import REPORT_KEYS, build_report
 from monitor.reports.render import render
 from monitor.reports.schedule import ReportJob, write_reports
 

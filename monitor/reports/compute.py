@@ -8,11 +8,8 @@ stored verdict count as unknown (not measured), never as unavailable.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
@@ -20,9 +17,20 @@ from zoneinfo import ZoneInfo
 from alerting.model import Severity
 from monitor.clock import SystemClock
 from monitor.config import ServiceConfig, Settings
+from monitor.intervals import (
+    Interval,
+    intersect,
+    length,
+    merge_gaps,
+    month_bounds,
+    per_bucket,
+    subtract,
+    union,
+)
+from monitor.quorum import Quorum, combined
 from monitor.store.base import Incident, Run, Store
 from monitor.verdicts import CHANNELS, SERVICE_CHANNEL, Verdict
-from probes.base import Outcome
+from probes.base import QUALIFYING, SEEING
 
 #: the keys of a report: DESIGN's "Report JSON keys" first, then this module's extras
 DESIGN_KEYS: tuple[str, ...] = (
@@ -68,10 +76,6 @@ _EVIDENCE_DETAIL = ("status", "code", "enhanced", "stage", "error", "reason")
 #: incident timeline kinds that count as a periodic update sent to the customer
 UPDATE_EVENT_KINDS = frozenset({"update", "update_sent", "updated"})
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-
-Interval = tuple[int, int]
-
 
 @runtime_checkable
 class AttemptTotals(Protocol):
@@ -95,90 +99,6 @@ class BlindMinutes(Protocol):
         ...
 
 
-#: outcomes that tell whether a channel works; a minute with attempts and none of these
-#: (only client errors, probe errors) is blind
-SEEING_OUTCOMES = frozenset({"ok", "timeout", "server_error"})
-
-
-# ----------------------------------------------------------------------------- intervals
-
-
-def union(ivs: Iterable[Interval]) -> list[Interval]:
-    """Sorted, disjoint, with touching intervals joined."""
-    out: list[Interval] = []
-    for a, b in sorted(ivs):
-        if b <= a:
-            continue
-        if out and a <= out[-1][1]:
-            if b > out[-1][1]:
-                out[-1] = (out[-1][0], b)
-        else:
-            out.append((a, b))
-    return out
-
-
-def _length(ivs: Iterable[Interval]) -> int:
-    return sum(b - a for a, b in ivs)
-
-
-def _subtract(ivs: Sequence[Interval], cut: Sequence[Interval]) -> list[Interval]:
-    """`ivs` minus `cut`; both sorted and disjoint."""
-    out: list[Interval] = []
-    j = 0
-    for a, b in ivs:
-        while j < len(cut) and cut[j][1] <= a:
-            j += 1
-        k = j
-        while a < b and k < len(cut) and cut[k][0] < b:
-            ca, cb = cut[k]
-            if ca > a:
-                out.append((a, ca))
-            a = max(a, cb)
-            k += 1
-        if a < b:
-            out.append((a, b))
-    return out
-
-
-def _intersect(x: Sequence[Interval], y: Sequence[Interval]) -> list[Interval]:
-    out: list[Interval] = []
-    i = j = 0
-    while i < len(x) and j < len(y):
-        a = max(x[i][0], y[j][0])
-        b = min(x[i][1], y[j][1])
-        if a < b:
-            out.append((a, b))
-        if x[i][1] < y[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
-
-
-def _per_bucket(ivs: Sequence[Interval], bounds: Sequence[int]) -> list[int]:
-    """Seconds of `ivs` inside each bucket ``[bounds[i], bounds[i+1])``."""
-    sums = [0] * (len(bounds) - 1)
-    for a, b in ivs:
-        i = max(bisect.bisect_right(bounds, a) - 1, 0)
-        while i < len(sums) and bounds[i] < b:
-            lo, hi = max(a, bounds[i]), min(b, bounds[i + 1])
-            if lo < hi:
-                sums[i] += hi - lo
-            i += 1
-    return sums
-
-
-def _merge_gaps(ivs: Sequence[Interval], gap: int) -> list[list[Interval]]:
-    """Group intervals whose distance is at most `gap` seconds."""
-    groups: list[list[Interval]] = []
-    for iv in ivs:
-        if groups and iv[0] - groups[-1][-1][1] <= gap:
-            groups[-1].append(iv)
-        else:
-            groups.append([iv])
-    return groups
-
-
 # ----------------------------------------------------------------------------- timelines
 
 
@@ -193,48 +113,19 @@ class Timeline:
         self.period = period
         self.unavailable = unavailable
         self.available = available
-        self.unknown = _subtract(_subtract([period], unavailable), available)
+        self.unknown = subtract(subtract([period], unavailable), available)
 
     @classmethod
-    def from_runs(cls, runs: Sequence[Run], period: Interval, quorum: int | None) -> Timeline:
-        by_vantage: dict[str, list[Run]] = {}
-        for r in runs:
-            by_vantage.setdefault(r.vantage, []).append(r)
-        if len(by_vantage) <= 1:
-            unav = union((r.first, r.last + 1) for r in runs if r.verdict is Verdict.UNAVAILABLE)
-            avail = union((r.first, r.last + 1) for r in runs if r.verdict is Verdict.AVAILABLE)
-        else:
-            unav, avail = _quorum(by_vantage, quorum)
-        clip = [period]
-        return cls(_intersect(unav, clip), _intersect(avail, clip), period)
-
-
-def _quorum(
-    by_vantage: dict[str, list[Run]], quorum: int | None
-) -> tuple[list[Interval], list[Interval]]:
-    """Combine vantage points (DESIGN "Verdicts"): a second is unavailable when at least
-    `quorum` (default: all) of the vantage points that measured it say so."""
-    deltas: dict[int, list[int]] = {}  # second → [Δunavailable, Δavailable]
-    for runs in by_vantage.values():
-        for r in runs:
-            if r.verdict is Verdict.UNKNOWN:
-                continue
-            col = 0 if r.verdict is Verdict.UNAVAILABLE else 1
-            deltas.setdefault(r.first, [0, 0])[col] += 1
-            deltas.setdefault(r.last + 1, [0, 0])[col] -= 1
-    unav: list[Interval] = []
-    avail: list[Interval] = []
-    n_unav = n_avail = 0
-    points = sorted(deltas)
-    for t, nxt in itertools.pairwise(points):
-        n_unav += deltas[t][0]
-        n_avail += deltas[t][1]
-        measured = n_unav + n_avail
-        if measured == 0:
-            continue
-        need = quorum if quorum is not None else measured
-        (unav if n_unav >= need else avail).append((t, nxt))
-    return union(unav), union(avail)
+    def from_runs(cls, runs: Sequence[Run], period: Interval, quorum: Quorum) -> Timeline:
+        """The channel's timeline with its vantages combined by the quorum rule."""
+        unav: list[Interval] = []
+        avail: list[Interval] = []
+        for a, b, verdict in combined(runs, period[0], period[1], quorum):
+            if verdict is Verdict.UNAVAILABLE:
+                unav.append((a, b))
+            elif verdict is Verdict.AVAILABLE:
+                avail.append((a, b))
+        return cls(union(unav), union(avail), period)
 
 
 def _blind_minutes(store: Store, service: str, start: int, end: int) -> dict[str, list[int]]:
@@ -243,7 +134,7 @@ def _blind_minutes(store: Store, service: str, start: int, end: int) -> dict[str
     seeing: dict[tuple[str, int], bool] = {}
     for c in store.minute_counts(service, start, end):
         key = (c.channel, c.minute)
-        seeing[key] = seeing.get(key, False) or (c.outcome in SEEING_OUTCOMES and c.count > 0)
+        seeing[key] = seeing.get(key, False) or (c.outcome in SEEING and c.count > 0)
     out: dict[str, list[int]] = {}
     for (channel, minute), saw in sorted(seeing.items()):
         if not saw:
@@ -263,7 +154,7 @@ def blind_spells(
     spells: dict[str, list[Interval]] = {}
     for channel, minutes in _blind_minutes(store, service, first, end).items():
         runs = union((m, m + 60) for m in minutes)
-        kept = _intersect([r for r in runs if r[1] - r[0] >= blind_after], [period])
+        kept = intersect([r for r in runs if r[1] - r[0] >= blind_after], [period])
         if kept:
             spells[channel] = kept
     return spells
@@ -280,37 +171,18 @@ def _unblind(
     for channel, spell in spells.items():
         tl = timelines.get(channel)
         if tl is not None:
-            timelines[channel] = Timeline(tl.unavailable, _subtract(tl.available, spell), period)
+            timelines[channel] = Timeline(tl.unavailable, subtract(tl.available, spell), period)
     svc = timelines[SERVICE_CHANNEL]
     doubt = union(iv for spell in spells.values() for iv in spell)
     if combine == "all":
         seen = union(
             iv for ch, tl in timelines.items() if ch != SERVICE_CHANNEL for iv in tl.available
         )
-        doubt = _subtract(doubt, seen)
-    timelines[SERVICE_CHANNEL] = Timeline(svc.unavailable, _subtract(svc.available, doubt), period)
+        doubt = subtract(doubt, seen)
+    timelines[SERVICE_CHANNEL] = Timeline(svc.unavailable, subtract(svc.available, doubt), period)
 
 
 # ----------------------------------------------------------------------------- the report
-
-
-def month_bounds(month: str, tz: ZoneInfo) -> tuple[int, int]:
-    """Epoch seconds of the first second of `month` and of the next month, local time."""
-    m = _MONTH.match(month)
-    if not m:
-        raise ValueError(f"month must be YYYY-MM, got {month!r}")
-    year, mon = int(m.group(1)), int(m.group(2))
-    nyear, nmon = (year + 1, 1) if mon == 12 else (year, mon + 1)
-    start = datetime(year, mon, 1, tzinfo=tz)
-    end = datetime(nyear, nmon, 1, tzinfo=tz)
-    return int(start.timestamp()), int(end.timestamp())
-
-
-def previous_month(now: float, tz: ZoneInfo) -> str:
-    """The calendar month (report time zone) before the one `now` falls in."""
-    local = datetime.fromtimestamp(now, tz)
-    first = local.date().replace(day=1) - timedelta(days=1)
-    return f"{first.year:04d}-{first.month:02d}"
 
 
 def _iso(t: float, tz: ZoneInfo) -> str:
@@ -366,10 +238,8 @@ def build_report(
         for w in store.list_maintenance(None, month_start, month_end)
         if w.service in (service, "*")
     ]
-    excluded_month = _intersect(
-        union((w.start, w.end) for w in windows), [(month_start, month_end)]
-    )
-    excluded = _intersect(excluded_month, [period])
+    excluded_month = intersect(union((w.start, w.end) for w in windows), [(month_start, month_end)])
+    excluded = intersect(excluded_month, [period])
 
     runs = {
         ch: store.runs(service, ch, month_start, end, vantage)
@@ -380,12 +250,12 @@ def build_report(
     _unblind(timelines, blind, svc.combine)
     vantages = sorted({r.vantage for r in runs[SERVICE_CHANNEL]})
     service_tl = timelines[SERVICE_CHANNEL]
-    unav_sla = _subtract(service_tl.unavailable, excluded)
-    unknown_sla = _subtract(service_tl.unknown, excluded)
+    unav_sla = subtract(service_tl.unavailable, excluded)
+    unknown_sla = subtract(service_tl.unknown, excluded)
 
-    excluded_s = _length(excluded)
-    unknown_s = _length(unknown_sla)
-    unavailable = {ch: _length(_subtract(tl.unavailable, excluded)) for ch, tl in timelines.items()}
+    excluded_s = length(excluded)
+    unknown_s = length(unknown_sla)
+    unavailable = {ch: length(subtract(tl.unavailable, excluded)) for ch, tl in timelines.items()}
     counted = total - excluded_s
     measured = counted - unknown_s
     availability = (
@@ -399,7 +269,7 @@ def build_report(
     # the budget is the whole month's, also while the month runs: "how much of this
     # month's allowance is spent so far" (equal to the contract formula once complete)
     budget = (1.0 - svc.slo_target_percent / 100.0) * (
-        (month_end - month_start) - _length(excluded_month)
+        (month_end - month_start) - length(excluded_month)
     )
     budget_used = _pct(unavailable[SERVICE_CHANNEL], budget)
     # decided on seconds, not on the rounded percentage: 268 s of a 31-day month is a
@@ -423,7 +293,7 @@ def build_report(
         )
     for channel, spell in sorted(blind.items()):
         warnings.append(
-            f"monitor blind on {channel} for {_length(spell)} s in {len(spell)} spell(s) (only"
+            f"monitor blind on {channel} for {length(spell)} s in {len(spell)} spell(s) (only"
             " client or probe errors, e.g. a revoked key): counted as not measured"
         )
     if counted <= 0:
@@ -516,8 +386,8 @@ def _outages(
     tz: ZoneInfo,
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    channel_unav = {ch: _subtract(timelines[ch].unavailable, excluded) for ch in CHANNELS}
-    for group in _merge_gaps(unav, gap):
+    channel_unav = {ch: subtract(timelines[ch].unavailable, excluded) for ch in CHANNELS}
+    for group in merge_gaps(unav, gap):
         a, b = group[0][0], group[-1][1]
         span = [(a, b)]
         out.append(
@@ -526,8 +396,8 @@ def _outages(
                 "end": _iso(b, tz),
                 "start_epoch": a,
                 "end_epoch": b,
-                "seconds": _length(group),
-                "channels": [ch for ch in CHANNELS if _intersect(channel_unav[ch], span)],
+                "seconds": length(group),
+                "channels": [ch for ch in CHANNELS if intersect(channel_unav[ch], span)],
                 "evidence": _evidence(store, service, channel_unav, (a, b), tz),
             }
         )
@@ -541,7 +411,7 @@ def _evidence(
     channel's unavailability begins: enough to check the claim, never a dump."""
     sample: list[dict[str, Any]] = []
     for ch in CHANNELS:
-        mine = _intersect(ch_unav[ch], [span])
+        mine = intersect(ch_unav[ch], [span])
         if not mine:
             continue
         a, b = mine[0]
@@ -552,7 +422,7 @@ def _evidence(
         for row in rows:
             if row.get("channel") != ch or row["second"] in seen:
                 continue  # one attempt per second: three seconds say more than one thrice
-            if row.get("outcome") not in (Outcome.TIMEOUT, Outcome.SERVER_ERROR):
+            if row.get("outcome") not in QUALIFYING:
                 continue
             seen.add(row["second"])
             detail = row.get("detail") or {}
@@ -631,9 +501,9 @@ def _daily(
         bounds.append(t)
         d += timedelta(days=1)
     bounds.append(end)
-    u = _per_bucket(unav, bounds)
-    k = _per_bucket(unknown, bounds)
-    x = _per_bucket(excluded, bounds)
+    u = per_bucket(unav, bounds)
+    k = per_bucket(unknown, bounds)
+    x = per_bucket(excluded, bounds)
     return [
         {
             "date": day.isoformat(),

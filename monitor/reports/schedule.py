@@ -22,7 +22,8 @@ from apscheduler.triggers.cron import CronTrigger
 from alerting.notifiers.email import EmailConfig, send_via
 from monitor.clock import Clock
 from monitor.config import Settings
-from monitor.reports.compute import build_report, month_bounds, previous_month
+from monitor.intervals import month_bounds, previous_month
+from monitor.reports.compute import build_report
 from monitor.reports.render import EXTENSIONS, fmt_value, render
 from monitor.store.base import Store
 

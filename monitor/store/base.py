@@ -30,7 +30,8 @@ from alerting.model import (
     OutboxState,
     Severity,
 )
-from monitor.verdicts import SecondVerdict, UnknownReason, Verdict
+from monitor.intervals import Interval, union
+from monitor.verdicts import Run, SecondVerdict, UnknownReason
 from probes.base import Attempt
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "Severity",
     "Store",
     "StoreError",
+    "excluded_spans",
 ]
 
 
@@ -55,23 +57,6 @@ class StoreError(Exception):
 
 class NotFound(StoreError, KeyError):
     """No such row."""
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """Seconds first..last (inclusive) of one (service, channel, vantage) share a verdict."""
-
-    service: str
-    channel: str
-    vantage: str
-    verdict: Verdict
-    reason: UnknownReason | None
-    first: int
-    last: int
-
-    @property
-    def seconds(self) -> int:
-        return self.last - self.first + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +77,15 @@ class MaintenanceWindow:
     end: int  # exclusive
     reason: str = ""
     source: str = "api"  # "config" for windows declared in config.toml
+
+    def applies_to(self, service: str) -> bool:
+        return self.service in ("*", service)
+
+
+def excluded_spans(windows: Iterable[MaintenanceWindow], service: str) -> list[Interval]:
+    """The seconds that maintenance excludes from `service`'s SLA and incident policies:
+    the union of the half-open windows for it or for '*' (the one place this is decided)."""
+    return union((w.start, w.end) for w in windows if w.applies_to(service))
 
 
 class Store(Protocol):
@@ -115,6 +109,11 @@ class Store(Protocol):
     def write_evidence(self, attempts: Iterable[Attempt]) -> None: ...
 
     def last_second(self, service: str, channel: str, vantage: str | None = None) -> int | None: ...
+
+    def bounds(self, service: str, vantage: str | None = None) -> tuple[int, int] | None:
+        """First and last stored second of `service` over all its channels (and vantages,
+        unless one is named); None when nothing is stored."""
+        ...
 
     def runs(
         self, service: str, channel: str, start: int, end: int, vantage: str | None = None
@@ -149,26 +148,6 @@ class Store(Protocol):
     ) -> None:
         """Store seconds first..last (inclusive) as unknown for `reason` (the gap a restart
         leaves: monitor_down), clipped to after the stream's last stored second."""
-        ...
-
-    def seconds(
-        self, service: str, start: int, end: int, vantage: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Per-second `{"t", "verdict", "api", "smtp"}` for [start, end) clipped to the
-        service's first..last stored second; a channel without a row reads "unknown"."""
-        ...
-
-    def verdict_counts(
-        self,
-        service: str,
-        channel: str,
-        start: int,
-        end: int,
-        vantage: str | None = None,
-        maintenance: bool = False,
-    ) -> dict[str, int]:
-        """Seconds per verdict (`available`, `unavailable`, `unknown`) in [start, end);
-        with `maintenance`, seconds in a window count as `excluded` instead."""
         ...
 
     def streams(self) -> list[tuple[str, str, str]]:

@@ -6,11 +6,9 @@ run (one UPDATE) or starts a new one (one INSERT). The open run of each
 restarted daemon continues the run it left. This assumes one writer per stream (the
 daemon of that vantage), which is how availmon runs.
 
-Read side: `runs` and `verdict_counts` serve reports and gauges; `seconds` expands runs
-into per-second rows for the HTTP API. When several vantages measured a stream and no
-vantage is named, their verdicts are combined per second with the DESIGN's default
-quorum (all of the vantages that measured the second): unavailable when every measuring
-vantage says unavailable, available when some say otherwise, unknown when none measured.
+Read side: `runs` returns each vantage's own runs; combining vantages is a business rule
+and lives above the store (`monitor/quorum.py`, used through `monitor/seconds.py` and the
+report), never in a backend.
 """
 
 from __future__ import annotations
@@ -18,25 +16,20 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from monitor.store.base import MaintenanceWindow, MinuteCount, NotFound, Run, StoreError
-from monitor.verdicts import CHANNELS, SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
-from probes.base import Attempt
+from monitor.verdicts import SecondVerdict, UnknownReason, Verdict
+from probes.base import QUALIFYING, Attempt
 
 _Stream = tuple[str, str, str]  # (service, channel, vantage)
 _Source = tuple[str, str, str]  # (service, channel, probe)
-# a verdict stretch on one track of the sweep: (first, last inclusive, verdict)
-_Span = tuple[int, int, str]
 
 _UNKNOWN = str(Verdict.UNKNOWN)
-_UNAVAILABLE = str(Verdict.UNAVAILABLE)
-_AVAILABLE = str(Verdict.AVAILABLE)
 
 
 @dataclass(slots=True)
@@ -49,71 +42,6 @@ class _OpenRun:
     first: int
     last: int
     stored_last: int | None  # last_second as in the file (None: not inserted yet)
-
-
-def _sweep(
-    tracks: Sequence[Sequence[_Span]], start: int, end: int
-) -> Iterator[tuple[int, int, list[str | None]]]:
-    """Cut [start, end) into stretches where every track holds one value (None: no span).
-
-    Each track's spans must be sorted and must not overlap, which "never labelled twice"
-    guarantees for the runs of one stream. Cost is linear in the number of spans, not of
-    seconds, which is what keeps a day or a month cheap."""
-    cuts = {start, end}
-    for track in tracks:
-        for first, last, _ in track:
-            if start < first < end:
-                cuts.add(first)
-            if start < last + 1 < end:
-                cuts.add(last + 1)
-    points = sorted(cuts)
-    index = [0] * len(tracks)
-    for a, b in pairwise(points):
-        labels: list[str | None] = []
-        for n, track in enumerate(tracks):
-            i = index[n]
-            while i < len(track) and track[i][1] < a:
-                i += 1
-            index[n] = i
-            labels.append(track[i][2] if i < len(track) and track[i][0] <= a else None)
-        yield a, b, labels
-
-
-def _combine_vantages(labels: Iterable[str | None]) -> str | None:
-    """One channel's verdict from its vantages' verdicts (None: that vantage has no row).
-
-    Returns None when no vantage has a row at all, so callers can tell "no data" apart."""
-    seen = False
-    measured = False
-    all_unavailable = True
-    for label in labels:
-        if label is None:
-            continue
-        seen = True
-        if label == _UNKNOWN:
-            continue
-        measured = True
-        if label != _UNAVAILABLE:
-            all_unavailable = False
-    if not seen:
-        return None
-    if not measured:
-        return _UNKNOWN
-    return _UNAVAILABLE if all_unavailable else _AVAILABLE
-
-
-def _merge_windows(windows: Iterable[MaintenanceWindow], start: int, end: int) -> list[_Span]:
-    """Overlapping windows as disjoint inclusive spans clipped to [start, end)."""
-    spans: list[_Span] = []
-    for w in sorted(windows, key=lambda w: w.start):
-        first, last = max(w.start, start), min(w.end, end) - 1
-        if first > last:
-            continue
-        if spans and first <= spans[-1][1] + 1:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], last), "excluded")
-        else:
-            spans.append((first, last, "excluded"))
-    return spans
 
 
 def _source(a: Attempt) -> _Source:
@@ -339,6 +267,14 @@ class SecondsMixin:
         value = rows[0][0]
         return int(value) if value is not None else None
 
+    def bounds(self, service: str, vantage: str | None = None) -> tuple[int, int] | None:
+        row = self._query(
+            "SELECT MIN(first_second), MAX(last_second) FROM runs WHERE service = ?"
+            + (" AND vantage = ?" if vantage is not None else ""),
+            (service,) if vantage is None else (service, vantage),
+        )[0]
+        return None if row[0] is None else (int(row[0]), int(row[1]))
+
     def streams(self) -> list[tuple[str, str, str]]:
         """Every (service, channel, vantage) with at least one stored second."""
         rows = self._query(
@@ -386,92 +322,6 @@ class SecondsMixin:
             for r in self._run_rows(service, (channel,), start, end, vantage)
         ]
 
-    def _tracks(
-        self,
-        service: str,
-        channels: Sequence[str],
-        start: int,
-        end: int,
-        vantage: str | None,
-    ) -> tuple[list[list[_Span]], list[list[int]]]:
-        """Per (channel, vantage) span lists, and for each channel the indexes of its tracks."""
-        by_stream: dict[tuple[str, str], list[_Span]] = defaultdict(list)
-        for r in self._run_rows(service, channels, start, end, vantage):
-            by_stream[(r["channel"], r["vantage"])].append(
-                (r["first_second"], r["last_second"], r["verdict"])
-            )
-        tracks: list[list[_Span]] = []
-        groups: list[list[int]] = [[] for _ in channels]
-        for (channel, _), spans in sorted(by_stream.items()):
-            groups[channels.index(channel)].append(len(tracks))
-            tracks.append(spans)
-        return tracks, groups
-
-    def seconds(
-        self, service: str, start: int, end: int, vantage: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Per-second rows `{"t", "verdict", "api", "smtp"}` for [start, end).
-
-        `verdict` is the service's combined verdict, `api` / `smtp` the channels'. The
-        range is clipped to the service's stored seconds (first to last over all its
-        channels): seconds outside are omitted, while a second inside it that a channel
-        has no row for (a gap) reads "unknown", the same as a stored unknown."""
-        bounds = self._query(
-            "SELECT MIN(first_second), MAX(last_second) FROM runs WHERE service = ?"
-            + (" AND vantage = ?" if vantage is not None else ""),
-            (service,) if vantage is None else (service, vantage),
-        )[0]
-        if bounds[0] is None:
-            return []
-        lo, hi = max(start, bounds[0]), min(end, bounds[1] + 1)
-        if lo >= hi:
-            return []
-        channels = (SERVICE_CHANNEL, *CHANNELS)
-        tracks, groups = self._tracks(service, channels, lo, hi, vantage)
-        out: list[dict[str, Any]] = []
-        for a, b, labels in _sweep(tracks, lo, hi):
-            service_v, api_v, smtp_v = (
-                _combine_vantages(labels[i] for i in group) or _UNKNOWN for group in groups
-            )
-            # a list comprehension, not extend(genexpr): this line is the whole cost of a day
-            out += [
-                {"t": t, "verdict": service_v, "api": api_v, "smtp": smtp_v} for t in range(a, b)
-            ]
-        return out
-
-    def verdict_counts(
-        self,
-        service: str,
-        channel: str,
-        start: int,
-        end: int,
-        vantage: str | None = None,
-        maintenance: bool = False,
-    ) -> dict[str, int]:
-        """Seconds per verdict in [start, end), from runs.
-
-        Keys are always `available`, `unavailable`, `unknown`; seconds with no stored
-        verdict count in none of them (total − sum = unmeasured). With `maintenance`, the
-        stored seconds inside a maintenance window of the service (or of '*') count under
-        an extra key `excluded` instead of their verdict."""
-        counts = {_AVAILABLE: 0, _UNAVAILABLE: 0, _UNKNOWN: 0}
-        if maintenance:
-            counts["excluded"] = 0
-        if end <= start:
-            return counts
-        tracks, groups = self._tracks(service, (channel,), start, end, vantage)
-        if maintenance:
-            tracks.append(_merge_windows(self.list_maintenance(service, start, end), start, end))
-        mine = groups[0]
-        for a, b, labels in _sweep(tracks, start, end):
-            verdict = _combine_vantages(labels[i] for i in mine)
-            if verdict is None:
-                continue
-            if maintenance and labels[-1] is not None:
-                verdict = "excluded"
-            counts[verdict] += b - a
-        return counts
-
     def minute_counts(self, service: str, start: int, end: int) -> list[MinuteCount]:
         """Counts of the minutes starting in [start, end), by minute, channel, probe."""
         rows = self._query(
@@ -511,7 +361,7 @@ class SecondsMixin:
         seeing: set[tuple[str, int]] = set()
         for channel, minute, outcome in rows:
             key = (channel, int(minute))
-            (seeing if outcome in ("timeout", "server_error") else failing).add(key)
+            (seeing if outcome in QUALIFYING else failing).add(key)
         candidates = sorted(failing - seeing)
         minutes = sorted({m for _, m in candidates})
         for i in range(0, len(minutes), 500):  # SQLite's bound-parameter limit

@@ -44,7 +44,7 @@ def test_maintenance_seconds_are_excluded_but_keep_their_verdict(tmp_path: Path)
     d = _daemon(tmp_path, clock)
     assert d.store is not None
     d.store.add_maintenance("svc", NOV + 10, NOV + 12, "planned")
-    d._maintenance = d.store.list_maintenance()
+    d._set_maintenance(d.store.list_maintenance())
     for t in range(NOV + 8, NOV + 14):
         d._on_second(t, _second(t, Verdict.UNAVAILABLE), [])
     d._flush()

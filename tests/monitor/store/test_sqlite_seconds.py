@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor.seconds import seconds, verdict_counts
 from monitor.store.base import MinuteCount, NotFound, Run, StoreError
 from monitor.store.sqlite import SQLiteStore
 from monitor.verdicts import SecondVerdict, UnknownReason, Verdict
@@ -219,7 +220,7 @@ def test_fill_unknown_extends_an_unknown_run_of_the_same_reason(store: SQLiteSto
 def test_fill_unknown_on_an_empty_stream(store: SQLiteStore) -> None:
     store.fill_unknown("sp", "smtp", "v1", T0, T0 + 59, MD)
     assert store.last_second("sp", "smtp") == T0 + 59
-    assert store.verdict_counts("sp", "smtp", T0, T0 + 3600)["unknown"] == 60
+    assert verdict_counts(store, "sp", "smtp", T0, T0 + 3600)["unknown"] == 60
 
 
 # ---------------------------------------------------------------- per-second view
@@ -283,10 +284,10 @@ def test_runs_reconstruct_the_per_second_sequence(
                 expected.append(
                     {"t": T0 + i, "verdict": names[0], "api": names[1], "smtp": names[2]}
                 )
-        assert store.seconds("sp", T0 - 5, T0 + 200) == expected
+        assert seconds(store, "sp", T0 - 5, T0 + 200) == expected
 
         for n, channel in enumerate(channels):
-            counts = store.verdict_counts("sp", channel, T0 - 5, T0 + 200)
+            counts = verdict_counts(store, "sp", channel, T0 - 5, T0 + 200)
             for verdict in (A, U, K):
                 assert counts[str(verdict)] == sum(
                     1 for row in data if row[n] is not None and row[n][0] is verdict
@@ -297,7 +298,7 @@ def test_runs_reconstruct_the_per_second_sequence(
 def test_seconds_clips_to_stored_range_and_fills_gaps_with_unknown(store: SQLiteStore) -> None:
     store.write_verdicts([_v(T0 + 10, A, channel="api"), _v(T0 + 10, A, channel="service")])
     store.write_verdicts([_v(T0 + 13, U, channel="smtp"), _v(T0 + 13, U, channel="service")])
-    got = store.seconds("sp", T0, T0 + 100)
+    got = seconds(store, "sp", T0, T0 + 100)
     assert [row["t"] - T0 for row in got] == [10, 11, 12, 13]
     assert got[0] == {"t": T0 + 10, "verdict": "available", "api": "available", "smtp": "unknown"}
     assert got[1] == {"t": T0 + 11, "verdict": "unknown", "api": "unknown", "smtp": "unknown"}
@@ -307,9 +308,9 @@ def test_seconds_clips_to_stored_range_and_fills_gaps_with_unknown(store: SQLite
         "api": "unknown",
         "smtp": "unavailable",
     }
-    assert [row["t"] - T0 for row in store.seconds("sp", T0 + 11, T0 + 13)] == [11, 12]
-    assert store.seconds("sp", T0 + 20, T0 + 30) == []
-    assert store.seconds("nope", T0, T0 + 100) == []
+    assert [row["t"] - T0 for row in seconds(store, "sp", T0 + 11, T0 + 13)] == [11, 12]
+    assert seconds(store, "sp", T0 + 20, T0 + 30) == []
+    assert seconds(store, "nope", T0, T0 + 100) == []
 
 
 def test_seconds_of_a_day_from_a_handful_of_runs(store: SQLiteStore) -> None:
@@ -317,7 +318,7 @@ def test_seconds_of_a_day_from_a_handful_of_runs(store: SQLiteStore) -> None:
     store.fill_unknown("sp", "api", "v1", T0 + 10, T0 + 86_389, MD)
     store.write_verdicts([_v(T0 + i, A) for i in range(86_390, 86_400)])
     assert len(store.runs("sp", "api", T0, T0 + 86_400)) == 3
-    got = store.seconds("sp", T0, T0 + 86_400)
+    got = seconds(store, "sp", T0, T0 + 86_400)
     assert len(got) == 86_400
     assert [row["t"] for row in got] == list(range(T0, T0 + 86_400))
     assert got[-1] == {"t": T0 + 86_399, "verdict": K, "api": A, "smtp": K}
@@ -345,9 +346,9 @@ def test_vantages_combine_by_default_quorum(
     for vantage, verdict in zip(("v1", "v2"), pair, strict=True):
         if verdict is not None:
             store.write_verdicts([_v(T0, verdict, PE if verdict is K else None, vantage=vantage)])
-    assert store.seconds("sp", T0, T0 + 1)[0]["api"] == combined
-    assert store.verdict_counts("sp", "api", T0, T0 + 1)[combined] == 1
-    assert store.seconds("sp", T0, T0 + 1, vantage="v1")[0]["api"] == str(pair[0])
+    assert seconds(store, "sp", T0, T0 + 1)[0]["api"] == combined
+    assert verdict_counts(store, "sp", "api", T0, T0 + 1)[combined] == 1
+    assert seconds(store, "sp", T0, T0 + 1, vantage="v1")[0]["api"] == str(pair[0])
     assert len(store.runs("sp", "api", T0, T0 + 1)) == sum(v is not None for v in pair)
 
 
@@ -359,19 +360,19 @@ def test_verdict_counts_with_maintenance(store: SQLiteStore) -> None:
     store.add_maintenance("sp", T0 + 20, T0 + 40)
     store.add_maintenance("*", T0 + 35, T0 + 45)
     store.add_maintenance("other", T0, T0 + 100)
-    assert store.verdict_counts("sp", "api", T0, T0 + 200) == {
+    assert verdict_counts(store, "sp", "api", T0, T0 + 200) == {
         "available": 80,
         "unavailable": 20,
         "unknown": 0,
     }
-    assert store.verdict_counts("sp", "api", T0, T0 + 200, maintenance=True) == {
+    assert verdict_counts(store, "sp", "api", T0, T0 + 200, maintenance=True) == {
         "available": 65,
         "unavailable": 10,
         "unknown": 0,
         "excluded": 25,
     }
-    assert store.verdict_counts("sp", "api", T0 + 15, T0 + 25)["unavailable"] == 10
-    assert store.verdict_counts("sp", "api", T0 + 5, T0 + 5) == {
+    assert verdict_counts(store, "sp", "api", T0 + 15, T0 + 25)["unavailable"] == 10
+    assert verdict_counts(store, "sp", "api", T0 + 5, T0 + 5) == {
         "available": 0,
         "unavailable": 0,
         "unknown": 0,
