@@ -8,7 +8,7 @@ and to the first page (the ``trigger``) arriving at a local webhook receiver.
 
 The physical limit is the rule itself. With M = ``min_unavailable_seconds`` and k attempts a
 second, the M-th unavailable second is F + M − 1; its last attempt starts at
-``(M − 1) + (k − 1)/k`` s (DESIGN's formula; the table's *formula* column) — exactly, at
+``(M − 1) + (k − 1)/k`` s (the rule's physical limit; the table's *formula* column) — exactly, at
 ``(M − 1) + max(slot offsets)`` with the probe's phase (`monitor.launcher.slot_offsets` and
 `auto_phases`; the *actual* column) — and is classified a round trip later (5xx: that
 attempt's measured latency) or a timeout later (hang: ``timeout_seconds``). Target: the

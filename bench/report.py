@@ -38,7 +38,8 @@ from monitor.intervals import month_bounds
 from monitor.reports.compute import build_report
 from monitor.reports.render import render
 from monitor.seconds import seconds
-from monitor.store.base import MinuteCount, open_store
+from monitor.store import open_store
+from monitor.store.base import MinuteCount
 from monitor.store.sqlite import SQLiteStore
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason
 from probes.base import Attempt, Outcome

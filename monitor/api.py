@@ -14,18 +14,40 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import monitor.seconds
+from alerting.incidents import Incidents, IncidentStateError
 from alerting.model import IncidentState, Severity
 from monitor import __version__
-from monitor.store.base import NotFound
+from monitor.clock import Clock
+from monitor.config import Settings
+from monitor.metrics import Metrics
+from monitor.store.base import NotFound, Store
+from monitor.verdicts import SecondVerdict
 
-if TYPE_CHECKING:
-    from monitor.daemon import Daemon
+
+class Daemon(Protocol):
+    """What the API reads of the running daemon (`monitor.daemon.Daemon` is one): the API
+    sits below the daemon in the layers (ARCHITECTURE.md), so it names only this."""
+
+    settings: Settings
+    clock: Clock
+    store: Store | None
+    metrics: Metrics
+    vantage: str
+    started_at: float
+    last_final: dict[str, int]
+    last_verdicts: dict[tuple[str, str], SecondVerdict]
+    incidents: Incidents | None
+
+    def ready(self) -> tuple[bool, str]: ...
+
+    async def reload_maintenance(self) -> None: ...
+
 
 #: the longest range GET /api/v1/seconds answers in one request (7 days of rows)
 MAX_SECONDS_RANGE = 7 * 86400
@@ -81,6 +103,16 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def _daemon(request: web.Request) -> Daemon:
     return request.app[DAEMON]
+
+
+def _incidents(request: web.Request) -> Incidents:
+    incidents = request.app[DAEMON].incidents
+    if incidents is None:
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": "starting: incidents are not loaded yet"}),
+            content_type="application/json",
+        )
+    return incidents
 
 
 def _require_token(request: web.Request) -> None:
@@ -174,10 +206,12 @@ async def status(request: web.Request) -> web.Response:
                 "name": svc.name,
                 "last_final_second": d.last_final.get(svc.name),
                 "verdicts": verdicts,
-                "month_unavailable_seconds": d.metrics.month_unavailable.labels(
-                    svc.name
-                )._value.get(),
-                "month_error_budget_seconds": d.metrics.month_budget.labels(svc.name)._value.get(),
+                "month_unavailable_seconds": d.metrics.value(
+                    "availmon_month_unavailable_seconds", service=svc.name
+                ),
+                "month_error_budget_seconds": d.metrics.value(
+                    "availmon_month_error_budget_seconds", service=svc.name
+                ),
                 "slo_target_percent": svc.slo_target_percent,
             }
         )
@@ -219,7 +253,7 @@ async def seconds(request: web.Request) -> web.Response:
 
 
 async def incidents(request: web.Request) -> web.Response:
-    d = _daemon(request)
+    _daemon(request)
     q = request.query
     severity = q.get("severity")
     if severity is not None and severity not in tuple(Severity):
@@ -232,7 +266,7 @@ async def incidents(request: web.Request) -> web.Response:
     except ValueError:
         raise BadRequest("limit: not a number") from None
     rows = await asyncio.to_thread(
-        d.incidents.list,
+        _incidents(request).list,
         _service(request, required=False),
         state,
         severity,
@@ -242,34 +276,32 @@ async def incidents(request: web.Request) -> web.Response:
 
 
 async def incident(request: web.Request) -> web.Response:
-    d = _daemon(request)
-    return _json(await asyncio.to_thread(d.incidents.show, _incident_id(request)))
+    _daemon(request)
+    return _json(await asyncio.to_thread(_incidents(request).show, _incident_id(request)))
 
 
 async def _act(request: web.Request, action: str) -> web.Response:
-    from alerting.incidents import IncidentStateError
-
     _require_token(request)
-    d = _daemon(request)
+    _daemon(request)
     body = await _body(request)
     who = str(body.get("by") or "api")
     ident = _incident_id(request)
     try:
         if action == "ack":
-            result: Any = await asyncio.to_thread(d.incidents.ack, ident, who)
+            result: Any = await asyncio.to_thread(_incidents(request).ack, ident, who)
         elif action == "resolve":
             result = await asyncio.to_thread(
-                d.incidents.resolve, ident, who, str(body.get("note", ""))
+                _incidents(request).resolve, ident, who, str(body.get("note", ""))
             )
         else:
             text = str(body.get("text") or body.get("note") or "").strip()
             if not text:
                 raise BadRequest("text: a note needs text")
-            result = await asyncio.to_thread(d.incidents.note, ident, who, text)
+            result = await asyncio.to_thread(_incidents(request).note, ident, who, text)
     except IncidentStateError as exc:
         return _error(409, str(exc))
     del result
-    return _json(await asyncio.to_thread(d.incidents.show, ident))
+    return _json(await asyncio.to_thread(_incidents(request).show, ident))
 
 
 async def ack(request: web.Request) -> web.Response:

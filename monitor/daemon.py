@@ -1,6 +1,6 @@
 """The running daemon: wires launcher → detector → (store, metrics, policy) → outbox.
 
-Data flows one way (DESIGN "Data flow"). The detector's sink runs on the event loop once
+Data flows one way (ARCHITECTURE.md "Data flow"). The detector's sink runs on the event loop once
 per final second and only does in-memory work; the store is written by a flush task in a
 worker thread once a second, so disk never delays a launch.
 """
@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,12 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from alerting.incidents import Incidents
 from alerting.model import IncidentState, Severity
+from alerting.notifiers import build_notifiers
+from alerting.outbox import Dispatcher
+from alerting.policy import Policy
+from monitor.api import make_app
 from monitor.clock import Clock, SystemClock
 from monitor.config import Settings
 from monitor.detector import Detector
@@ -27,6 +33,7 @@ from monitor.gcpacer import GcPacer
 from monitor.intervals import Interval, contains, month_of, overlap
 from monitor.launcher import Launcher
 from monitor.metrics import Metrics
+from monitor.reports.schedule import ReportJob
 from monitor.store import Store, open_store
 from monitor.store.base import MaintenanceWindow, MinuteCount, excluded_spans
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
@@ -61,7 +68,8 @@ class Daemon:
         self.started_at = self.clock.wall()
         self.last_final: dict[str, int] = {}
         self.last_verdicts: dict[tuple[str, str], SecondVerdict] = {}
-        self.listeners: list[Any] = []  # extra callbacks (second, verdicts) e.g. the demo view
+        #: extra callbacks (second, verdicts), e.g. the demo's view
+        self.listeners: list[Callable[[int, list[SecondVerdict]], None]] = []
         self._pending_verdicts: list[SecondVerdict] = []
         self._pending_evidence: list[Attempt] = []
         self._pending_counts: collections.Counter[tuple[str, str, str, int, str]] = (
@@ -80,9 +88,9 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.scheduler: AsyncIOScheduler | None = None
-        self.policy: Any = None
-        self.incidents: Any = None
-        self.dispatcher: Any = None
+        self.policy: Policy | None = None
+        self.incidents: Incidents | None = None
+        self.dispatcher: Dispatcher | None = None
         self.detector: Detector | None = None
         self.launcher: Launcher | None = None
         self.watchdog: LoopWatchdog | None = None
@@ -105,11 +113,6 @@ class Daemon:
         )
 
         # Alerting: incidents are restored before the first new second arrives.
-        from alerting.incidents import Incidents
-        from alerting.notifiers import build_notifiers
-        from alerting.outbox import Dispatcher
-        from alerting.policy import Policy
-
         self._session = aiohttp.ClientSession()
         notifiers = build_notifiers(s.notifiers, self._session, self.clock)
         self.dispatcher = Dispatcher(
@@ -155,14 +158,9 @@ class Daemon:
         self.scheduler = AsyncIOScheduler(timezone=ZoneInfo("UTC"))
         self.scheduler.add_job(self._housekeeping, "interval", seconds=30, id="housekeeping")
         self.scheduler.add_job(self._prune, "cron", hour=3, minute=17, id="retention")
-        try:
-            from monitor.reports.schedule import ReportJob
-
-            job = ReportJob(s, store, self.clock)
-            job.install(self.scheduler)
-            self._tasks.append(asyncio.create_task(job.catch_up(), name="report-catch-up"))
-        except ImportError:  # pragma: no cover - reports are part of the package
-            log.warning("reports are not available in this build")
+        job = ReportJob(s, store, self.clock)
+        job.install(self.scheduler)
+        self._tasks.append(asyncio.create_task(job.catch_up(), name="report-catch-up"))
         self.scheduler.start()
         log.info(
             "availmon started: vantage=%s services=%s listen=%s store=%s",
@@ -218,8 +216,6 @@ class Daemon:
         return self.launcher.in_flight if self.launcher is not None else 0
 
     async def _start_http(self) -> None:
-        from monitor.api import make_app
-
         host, port = self.settings.monitor.host_port
         self._runner = web.AppRunner(make_app(self), access_log=None)
         await self._runner.setup()
@@ -238,10 +234,8 @@ class Daemon:
         """The port actually bound (useful with listen = "127.0.0.1:0")."""
         if self._runner is None:
             return None
-        for site in self._runner.sites:
-            server = getattr(site, "_server", None)
-            if server is not None and server.sockets:
-                return int(server.sockets[0].getsockname()[1])
+        for address in self._runner.addresses:  # (host, port[, flow, scope]) per socket
+            return int(address[1])
         return None
 
     # ------------------------------------------------------------------ hot path

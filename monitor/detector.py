@@ -6,7 +6,7 @@ every attempt of that service started in it has ended, or at its hard deadline
 `s + 1 + max_timeout + grace` (the service's own longest timeout; attempts still in flight
 then count as `probe_error`, reason "lost"). Services finalise independently, so a hung
 target of one service never delays another service's verdicts, incidents or pages. The
-rule, from DESIGN "Verdicts":
+rule, from ARCHITECTURE.md "Verdicts":
 
 * ``unknown``     — no attempt of the channel ended ok / timeout / server_error /
   client_error (reason: not_launched, probe_error, monitor_stalled, control_failed or
@@ -89,7 +89,7 @@ class _Service:
 
 
 def _channel_verdict(cell: _Cell | None) -> tuple[Verdict, UnknownReason | None, bool]:
-    """(verdict, reason, degraded) of one channel by the DESIGN rule, before control."""
+    """(verdict, reason, degraded) of one channel, before control (ARCHITECTURE.md "Verdicts")."""
     if cell is None:
         return Verdict.UNKNOWN, UnknownReason.NOT_LAUNCHED, False
     counts = cell.counts

@@ -71,7 +71,7 @@ class _Plan:
 
 
 def in_flight_bound(k: int, timeout: float) -> int:
-    """Attempts of one probe that may be in flight: k·(timeout+1)+k (DESIGN "Attempts")."""
+    """Attempts of one probe that may be in flight: k·(timeout+1)+k (ARCHITECTURE.md "Attempts")."""
     return math.ceil(k * (timeout + 1)) + k
 
 

@@ -1,6 +1,6 @@
 """Prometheus metrics of availmon, on an explicit `CollectorRegistry` (no global state).
 
-Names and labels are a stable interface (DESIGN "Metrics"); dashboards and rules in
+Names and labels are a stable interface (ARCHITECTURE.md "Metrics"); dashboards and rules in
 `grafana/` query exactly these. `month_error_budget_seconds` is the month's whole
 allowance, (1 − target) × (month seconds − excluded seconds); budget left is
 `month_error_budget_seconds - month_unavailable_seconds`.
@@ -133,6 +133,10 @@ class Metrics:
 
     def observe_skip(self, service: str, channel: str, probe: str, second: int) -> None:
         self.skipped.labels(service, channel, probe).inc()
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """The current value of one sample (e.g. a gauge), through the public registry API."""
+        return self.registry.get_sample_value(name, labels)
 
     def observe_verdicts(self, verdicts: Sequence[SecondVerdict]) -> None:
         for v in verdicts:

@@ -32,8 +32,8 @@ from monitor.store.base import Incident, Run, Store
 from monitor.verdicts import CHANNELS, SERVICE_CHANNEL, Verdict
 from probes.base import QUALIFYING, SEEING
 
-#: the keys of a report: DESIGN's "Report JSON keys" first, then this module's extras
-DESIGN_KEYS: tuple[str, ...] = (
+#: the keys of a report: ARCHITECTURE.md "Report JSON keys" first, then this module's extras
+CONTRACT_KEYS: tuple[str, ...] = (
     "service",
     "month",
     "timezone",
@@ -65,7 +65,7 @@ EXTRA_KEYS: tuple[str, ...] = (
     "timeline",
     "warnings",
 )
-REPORT_KEYS: tuple[str, ...] = DESIGN_KEYS + EXTRA_KEYS
+REPORT_KEYS: tuple[str, ...] = CONTRACT_KEYS + EXTRA_KEYS
 
 #: a month whose coverage is below this carries a warning
 MIN_COVERAGE_PERCENT = 99.9
@@ -145,7 +145,7 @@ def _blind_minutes(store: Store, service: str, start: int, end: int) -> dict[str
 def blind_spells(
     store: Store, service: str, period: Interval, blind_after: int
 ) -> dict[str, list[Interval]]:
-    """Per channel, the stretches in which the monitor was blind (DESIGN "Issues"): runs of
+    """Per channel, the stretches in which the monitor was blind (ARCHITECTURE.md "Issues"): runs of
     consecutive minutes whose attempts were all client or probe errors, at least
     `blind_after` seconds long. Found per minute from the stored per-minute counts, so a
     minute only partly blind at either end of a spell counts as measured."""

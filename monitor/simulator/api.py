@@ -17,16 +17,14 @@ import hmac
 import itertools
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from monitor.simulator.faults import API_STAGE, PASS, Act, Action, http_outcome
+from monitor.simulator.host import Host
 from monitor.simulator.wire import abort_with_rst, wait_forever
 from probes.base import Outcome
-
-if TYPE_CHECKING:
-    from monitor.simulator.server import Simulator
 
 ATTEMPT_HEADER = "X-Availmon-Attempt"
 VANTAGE_HEADER = "X-Availmon-Vantage"
@@ -63,7 +61,7 @@ Route = Callable[[web.Request], Awaitable[web.Response]]
 class ApiSide:
     """The aiohttp application of one simulator."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Host) -> None:
         self._sim = sim
         self._ids = itertools.count(84_000_000_000_000_000)
         #: transports of requests in progress, aborted by `abort_all` so stop() never waits

@@ -121,7 +121,7 @@ def _smtp_reply(text: str, expected: Outcome) -> Action:
     return Action(Act.REPLY, expected, status=code, text=text, close=code == 421, smtp=True)
 
 
-# SMTP replies, each with the outcome DESIGN.md's table gives it (the enhanced code decides)
+# SMTP replies, each with the outcome the README's table gives it (the enhanced code decides)
 SMTP_421 = _smtp_reply(
     "421 4.3.3 [internal] Service temporarily unavailable, closing channel", Outcome.SERVER_ERROR
 )

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from monitor.simulator.faults import Act, Action
+from monitor.simulator.host import Host
 from monitor.simulator.wire import abort_with_rst, wait_forever
 from probes.base import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from monitor.simulator.server import Simulator
 
 SERVER_NAME = "smtp.availmon.sim"
 _HEADERS_END = re.compile(rb"\r?\n\r?\n")
@@ -118,7 +118,7 @@ class SimSMTP(SMTP):
 class SmtpSide:
     """The aiosmtpd handler of one simulator: hooks for EHLO, MAIL, RCPT, DATA and AUTH."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Host) -> None:
         self._sim = sim
         self.connections: set[SimSMTP] = set()
         self._queue_ids = itertools.count(1)

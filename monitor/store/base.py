@@ -1,6 +1,6 @@
 """The store contract: what is kept, and the calls every backend answers.
 
-Shape (DESIGN "Store"): verdict **runs** (a row per stretch of equal verdicts, not per
+Shape (ARCHITECTURE.md "Store"): verdict **runs** (a row per stretch of equal verdicts, not per
 second); per-minute attempt counts by outcome; full attempt evidence only for unavailable
 and degraded seconds; maintenance windows; incidents with their timelines; the
 notification outbox; the ledger of reports written.
@@ -200,16 +200,3 @@ class Store(Protocol):
     # --- key/value state (policy windows, watermarks, report ledger)
     def get_state(self, key: str) -> Any | None: ...
     def set_state(self, key: str, value: Any) -> None: ...
-
-
-def open_store(url: str) -> Store:
-    """`sqlite:///path` or `sqlite:///:memory:`; migrates before returning."""
-    if url.startswith("sqlite://"):
-        from monitor.store.sqlite import SQLiteStore
-
-        store = SQLiteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
-        store.migrate()
-        return store
-    if url.startswith("postgresql://"):
-        raise StoreError("the PostgreSQL backend is not built yet; use sqlite:///path")
-    raise StoreError(f"store.url: unsupported scheme in {url!r}")

@@ -107,3 +107,10 @@ class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, json.dumps(value)),
             )
+
+
+def open_url(url: str) -> SQLiteStore:
+    """``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``sqlite:///:memory:``."""
+    store = SQLiteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
+    store.migrate()
+    return store

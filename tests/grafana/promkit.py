@@ -31,8 +31,8 @@ PROMTOOL = "/usr/bin/promtool"
 AMTOOL = "/usr/bin/amtool"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
-# DESIGN.md "Metrics": the only names dashboards and rules may query.
-DESIGN_METRICS = frozenset(
+# ARCHITECTURE.md "Metrics": the only names dashboards and rules may query.
+CONTRACT_METRICS = frozenset(
     {
         "availmon_attempts_total",
         "availmon_attempt_duration_seconds",
@@ -48,9 +48,9 @@ DESIGN_METRICS = frozenset(
         "availmon_launches_skipped_total",
     }
 )
-DESIGN_HISTOGRAMS = ("availmon_attempt_duration_seconds", "availmon_loop_lag_seconds")
-DESIGN_SERIES = DESIGN_METRICS | {
-    f"{h}{suffix}" for h in DESIGN_HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")
+CONTRACT_HISTOGRAMS = ("availmon_attempt_duration_seconds", "availmon_loop_lag_seconds")
+CONTRACT_SERIES = CONTRACT_METRICS | {
+    f"{h}{suffix}" for h in CONTRACT_HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")
 }
 
 # Grafana's global variables and the values the tests give them.

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from tests.grafana.promkit import (
+    CONTRACT_SERIES,
     DATASOURCE_UID,
-    DESIGN_SERIES,
     GRAFANA,
     GRAFANA_BUILTINS,
     RULES,
@@ -114,7 +114,7 @@ def test_slo_target_defaults_to_the_email_sla(dashboard: dict[str, Any]) -> None
 
 
 def test_queries_name_only_design_metrics_and_recorded_rules(dashboard: dict[str, Any]) -> None:
-    allowed = DESIGN_SERIES | recorded_names()
+    allowed = CONTRACT_SERIES | recorded_names()
     for where, expr in dashboard_queries(dashboard):
         names = metric_names(fill_variables(expr, VALUES))
         assert names - allowed == set(), f"{where}: {sorted(names - allowed)} in {expr}"

@@ -16,7 +16,7 @@ import yaml
 from tests.grafana.promkit import (
     ALERTMANAGER,
     AMTOOL,
-    DESIGN_SERIES,
+    CONTRACT_SERIES,
     GRAFANA,
     PROMTOOL,
     RULES,
@@ -102,7 +102,7 @@ def test_every_alert_has_unit_tests_that_fire_and_stay_quiet() -> None:
 
 
 def test_rules_name_only_design_metrics_and_their_own_records() -> None:
-    allowed = DESIGN_SERIES | recorded_names() | {"up"}
+    allowed = CONTRACT_SERIES | recorded_names() | {"up"}
     for rule in load_rules():
         names = metric_names(rule["expr"])
         where = rule.get("record") or rule.get("alert")

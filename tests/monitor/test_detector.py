@@ -448,7 +448,7 @@ def oracle(
     seconds: range,
     forced: dict[int, UnknownReason],
 ) -> dict[tuple[str, str, int], tuple[Verdict, UnknownReason | None, bool]]:
-    """The DESIGN rule applied by brute force to the raw events."""
+    """The ARCHITECTURE.md "Verdicts" rule applied by brute force to the raw events."""
     out: dict[tuple[str, str, int], tuple[Verdict, UnknownReason | None, bool]] = {}
     for s in seconds:
         for svc in cfg:

@@ -15,7 +15,8 @@ import pytest
 
 from monitor.config import Settings, parse
 from monitor.detector import Detector
-from monitor.store.base import MinuteCount, Store, open_store
+from monitor.store import open_store
+from monitor.store.base import MinuteCount, Store
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason
 from probes.base import Attempt, Outcome
 

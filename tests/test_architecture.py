@@ -1,0 +1,111 @@
+"""The shape of the code, as tests: layers point down, no import cycle, docs that exist.
+
+The layers are written as import-linter contracts in pyproject.toml (ARCHITECTURE.md
+draws them); `lint-imports` runs here so that the suite, and so CI, enforces them.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("monitor", "probes", "alerting")
+
+
+def test_import_contracts_are_kept() -> None:
+    lint = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run(
+        [str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
+
+
+def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph.modules):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.find_modules_directly_imported_by(root))))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append(
+                        (child, iter(sorted(graph.find_modules_directly_imported_by(child))))
+                    )
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(sorted(component))
+    return found
+
+
+def test_no_import_cycle_anywhere() -> None:
+    # every import counts: module level, inside functions and under TYPE_CHECKING
+    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = grimp.ImportGraph()
+    for a, b in (("x.a", "x.b"), ("x.b", "x.c"), ("x.c", "x.a"), ("x.c", "x.d")):
+        graph.add_import(importer=a, imported=b)
+    assert _cycles(graph) == [["x.a", "x.b", "x.c"]]
+
+
+def test_code_cites_only_files_in_the_repository() -> None:
+    """Comments and docstrings point at files a newcomer can open, and at sections of
+    ARCHITECTURE.md that exist."""
+    cited = re.compile(r"\b([A-Z][A-Z_]+\.md)\b")
+    section = re.compile(r'ARCHITECTURE\.md "([^"]+)"')
+    outside = re.compile(r"\bDESIGN(\.md|'s| \")")
+    headings = set(re.findall(r"^#+ (.+)$", (ROOT / "ARCHITECTURE.md").read_text(), re.M))
+    missing = set()
+    files = [p for d in (*PACKAGES, "bench", "tests", "grafana") for p in (ROOT / d).rglob("*")]
+    for path in [*files, ROOT / "README.md"]:
+        if path.suffix not in (".py", ".md", ".yml", ".toml") or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        where = path.relative_to(ROOT)
+        for name in cited.findall(text):
+            if not (ROOT / name).exists() and not (path.parent / name).exists():
+                missing.add(f"{where}: {name}")
+        missing.update(
+            f"{where}: section {s!r}" for s in section.findall(text) if s not in headings
+        )
+        missing.update(f"{where}: DESIGN{m}" for m in outside.findall(text))
+    assert sorted(missing) == []
