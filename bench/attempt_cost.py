@@ -54,7 +54,7 @@ import aiohttp
 
 from monitor.clock import SystemClock
 from monitor.config import Settings
-from probes.base import PROBES, Attempt, ProbeContext
+from probes.base import PROBES, Attempt, ProbeContext, backport_transport_cycle_fix
 from probes.http import HttpProbeConfig
 from probes.smtp import SmtpProbe, SmtpProbeConfig
 
@@ -844,14 +844,14 @@ async def paced(
     """`bench`, under the daemon's garbage-collection pacer when --gc-tuned."""
     if not args.gc_tuned:
         return await bench(args, target, bb, bb_port)
-    from monitor.gcpacer import GcPacer
+    from monitor.gcpacer import start_pacer
 
-    pacer = GcPacer(SystemClock(), in_flight)
-    pacer.start()
+    pacer = start_pacer(SystemClock(), in_flight)
     try:
         return await bench(args, target, bb, bb_port)
     finally:
-        pacer.stop()
+        if pacer is not None:
+            pacer.stop()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -878,6 +878,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    backport_transport_cycle_fix()  # as `availmon run` does at start (monitor/daemon.py)
     if args.blackbox_driver:
         print(
             json.dumps(asyncio.run(blackbox_driver(args.blackbox_driver, args.rate, args.duration)))

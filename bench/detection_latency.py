@@ -59,10 +59,11 @@ import aiohttp
 from monitor.config import Settings, parse
 from monitor.daemon import Daemon
 from monitor.demo import PageReceiver
-from monitor.gcpacer import GcPacer
+from monitor.gcpacer import GcPacer, start_pacer
 from monitor.launcher import auto_phases, slot_offsets
 from monitor.store.base import Incident
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict
+from probes.base import backport_transport_cycle_fix
 
 log = logging.getLogger("detection_latency")
 
@@ -714,8 +715,7 @@ async def phase(
             daemon = Daemon(bench_settings(args, sims, Path(tmp)), serve_http=False)
             await daemon.start()
             if args.gc_tuned:  # what `availmon run` does after start (Daemon.run)
-                pacer = GcPacer(daemon.clock, daemon.in_flight)
-                pacer.start()
+                pacer = start_pacer(daemon.clock, daemon.in_flight)
             b = Bench(args, daemon, sims, receiver, rng, deadline, jobs, total=len(jobs))
             daemon.listeners.append(b.on_second)
             # staggered, so that the lanes' injections (and openings) do not coincide
@@ -855,6 +855,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    backport_transport_cycle_fix()  # as `availmon run` does at start (monitor/daemon.py)
     if args.serve_simulators is not None:
         try:
             asyncio.run(serve_simulators(args.serve_simulators))

@@ -29,7 +29,7 @@ from monitor.api import make_app
 from monitor.clock import Clock, SystemClock
 from monitor.config import Settings
 from monitor.detector import Detector
-from monitor.gcpacer import GcPacer
+from monitor.gcpacer import start_pacer
 from monitor.intervals import Interval, contains, month_of, overlap
 from monitor.launcher import Launcher
 from monitor.metrics import Metrics
@@ -38,7 +38,7 @@ from monitor.store import Store, open_store
 from monitor.store.base import MaintenanceWindow, MinuteCount, excluded_spans
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
 from monitor.watchdog import LoopWatchdog
-from probes.base import Attempt
+from probes.base import Attempt, backport_transport_cycle_fix
 
 log = logging.getLogger("availmon")
 
@@ -199,16 +199,19 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stopping.set)
+        # Process-wide runtime tuning, only here (not in start(), which tests and benches
+        # call in their own processes), each gated on the Python versions it was measured
+        # on: 3.12's fix of a reference cycle in closed socket transports, backported to
+        # 3.11 (probes/base.py), and the collector pacer (monitor/gcpacer.py), because
+        # collector passes over thousands of attempts in flight made launches late.
+        backport_transport_cycle_fix()
         await self.start()
-        # Collector passes over thousands of attempts in flight made launches late; the
-        # pacer keeps them short (monitor/gcpacer.py). Only here, not in start(): it
-        # changes process-wide settings.
-        pacer = GcPacer(self.clock, self.in_flight)
-        pacer.start()
+        pacer = start_pacer(self.clock, self.in_flight)
         try:
             await self._stopping.wait()
         finally:
-            pacer.stop()
+            if pacer is not None:
+                pacer.stop()
             await self.stop()
 
     def in_flight(self) -> int:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 from collections.abc import Callable
 
 from monitor.clock import Clock
@@ -132,3 +133,26 @@ class GcPacer:
         self.passes[generation] += 1
         self._last_older = now
         return generation
+
+
+#: CPython versions whose collector the pacer was measured on (bench/attempt_cost.py);
+#: elsewhere (3.12's and 3.13's collectors differ, 3.14's is incremental) it stays off
+MEASURED_ON: frozenset[tuple[int, int]] = frozenset({(3, 11)})
+
+
+def start_pacer(
+    clock: Clock, in_flight: Callable[[], int], version: tuple[int, int] | None = None
+) -> GcPacer | None:
+    """Start the pacer on a CPython version it was measured on; None (one log line) else."""
+    version = version or (sys.version_info[0], sys.version_info[1])
+    if version not in MEASURED_ON:
+        log.info(
+            "gc pacer off: measured on CPython %s only; Python %d.%d keeps the collector's "
+            "defaults",
+            ", ".join(f"{a}.{b}" for a, b in sorted(MEASURED_ON)),
+            *version,
+        )
+        return None
+    pacer = GcPacer(clock, in_flight)
+    pacer.start()
+    return pacer

@@ -1,8 +1,8 @@
 """Probes: one module per protocol, each turning one attempt at a target into an `Attempt`.
 
-Importing this package registers every probe type in `PROBES` (``http``, ``smtp``), and
-on CPython 3.11 backports 3.12's fix of a reference cycle in every closed asyncio socket
-transport (`probes.base.backport_transport_cycle_fix`).
+Importing this package registers every probe type in `PROBES` (``http``, ``smtp``) and
+changes nothing else in the process: the daemon installs the asyncio backport
+(`probes.base.backport_transport_cycle_fix`) when it starts (monitor/daemon.py).
 """
 
 # imported for their side effect: @register fills PROBES
@@ -13,10 +13,7 @@ from probes.base import (
     Outcome,
     Probe,
     ProbeContext,
-    backport_transport_cycle_fix,
     register,
 )
-
-backport_transport_cycle_fix()
 
 __all__ = ["PROBES", "Attempt", "Outcome", "Probe", "ProbeContext", "http", "register", "smtp"]

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
+
+import pytest
 
 from monitor import gcpacer
 from monitor.clock import FakeClock
@@ -77,3 +81,33 @@ async def test_start_leaves_older_generations_to_the_pacer_and_stop_restores() -
         pacer.stop()
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+async def test_the_pacer_starts_only_on_the_python_it_was_measured_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    before = gc.get_threshold()
+    with caplog.at_level("INFO", logger="monitor.gcpacer"):
+        assert gcpacer.start_pacer(FakeClock(), lambda: 0, version=(3, 13)) is None
+    assert gc.get_threshold() == before
+    assert "gc pacer off: measured on CPython 3.11 only; Python 3.13" in caplog.text
+    pacer = gcpacer.start_pacer(FakeClock(), lambda: 0, version=(3, 11))
+    assert pacer is not None
+    try:
+        assert gc.get_threshold() == (gcpacer.YOUNG_THRESHOLD, gcpacer.NEVER, gcpacer.NEVER)
+    finally:
+        pacer.stop()
+    assert gc.get_threshold() == before
+
+
+def test_importing_the_packages_patches_nothing() -> None:
+    """`import probes` (and the config that imports it) leaves asyncio as it was; only
+    `availmon run` installs the backport."""
+    code = (
+        "import asyncio.selector_events as s, monitor.config, probes, alerting.notifiers;"
+        "print(getattr(s._SelectorSocketTransport, '_availmon_cycle_fix', False))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False"

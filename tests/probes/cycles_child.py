@@ -18,7 +18,7 @@ from typing import Any
 
 from monitor.clock import SystemClock
 from probes import PROBES
-from probes.base import ProbeContext
+from probes.base import ProbeContext, backport_transport_cycle_fix
 from probes.http import HttpProbeConfig
 from probes.smtp import SmtpProbeConfig
 
@@ -53,4 +53,5 @@ async def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    backport_transport_cycle_fix()  # as `availmon run` does at start (monitor/daemon.py)
     print(json.dumps(asyncio.run(measure(json.loads(sys.argv[1])))))
