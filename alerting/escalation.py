@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from alerting.effects import IncidentWrites
 from alerting.model import IncidentState, Severity
 from monitor.calendar import BusinessCalendar
 from monitor.clock import Clock
@@ -200,13 +201,14 @@ class Herald:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        writes: IncidentWrites,
         clock: Clock,
         *,
         on_outbox: Callable[[], None] | None = None,
     ) -> None:
         self._settings = settings
-        self._store = store
+        #: the store itself, or the daemon's EffectLog (alerting/effects.py)
+        self._writes = writes
         self._clock = clock
         self._on_outbox = on_outbox
         self._calendars = {
@@ -243,36 +245,36 @@ class Herald:
             # write-ahead: a crash after this write and before the outbox is repaired by replay
             incident.data["pending"] = {"seq": seq, "kind": kind, "at": at, "data": event_data}
         if incident.id == 0:
-            incident = self._store.create_incident(incident)
+            incident = self._writes.create_incident(incident)
         else:
-            self._store.update_incident(incident)
-        event = self._store.add_event(IncidentEvent(incident.id, at, kind, event_data))
+            self._writes.update_incident(incident)
+        event = self._writes.add_event(IncidentEvent(incident.id, at, kind, event_data))
         if notices:
             self._enqueue(incident, event_data, at)
         return incident, event
 
-    def replay(self, incident: Incident) -> bool:
-        """Finish the last event whose writing a crash interrupted; True when it did so."""
+    def replay(self, incident: Incident, store: Store) -> bool:
+        """Finish the last event whose writing a crash interrupted; True when it did so.
+
+        Runs at restore, off the event loop, on the store itself."""
         pending = incident.data.get("pending")
         if not pending:
             return False
         seq = pending["seq"]
-        events = self._store.events(incident.id)
+        events = store.events(incident.id)
         wrote = False
         if not any(e.data.get("seq") == seq for e in events):
-            self._store.add_event(
+            store.add_event(
                 IncidentEvent(incident.id, pending["at"], pending["kind"], pending["data"])
             )
             wrote = True
         queued = {
-            (o.notifier, o.event)
-            for o in self._store.outbox(incident.id)
-            if o.payload.get("seq") == seq
+            (o.notifier, o.event) for o in store.outbox(incident.id) if o.payload.get("seq") == seq
         }
         wanted = self._items(incident, pending["data"], pending["at"])
         missing = [i for i in wanted if (i.notifier, i.event) not in queued]
         if missing:
-            self._store.enqueue(missing)
+            store.enqueue(missing)
             self._wake(missing)
             wrote = True
         return wrote
@@ -316,7 +318,7 @@ class Herald:
     def _enqueue(self, incident: Incident, event_data: dict[str, Any], at: float) -> None:
         items = self._items(incident, event_data, at)
         if items:
-            self._store.enqueue(items)
+            self._writes.enqueue(items)
             self._wake(items)
 
     def _wake(self, items: Sequence[OutboxItem]) -> None:

@@ -41,6 +41,12 @@ class IncidentState(enum.StrEnum):
 ACTIVE_STATES: tuple[IncidentState, ...] = tuple(s for s in IncidentState if s.active)
 
 
+def dedup_key(service: str, incident_id: int) -> str:
+    """The key notifiers deduplicate an incident's events on (PagerDuty dedup_key,
+    Opsgenie alias, Alertmanager labels)."""
+    return f"availmon/{service}/{incident_id}"
+
+
 class OutboxState(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"

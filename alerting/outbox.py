@@ -14,6 +14,11 @@ module only reads the store, sends, and records the outcome. Rules:
   timeline (``notified`` | ``notify_retry`` | ``notify_failed``) and to `on_result`.
 - Durable and at-least-once: an item is in the store before its first try; a daemon
   killed before recording the outcome sends it again after restart.
+- Paged from memory: when the store refuses the write of new items for a while
+  (monitor/writer.py), `page_from_memory` sends them before they are stored, so a Critical
+  Issue is not held back by a locked or full store. Such an item is known by its key
+  (incident, notifier, event, seq): once the writer has stored it, `reconcile` gives its id
+  and the outcome is recorded on the stored row, which no pass ever sends again.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import contextlib
 import heapq
 import logging
 import random
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from alerting.model import OutboxState
 from alerting.notifiers.base import Notifier, Restorable, TransportError
@@ -37,6 +44,22 @@ log = logging.getLogger("availmon.alerting.outbox")
 MAX_RETRY_AFTER = 3600.0
 
 Pair = tuple[int, str]
+#: an item's identity before it has a row id: (incident, notifier, event, seq)
+Key = tuple[int, str, str, Any]
+
+
+def item_key(item: OutboxItem) -> Key:
+    return (item.incident_id, item.notifier, item.event, item.payload.get("seq"))
+
+
+@dataclass(slots=True)
+class _MemoryPage:
+    """An item sent before the store held it."""
+
+    item: OutboxItem
+    final: OutboxItem | None = None  # the item as delivered (sent or failed)
+    events: list[IncidentEvent] = field(default_factory=list)
+    stored_id: int | None = None
 
 
 class Dispatcher:
@@ -76,6 +99,11 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._pass_lock = asyncio.Lock()
         self._timeline_ok = True
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # pages sent from memory, by key; read by the writer thread too, hence the lock
+        self._memory: dict[Key, _MemoryPage] = {}
+        self._memory_lock = threading.Lock()
+        self._memory_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ public
 
@@ -83,8 +111,34 @@ class Dispatcher:
         """New items are in the store: look now instead of at the next poll."""
         self._wake.set()
 
+    def page_from_memory(self, items: Sequence[OutboxItem]) -> None:
+        """Send `items` (not in the store yet) now. Thread-safe: the store writer calls it."""
+        fresh: list[_MemoryPage] = []
+        with self._memory_lock:
+            for item in items:
+                key = item_key(item)
+                if key not in self._memory:
+                    self._memory[key] = page = _MemoryPage(item)
+                    fresh.append(page)
+        if fresh and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._start_memory, fresh)
+
+    def reconcile(self, stored: Sequence[OutboxItem]) -> None:
+        """The writer stored these items: tie pages sent from memory to their rows.
+        Thread-safe."""
+        with self._memory_lock:
+            matched = False
+            for item in stored:
+                page = self._memory.get(item_key(item))
+                if page is not None:
+                    page.stored_id = item.id
+                    matched = True
+        if matched and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._settle_soon)
+
     async def run(self) -> None:
         """Deliver until cancelled."""
+        self._loop = asyncio.get_running_loop()
         try:
             await self.restore()
         except Exception:
@@ -92,6 +146,7 @@ class Dispatcher:
             log.exception("outbox: restoring notifier state failed")
         while True:
             self._wake.clear()
+            await self._settle()
             try:
                 _, _, pass_time = await self._pass()
             except Exception:
@@ -134,7 +189,7 @@ class Dispatcher:
 
     async def close(self) -> None:
         """Stop in-flight sends (their items stay pending) and close the notifiers."""
-        tasks = list(self._inflight.values())
+        tasks = [*self._inflight.values(), *self._memory_tasks]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -164,8 +219,12 @@ class Dispatcher:
             # keeps a notifier with many hung pairs from hiding every other notifier's items
             limit = self.batch + len(self._inflight)
             items = await asyncio.to_thread(self.store.due, now, limit)
+            with self._memory_lock:
+                memory = set(self._memory)
             started = skipped = 0
             for item in items:
+                if item_key(item) in memory:
+                    continue  # sent from memory; its outcome is being recorded
                 pair = (item.incident_id, item.notifier)
                 if pair in self._inflight:
                     continue
@@ -225,14 +284,67 @@ class Dispatcher:
             return TransportError(f"internal error: {type(exc).__name__}")
         return None
 
-    async def _record(
-        self,
-        item: OutboxItem,
-        error: TransportError | None,
-        *,
-        max_tries: int = 1,
-        counted: bool = True,
-    ) -> None:
+    def _start_memory(self, pages: list[_MemoryPage]) -> None:
+        for page in pages:
+            log.warning(
+                "outbox: store refuses writes; paging %s %s for incident %s from memory",
+                page.item.notifier, page.item.event, page.item.incident_id,
+            )  # fmt: skip
+            task = asyncio.create_task(self._deliver_memory(page), name="outbox-memory")
+            self._memory_tasks.add(task)
+            task.add_done_callback(self._memory_tasks.discard)
+
+    async def _deliver_memory(self, page: _MemoryPage) -> None:
+        """Deliver one page with the usual retries, keeping the outcome in memory."""
+        item = page.item
+        notifier = self.notifiers.get(item.notifier)
+        while True:
+            if notifier is None:
+                error: TransportError | None = TransportError(
+                    f"notifier {item.notifier!r} is not configured", permanent=True
+                )
+                max_tries = 1
+            else:
+                async with self._limit(item.notifier):
+                    error = await self._send(notifier, item)
+                max_tries = notifier.config.max_tries
+            done, event, outcome = self._outcome(item, error, max_tries, notifier is not None)
+            page.events.append(event)
+            self._report(item, outcome, event)
+            item = done
+            if outcome != "retry":
+                break
+            await asyncio.sleep(max(0.0, done.next_attempt_at - self.clock.wall()))
+        page.final = item
+        await self._settle()
+
+    def _settle_soon(self) -> None:
+        task = asyncio.create_task(self._settle(), name="outbox-settle")
+        self._memory_tasks.add(task)
+        task.add_done_callback(self._memory_tasks.discard)
+
+    async def _settle(self) -> None:
+        """Record the outcome of pages sent from memory on their stored rows."""
+        with self._memory_lock:
+            ready = [(k, p) for k, p in self._memory.items() if p.final and p.stored_id]
+        for key, page in ready:
+            assert page.final is not None and page.stored_id is not None
+            try:
+                await asyncio.to_thread(
+                    self.store.update_outbox, replace(page.final, id=page.stored_id)
+                )
+            except Exception as exc:
+                log.warning("outbox: recording a page sent from memory failed: %r", exc)
+                return  # tried again at the next pass
+            with self._memory_lock:
+                self._memory.pop(key, None)
+            for event in page.events:
+                await self._timeline(replace(event, data={**event.data, "from_memory": True}))
+
+    def _outcome(
+        self, item: OutboxItem, error: TransportError | None, max_tries: int, counted: bool
+    ) -> tuple[OutboxItem, IncidentEvent, str]:
+        """The item after one try, its timeline event, and "sent" | "retry" | "failed"."""
         now = self.clock.wall()
         tries = item.tries + 1 if counted else item.tries
         data: dict[str, object] = {"notifier": item.notifier, "event": item.event, "tries": tries}
@@ -248,23 +360,40 @@ class Dispatcher:
             done = replace(item, tries=tries, next_attempt_at=at, last_error=error.message)
             kind, outcome = "notify_retry", "retry"
             data.update(error=error.message, next_attempt_at=at)
-            heapq.heappush(self._retry_at, at)
-        await asyncio.to_thread(self.store.update_outbox, done)
+        return done, IncidentEvent(item.incident_id, now, kind, data), outcome
+
+    def _report(self, item: OutboxItem, outcome: str, event: IncidentEvent) -> None:
+        """The log line and the metric of one try."""
         if outcome == "sent":
             log.info(
                 "outbox: %s %s for incident %s sent", item.notifier, item.event, item.incident_id
             )
         else:
             log.warning(
-                "outbox: %s %s for incident %s: %s (try %d, %s)",
-                item.notifier, item.event, item.incident_id, data.get("error"), tries, outcome,
+                "outbox: %s %s for incident %s: %s (try %s, %s)",
+                item.notifier, item.event, item.incident_id, event.data.get("error"),
+                event.data.get("tries"), outcome,
             )  # fmt: skip
-        await self._timeline(IncidentEvent(item.incident_id, now, kind, data))
         if self.on_result is not None:
             try:
                 self.on_result(item.notifier, outcome)
             except Exception:
                 log.exception("outbox: on_result callback failed")
+
+    async def _record(
+        self,
+        item: OutboxItem,
+        error: TransportError | None,
+        *,
+        max_tries: int = 1,
+        counted: bool = True,
+    ) -> None:
+        done, event, outcome = self._outcome(item, error, max_tries, counted)
+        if outcome == "retry":
+            heapq.heappush(self._retry_at, done.next_attempt_at)
+        await asyncio.to_thread(self.store.update_outbox, done)
+        self._report(item, outcome, event)
+        await self._timeline(event)
 
     async def _timeline(self, event: IncidentEvent) -> None:
         try:

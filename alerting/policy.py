@@ -66,6 +66,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from alerting.effects import EffectLog, IncidentWrites
 from alerting.escalation import Escalation, Herald, Notice, clip, fit, iso
 from alerting.incidents import Incidents
 from alerting.model import ACTIVE_STATES, IncidentState, Severity
@@ -147,11 +148,18 @@ class Policy:
         clock: Clock,
         *,
         on_outbox: Callable[[], None] | None = None,
+        effects: EffectLog | None = None,
     ) -> None:
+        """Without `effects` the policy reads and writes `store` itself, synchronously
+        (tests, tools). With them (the daemon) it never touches the store after `restore`:
+        its writes become effects the caller applies off the event loop, and what people
+        did to its incidents reaches it through `absorb`."""
         self._settings = settings
         self._store = store
+        self._effects = effects
+        self._writes: IncidentWrites = store if effects is None else effects
         self._clock = clock
-        self.herald = Herald(settings, store, clock, on_outbox=on_outbox)
+        self.herald = Herald(settings, self._writes, clock, on_outbox=on_outbox)
         self.incidents = Incidents(settings, store, clock, herald=self.herald)
         self._escalation = Escalation(settings, self.herald)
         self._watch = {s.name: _Watch(s) for s in settings.services}
@@ -162,7 +170,10 @@ class Policy:
     # ------------------------------------------------------------------ public
 
     def restore(self) -> None:
-        """Reload unresolved incidents and rebuild the windows from the store."""
+        """Reload unresolved incidents and rebuild the windows from the store (off the
+        event loop: it reads the store)."""
+        if self._effects is not None:
+            self._effects.reserve(self._store.max_incident_id())
         self._active.clear()
         for w in self._watch.values():
             w.critical_id = w.nc_id = None
@@ -175,7 +186,7 @@ class Policy:
                         incident.service,
                     )
                     continue
-                if self.herald.replay(incident):
+                if self.herald.replay(incident, self._store):
                     log.warning("incident %d: finished an event interrupted by a stop", incident.id)
                 self._active[incident.id] = incident
         for incident in sorted(self._active.values(), key=lambda i: i.id):
@@ -200,17 +211,31 @@ class Policy:
             w = self._watch[name]
             if w.last is not None and second <= w.last:
                 continue  # never judge a second twice
-            self._refresh(w)
+            if self._effects is None:
+                self._refresh(w)
             self._observe(w, second, service_v[0] if service_v else None, channel_v, now)
-        self._refresh_orphans()
+        if self._effects is None:
+            self._refresh_orphans()
         self._duties(now)
 
     def tick(self, now: float) -> None:
         """Time-based duties: ack deadline, updates, auto-resolve, business-hours release."""
-        for w in self._watch.values():
-            self._refresh(w)
-        self._refresh_orphans()
+        if self._effects is None:
+            for w in self._watch.values():
+                self._refresh(w)
+            self._refresh_orphans()
         self._duties(now)
+
+    def tracked(self) -> list[int]:
+        """Ids of the unresolved incidents the policy acts on: what `absorb` wants fresh."""
+        return sorted(self._active)
+
+    def absorb(self, fresh: dict[int, Incident | None]) -> None:
+        """What the store holds of tracked incidents (None: gone), read off the loop: a
+        person may have acknowledged or resolved one (API, CLI, another process)."""
+        for incident_id, incident in fresh.items():
+            if incident_id in self._active:
+                self._absorb(incident_id, incident)
 
     def active(self) -> list[Incident]:
         """Unresolved incidents the policy is watching (oldest first)."""
@@ -391,7 +416,7 @@ class Policy:
                 return
             if nc.data.get("absent_since") is None:
                 nc.data["absent_since"] = s
-                self._store.update_incident(nc)
+                self._writes.update_incident(nc)
             minutes = ncc.auto_resolve_after_minutes
             if minutes is not None and s - int(nc.data["absent_since"]) >= minutes * 60:
                 self.incidents.auto_resolve(
@@ -419,7 +444,7 @@ class Policy:
                 extra=text,
             )
         elif changed:
-            self._store.update_incident(nc)
+            self._writes.update_incident(nc)
 
     def _open_non_critical(self, w: _Watch, s: int, found: dict[str, str], now: float) -> None:
         kind = next(iter(found))
@@ -471,7 +496,7 @@ class Policy:
         self._dirty.pop(incident_id, None)  # type: ignore[arg-type]
         inc = self._get(incident_id)
         if inc is not None:
-            self._store.update_incident(inc)
+            self._writes.update_incident(inc)
 
     def _drop(self, incident_id: int) -> None:
         self._active.pop(incident_id, None)
@@ -497,22 +522,40 @@ class Policy:
 
     def _reload(self, incident_id: int) -> None:
         try:
-            fresh = self._store.get_incident(incident_id)
+            fresh: Incident | None = self._store.get_incident(incident_id)
         except NotFound:
+            fresh = None
+        self._absorb(incident_id, fresh)
+
+    def _absorb(self, incident_id: int, fresh: Incident | None) -> None:
+        """Take a person's acknowledgement or resolution from the stored copy.
+
+        Only the fields people change are taken: the stored copy may be older than the
+        policy's own (its writes may still be queued), and the policy owns the rest
+        (state transitions of the rules, counters, timers)."""
+        mine = self._active.get(incident_id)
+        if mine is None:
+            return
+        if fresh is None:
             self._drop(incident_id)
             return
-        mine = self._active.get(incident_id)
-        if mine is not None and incident_id in self._dirty:
-            # the counters are the policy's alone and only grow: keep the unflushed ones
-            fresh.unavailable_seconds = max(fresh.unavailable_seconds, mine.unavailable_seconds)
-            fresh.last_unavailable = (
-                max(fresh.last_unavailable or 0, mine.last_unavailable or 0) or None
-            )
-            _merge_channels(fresh, list(mine.data.get("channels", [])))
+        seq = max(int(mine.data.get("seq", 0)), int(fresh.data.get("seq", 0)))
+        if seq:
+            mine.data["seq"] = seq
+        if fresh.acknowledged_at is not None and mine.acknowledged_at is None:
+            mine.acknowledged_at = fresh.acknowledged_at
+            mine.acknowledged_by = fresh.acknowledged_by
+            if mine.state == IncidentState.OPEN:
+                mine.state = IncidentState.ACKNOWLEDGED
         if fresh.state != IncidentState.RESOLVED:
-            self._active[incident_id] = fresh
             return
-        w = self._watch[fresh.service]
+        mine.state = IncidentState.RESOLVED
+        mine.resolved_at = fresh.resolved_at
+        mine.resolved_by = fresh.resolved_by
+        mine.next_update_at = None
+        if incident_id in self._dirty:
+            self._flush(incident_id)  # the unflushed count of unavailable seconds
+        w = self._watch[mine.service]
         if w.critical_id == incident_id:
             w.crit.clear()  # resolved by a person: a new incident needs fresh evidence
         if w.nc_id == incident_id:

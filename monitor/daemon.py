@@ -1,8 +1,13 @@
 """The running daemon: wires launcher → detector → (store, metrics, policy) → outbox.
 
-Data flows one way (ARCHITECTURE.md "Data flow"). The detector's sink runs on the event loop once
-per final second and only does in-memory work; the store is written by a flush task in a
-worker thread once a second, so disk never delays a launch.
+Data flows one way (ARCHITECTURE.md "Data flow"). The detector's sink runs on the event
+loop once per final second and only does in-memory work: metrics, the policy (a state
+machine whose writes come out as effects, alerting/effects.py) and two submissions to the
+store writer (monitor/writer.py), which writes the second and then its effects in a
+thread of its own, in order, retrying what the store refuses. Every other store access is
+in a worker thread too (`asyncio.to_thread`): what people did to incidents (API, CLI) is
+read once a second and handed to the policy (`Policy.absorb`). So the loop that measures
+the seconds never waits on the store.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from alerting.effects import EffectLog
 from alerting.incidents import Incidents
-from alerting.model import IncidentState, Severity
+from alerting.model import Incident, IncidentState, OutboxItem, Severity
 from alerting.notifiers import build_notifiers
 from alerting.outbox import Dispatcher
 from alerting.policy import Policy
@@ -35,12 +41,30 @@ from monitor.launcher import Launcher
 from monitor.metrics import Metrics
 from monitor.reports.schedule import ReportJob
 from monitor.store import Store, open_store
-from monitor.store.base import MaintenanceWindow, MinuteCount, excluded_spans
+from monitor.store.base import MaintenanceWindow, MinuteCount, NotFound, excluded_spans
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
 from monitor.watchdog import LoopWatchdog
+from monitor.writer import EffectsJob, Job, StoreWriter
 from probes.base import Attempt, backport_transport_cycle_fix
 
 log = logging.getLogger("availmon")
+
+#: how long the stop waits for the store to take what is queued
+STOP_WRITE_TIMEOUT = 10.0
+#: how often the store is read for people's actions on the policy's incidents
+POLL_INCIDENTS_EVERY = 1.0
+#: tiers whose pages go out from memory when the store refuses to store them
+PAGED_FROM_MEMORY = frozenset({"critical", "escalation"})
+
+
+def _read_incidents(store: Store, ids: list[int]) -> dict[int, Incident | None]:
+    out: dict[int, Incident | None] = {}
+    for incident_id in ids:
+        try:
+            out[incident_id] = store.get_incident(incident_id)
+        except NotFound:
+            out[incident_id] = None
+    return out
 
 
 class DaemonError(Exception):
@@ -70,8 +94,6 @@ class Daemon:
         self.last_verdicts: dict[tuple[str, str], SecondVerdict] = {}
         #: extra callbacks (second, verdicts), e.g. the demo's view
         self.listeners: list[Callable[[int, list[SecondVerdict]], None]] = []
-        self._pending_verdicts: list[SecondVerdict] = []
-        self._pending_evidence: list[Attempt] = []
         self._pending_counts: collections.Counter[tuple[str, str, str, int, str]] = (
             collections.Counter()
         )
@@ -82,7 +104,11 @@ class Daemon:
         self._month_recent: dict[str, collections.deque[int]] = collections.defaultdict(
             collections.deque
         )
-        self._flushed_through = 0
+        #: seconds up to this one were stored before this start (or are the restart gap)
+        self._start_floor = 0
+        self._effects = EffectLog()
+        self.writer: StoreWriter | None = None if store is None else self._new_writer(store)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -98,9 +124,12 @@ class Daemon:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         s = self.settings
+        self._loop = asyncio.get_running_loop()
         if self.store is None:
             self.store = await asyncio.to_thread(open_store, s.store.url)
         store = self.store
+        if self.writer is None:
+            self.writer = self._new_writer(store)
         await asyncio.to_thread(self._sync_config_maintenance)
         self._set_maintenance(await asyncio.to_thread(store.list_maintenance))
 
@@ -121,13 +150,16 @@ class Daemon:
             self.clock,
             on_result=lambda name, outcome: self.metrics.notifications.labels(name, outcome).inc(),
         )
-        self.policy = Policy(s, store, self.clock, on_outbox=self.dispatcher.wake)
+        self.policy = Policy(
+            s, store, self.clock, on_outbox=self.dispatcher.wake, effects=self._effects
+        )
         self.incidents = Incidents(s, store, self.clock, on_outbox=self.dispatcher.wake)
         await asyncio.to_thread(self.policy.restore)
 
         start_second = int(self.clock.wall()) + 1
         await asyncio.to_thread(self._fill_restart_gap, start_second)
-        self._flushed_through = start_second - 1
+        self._start_floor = start_second - 1
+        self.writer.start()
         await asyncio.to_thread(self._refresh_month)
         await asyncio.to_thread(self._refresh_incident_gauge)
 
@@ -153,7 +185,7 @@ class Daemon:
         await self.watchdog.start()
         await self.launcher.start()
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
-        self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush"))
+        self._tasks.append(asyncio.create_task(self._poll_loop(), name="poll-incidents"))
 
         self.scheduler = AsyncIOScheduler(timezone=ZoneInfo("UTC"))
         self.scheduler.add_job(self._housekeeping, "interval", seconds=30, id="housekeeping")
@@ -182,8 +214,9 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self.store is not None:
-            await asyncio.to_thread(self._flush)
+        if self.writer is not None:
+            # what the last seconds and the policy left, before the pages are drained
+            await asyncio.to_thread(self.writer.close, STOP_WRITE_TIMEOUT)
         if self.dispatcher is not None:
             # give pages already queued (a resolve on shutdown, say) a moment to go out;
             # what does not is sent after the next start
@@ -264,57 +297,85 @@ class Daemon:
                 self.last_final[v.service] = second
                 if v.verdict is Verdict.UNAVAILABLE and not v.excluded:
                     self._month_recent[v.service].append(second)
-        self._pending_verdicts.extend(verdicts)
-        self._pending_evidence.extend(evidence)
+        writer = self.writer
+        if writer is not None:
+            # the second first, then what the policy makes of it: the writer keeps the order
+            writer.submit_seconds(verdicts, evidence, self._take_counts())
         if self.policy is not None:
             try:
                 self.policy.on_second(second, verdicts)
             except Exception:  # a policy bug must never stop the measuring
                 log.exception("incident policy failed on second %d", second)
+        if writer is not None:
+            writer.submit_effects(self._effects.take())
         for listener in self.listeners:
             try:
                 listener(second, verdicts)
             except Exception:
                 log.exception("verdict listener failed")
 
+    def _take_counts(self) -> list[MinuteCount]:
+        counts, self._pending_counts = self._pending_counts, collections.Counter()
+        return [
+            MinuteCount(svc, ch, probe, minute, outcome, n)
+            for (svc, ch, probe, minute, outcome), n in counts.items()
+        ]
+
     def _excluded(self, service: str, second: int) -> bool:
         spans = self._excluded_spans.get(service)
         return spans is not None and contains(spans, second)
 
-    # ------------------------------------------------------------------ store writes
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                await asyncio.to_thread(self._flush)
-            except Exception:
-                # keep the batch: _flush only drops what it wrote
-                log.exception("store write failed; will retry")
+    # ------------------------------------------------------------------ the store's side
+    def _new_writer(self, store: Store) -> StoreWriter:
+        return StoreWriter(store, on_applied=self._on_applied, on_stuck=self._on_stuck)
 
-    def _flush(self) -> None:
-        store = self.store
-        assert store is not None
-        verdicts, self._pending_verdicts = self._pending_verdicts, []
-        evidence, self._pending_evidence = self._pending_evidence, []
-        counts, self._pending_counts = self._pending_counts, collections.Counter()
-        try:
-            if verdicts:
-                store.write_verdicts(verdicts)
-            if evidence:
-                store.write_evidence(evidence)
-            if counts:
-                store.write_minute_counts(
-                    MinuteCount(svc, ch, probe, minute, outcome, n)
-                    for (svc, ch, probe, minute, outcome), n in counts.items()
-                )
-        except Exception:
-            # put back what was not written, in front of anything newer, then re-raise
-            self._pending_verdicts[:0] = verdicts
-            self._pending_evidence[:0] = evidence
-            self._pending_counts.update(counts)
-            raise
-        if verdicts:
-            self._flushed_through = max(self._flushed_through, max(v.second for v in verdicts))
+    def _on_applied(self, job: Job) -> None:
+        """Writer thread: effects are stored; tie pages sent from memory to their rows and
+        let the dispatcher see the new items."""
+        dispatcher = self.dispatcher
+        if dispatcher is None or not isinstance(job, EffectsJob) or not job.stored:
+            return
+        dispatcher.reconcile(job.stored)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(dispatcher.wake)
+
+    def _on_stuck(self, items: list[OutboxItem]) -> None:
+        """Writer thread: the store has refused these pages' items for a while."""
+        critical = [i for i in items if i.payload.get("tier") in PAGED_FROM_MEMORY]
+        if critical and self.dispatcher is not None:
+            self.dispatcher.page_from_memory(critical)
+
+    def _flush(self, timeout: float = 30.0) -> bool:
+        """Write what the writer holds now (blocking: tests, and the stop). True if all."""
+        if self.writer is None:
+            return True
+        if self.writer.running:
+            return self.writer.flush(timeout)
+        return self.writer.drain(timeout)
+
+    async def _poll_loop(self) -> None:
+        """Once a second, off the loop: what the store says of the incidents the policy
+        tracks (a person may have acknowledged or resolved one, here or in another
+        process), handed to the policy on the loop."""
+        while True:
+            await asyncio.sleep(POLL_INCIDENTS_EVERY)
+            policy, store = self.policy, self.store
+            if policy is None or store is None:
+                continue
+            ids = policy.tracked()
+            if not ids:
+                continue
+            try:
+                fresh = await asyncio.to_thread(_read_incidents, store, ids)
+            except Exception as exc:
+                log.debug("reading incidents for the policy failed: %r", exc)
+                continue
+            try:
+                policy.absorb(fresh)
+            except Exception:
+                log.exception("incident policy failed on a person's action")
+            if self.writer is not None:
+                self.writer.submit_effects(self._effects.take())
 
     def _fill_restart_gap(self, start_second: int) -> None:
         """Seconds between the last stored one and this start were not measured."""
@@ -368,7 +429,7 @@ class Daemon:
         assert store is not None
         now = self.clock.wall()
         tz = self.settings.report.timezone
-        flushed = self._flushed_through
+        flushed = max(self._start_floor, (self.writer and self.writer.durable_through) or 0)
         for svc in self.settings.services:
             start, end = month_of(now, ZoneInfo(tz))
             windows = excluded_spans(self._maintenance, svc.name)

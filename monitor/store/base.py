@@ -165,8 +165,15 @@ class Store(Protocol):
 
     # --- incidents
     def create_incident(self, incident: Incident) -> Incident:
-        """Insert (incident.id is ignored) and return it with its id and dedup key set:
-        dedup_key = f"availmon/{service}/{id}"."""
+        """Insert and return it with its id and dedup key set (`alerting.model.dedup_key`).
+
+        With ``incident.id == 0`` the store picks the id; with an id (the policy's
+        `EffectLog` allocates them) that id is used, and an incident that already has it
+        is left as stored (a retried write)."""
+        ...
+
+    def max_incident_id(self) -> int:
+        """The highest incident id stored, 0 when there is none."""
         ...
 
     def update_incident(self, incident: Incident) -> None: ...

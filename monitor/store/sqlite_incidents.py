@@ -12,6 +12,7 @@ import sqlite3
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from alerting.model import dedup_key
 from monitor.store.base import Incident, IncidentEvent, NotFound
 
 # the row's columns in dataclass order, except `id` (assigned by SQLite) and `data` (JSON)
@@ -62,6 +63,16 @@ class IncidentsMixin:
         cols = ", ".join((*_COLUMNS, "data"))
         marks = ", ".join("?" for _ in (*_COLUMNS, "data"))
         values = [getattr(incident, name) for name in _COLUMNS]
+        if incident.id:
+            key = dedup_key(incident.service, incident.id)
+            values[_COLUMNS.index("dedup_key")] = key
+            with self._tx() as db:
+                db.execute(
+                    f"INSERT INTO incidents (id, {cols}) VALUES (?, {marks})"
+                    " ON CONFLICT(id) DO NOTHING",
+                    (incident.id, *values, json.dumps(incident.data)),
+                )
+            return dataclasses.replace(incident, dedup_key=key)
         with self._tx() as db:
             cur = db.execute(
                 f"INSERT INTO incidents ({cols}) VALUES ({marks})",
@@ -72,7 +83,7 @@ class IncidentsMixin:
                 raise NotFound("incident insert returned no id")
             # the key notifiers deduplicate on; it needs the id, hence the second statement
             # inside the same transaction
-            key = f"availmon/{incident.service}/{new_id}"
+            key = dedup_key(incident.service, new_id)
             db.execute("UPDATE incidents SET dedup_key = ? WHERE id = ?", (key, new_id))
         return dataclasses.replace(incident, id=new_id, dedup_key=key)
 
@@ -94,6 +105,9 @@ class IncidentsMixin:
             )
             if cur.rowcount == 0:
                 raise NotFound(f"no incident {incident.id}")
+
+    def max_incident_id(self) -> int:
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM incidents")[0][0])
 
     def get_incident(self, incident_id: int) -> Incident:
         rows = self._query("SELECT * FROM incidents WHERE id = ?", (incident_id,))

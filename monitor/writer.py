@@ -1,0 +1,315 @@
+"""The store writer: one thread that applies every store write of the daemon, in order.
+
+The event loop measures the seconds and must never wait on the store (ARCHITECTURE.md
+"Invariants"): a CLI holding SQLite's write lock, a full disk or a slow database would
+otherwise make launches late. So the detector's sink and the policy only *submit* work
+here, which costs a list append; this thread writes it.
+
+Order is the guarantee. Jobs are applied strictly in the order they were submitted: a
+second's verdicts, evidence and attempt counts (a `SecondsJob`), then the policy's effects
+of that second (an `EffectsJob`: incident rows, timeline events, outbox items,
+alerting/effects.py). So a verdict is durable before any incident event, page or API
+answer that depends on it, and the outbox only ever holds pages whose cause is stored.
+
+A job the store refuses stays at the head of the queue and is retried with backoff
+(`retry_min` doubling to `retry_max`) until the store takes it; nothing behind it
+overtakes it, nothing is dropped. Consecutive `SecondsJob`s waiting together are written as
+one (a store that was refusing catches up in a few transactions). Steps of a job that were
+written are not written again. An `EffectsJob` holding outbox items that has waited longer
+than `stuck_after` seconds is handed to `on_stuck` once, so that a Critical Issue is paged
+from memory while the store still refuses (alerting/outbox.py reconciles the page with the
+stored item when the store comes back).
+
+Callbacks (`on_applied`, `on_stuck`) run in the writer thread; they must be quick and
+thread-safe (the daemon forwards them to the loop with ``call_soon_threadsafe``).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from alerting.effects import Effect, Enqueue, apply
+from alerting.model import OutboxItem
+from monitor.store.base import MinuteCount, Store
+from monitor.verdicts import SecondVerdict
+from probes.base import Attempt
+
+log = logging.getLogger("availmon.writer")
+
+
+@dataclass(slots=True)
+class SecondsJob:
+    """What one or more final seconds leave to store."""
+
+    verdicts: list[SecondVerdict]
+    evidence: list[Attempt]
+    counts: list[MinuteCount]
+    #: the last second whose verdicts this job holds (None: none)
+    through: int | None
+    #: how many of the three writes (verdicts, evidence, counts) are done
+    step: int = 0
+
+
+@dataclass(slots=True)
+class EffectsJob:
+    """The policy's effects of one second, in order."""
+
+    effects: list[Effect]
+    submitted: float
+    done: int = 0
+    stored: list[OutboxItem] = field(default_factory=list)
+    stuck_reported: bool = False
+
+    @property
+    def outbox(self) -> list[OutboxItem]:
+        return [i for e in self.effects if isinstance(e, Enqueue) for i in e.items]
+
+
+Job = SecondsJob | EffectsJob
+
+
+class StoreWriter:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        on_applied: Callable[[Job], None] | None = None,
+        on_stuck: Callable[[list[OutboxItem]], None] | None = None,
+        on_error: Callable[[str, BaseException], None] | None = None,
+        retry_min: float = 0.2,
+        retry_max: float = 2.0,
+        stuck_after: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.on_applied = on_applied
+        self.on_stuck = on_stuck
+        self.on_error = on_error
+        self.retry_min = retry_min
+        self.retry_max = retry_max
+        self.stuck_after = stuck_after
+        self._monotonic = monotonic
+        self._queue: collections.deque[Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        #: close() gave up waiting: the thread stops at its next failure
+        self._abandoned = False
+        self._thread: threading.Thread | None = None
+        #: the last second whose verdicts are in the store
+        self.durable_through: int | None = None
+        #: why the store refuses the head job, and since when (monotonic); None: it does not
+        self.refusing: tuple[str, float] | None = None
+        self.errors = 0
+
+    # ------------------------------------------------------------------ the loop's side
+
+    def submit_seconds(
+        self,
+        verdicts: Sequence[SecondVerdict],
+        evidence: Sequence[Attempt],
+        counts: Sequence[MinuteCount],
+    ) -> None:
+        if not (verdicts or evidence or counts):
+            return
+        through = max((v.second for v in verdicts), default=None)
+        self._put(SecondsJob(list(verdicts), list(evidence), list(counts), through))
+
+    def submit_effects(self, effects: Sequence[Effect]) -> None:
+        if effects:
+            self._put(EffectsJob(list(effects), self._monotonic()))
+
+    def pending(self) -> dict[str, int]:
+        """What waits to be written, by kind (verdicts, evidence, counts, effects)."""
+        out = {"verdicts": 0, "evidence": 0, "counts": 0, "effects": 0}
+        with self._cond:
+            jobs = list(self._queue)
+        for job in jobs:
+            if isinstance(job, SecondsJob):
+                out["verdicts"] += len(job.verdicts) if job.step < 1 else 0
+                out["evidence"] += len(job.evidence) if job.step < 2 else 0
+                out["counts"] += len(job.counts) if job.step < 3 else 0
+            else:
+                out["effects"] += len(job.effects) - job.done
+        return out
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="availmon-store-writer", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float) -> bool:
+        """Write what is queued (for at most `timeout` s), then stop; True when all of it
+        went in. Blocks: call it from a thread, not the loop."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            alive = self._thread.is_alive()
+            if alive:
+                with self._cond:
+                    self._abandoned = True
+                    self._cond.notify_all()
+        else:
+            alive = False
+            self.drain(timeout)
+        with self._cond:
+            left = len(self._queue)
+        if left or alive:
+            log.error("store writer stopped with %d jobs not written: %s", left, self.pending())
+        return not left and not alive
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything submitted so far is written; True when it was. Blocks."""
+        deadline = self._monotonic() + timeout
+        with self._cond:
+            while self._queue:
+                remaining = deadline - self._monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.05))
+        return True
+
+    # ------------------------------------------------------------------ the thread
+
+    def _put(self, job: Job) -> None:
+        with self._cond:
+            self._queue.append(job)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        delay = self.retry_min
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue:
+                    return  # closing, and everything is written
+                job = self._coalesce()
+            if self._apply(job):
+                delay = self.retry_min
+                continue
+            with self._cond:
+                if self._abandoned:
+                    return
+                self._cond.wait(delay)
+            delay = min(delay * 2, self.retry_max)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def drain(self, timeout: float) -> bool:
+        """For a writer that was never started (tests, tools): write the queue on the
+        caller's thread; True when all of it went in."""
+        deadline = self._monotonic() + timeout
+        while self._queue and self._monotonic() < deadline:
+            with self._cond:
+                job = self._coalesce()
+            if not self._apply(job):
+                time.sleep(self.retry_min)
+        return not self._queue
+
+    def _coalesce(self) -> Job:
+        """The head job; consecutive SecondsJobs not yet begun are merged into it."""
+        head = self._queue[0]
+        if not isinstance(head, SecondsJob) or head.step:
+            return head
+        while len(self._queue) > 1:
+            nxt = self._queue[1]
+            if not isinstance(nxt, SecondsJob) or nxt.step:
+                break
+            del self._queue[1]
+            head.verdicts += nxt.verdicts
+            head.evidence += nxt.evidence
+            head.counts += nxt.counts
+            if nxt.through is not None:
+                head.through = max(head.through or nxt.through, nxt.through)
+        return head
+
+    def _apply(self, job: Job) -> bool:
+        """Write the rest of `job`; True when all of it is in the store."""
+        try:
+            if isinstance(job, SecondsJob):
+                self._seconds(job)
+            else:
+                self._effects(job)
+        except Exception as exc:
+            self.errors += 1
+            reason = _one_line(exc)
+            if self.refusing is None:
+                self.refusing = (reason, self._monotonic())
+                log.warning("store refuses writes (%s); keeping them and retrying", reason)
+            else:
+                self.refusing = (reason, self.refusing[1])
+            if self.on_error is not None:
+                self.on_error("seconds" if isinstance(job, SecondsJob) else "effects", exc)
+            self._report_stuck()
+            return False
+        if self.refusing is not None:
+            seconds = self._monotonic() - self.refusing[1]
+            log.warning("store takes writes again after %.1f s", seconds)
+            self.refusing = None
+        with self._cond:
+            self._queue.popleft()
+            self._cond.notify_all()
+        if isinstance(job, SecondsJob) and job.through is not None:
+            self.durable_through = max(self.durable_through or job.through, job.through)
+        if self.on_applied is not None:
+            try:
+                self.on_applied(job)
+            except Exception:
+                log.exception("store writer: on_applied failed")
+        return True
+
+    def _seconds(self, job: SecondsJob) -> None:
+        if job.step < 1:
+            if job.verdicts:
+                self.store.write_verdicts(job.verdicts)
+            job.step = 1
+        if job.step < 2:
+            if job.evidence:
+                self.store.write_evidence(job.evidence)
+            job.step = 2
+        if job.step < 3:
+            if job.counts:
+                self.store.write_minute_counts(job.counts)
+            job.step = 3
+
+    def _effects(self, job: EffectsJob) -> None:
+        while job.done < len(job.effects):
+            job.stored += apply(self.store, job.effects[job.done])
+            job.done += 1
+
+    def _report_stuck(self) -> None:
+        """Hand over, once each, the outbox items of effects waiting behind a refusal for
+        longer than `stuck_after` (at the head or behind it)."""
+        if self.on_stuck is None:
+            return
+        now = self._monotonic()
+        with self._cond:
+            waiting = [
+                j
+                for j in self._queue
+                if isinstance(j, EffectsJob)
+                and not j.stuck_reported
+                and now - j.submitted >= self.stuck_after
+            ]
+            for job in waiting:
+                job.stuck_reported = True
+        for job in waiting:
+            items = job.outbox
+            if items:
+                try:
+                    self.on_stuck(items)
+                except Exception:
+                    log.exception("store writer: on_stuck failed")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
