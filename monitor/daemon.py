@@ -42,6 +42,7 @@ from monitor.metrics import Metrics
 from monitor.reports.schedule import ReportJob
 from monitor.store import Store, open_store
 from monitor.store.base import MaintenanceWindow, MinuteCount, NotFound, excluded_spans
+from monitor.store.guard import guarded
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
 from monitor.watchdog import LoopWatchdog
 from monitor.writer import EffectsJob, Job, StoreWriter
@@ -86,7 +87,7 @@ class Daemon:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
-        self.store: Store | None = store
+        self.store: Store | None = None if store is None else guarded(store)
         self.serve_http = serve_http
         self.vantage = settings.monitor.vantage
         self.started_at = self.clock.wall()
@@ -107,7 +108,9 @@ class Daemon:
         #: seconds up to this one were stored before this start (or are the restart gap)
         self._start_floor = 0
         self._effects = EffectLog()
-        self.writer: StoreWriter | None = None if store is None else self._new_writer(store)
+        self.writer: StoreWriter | None = (
+            None if self.store is None else self._new_writer(self.store)
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()

@@ -238,8 +238,8 @@ async def run_demo(
         live.draw()
     truth = sim.ground_truth(t0, t_end)
     injected = {ch: len(truth.get(ch, set())) for ch in ("api", "smtp", SERVICE_CHANNEL)}
-    measured = _count_unavailable(settings, daemon, t0, t_end)
-    critical = _critical(daemon)
+    measured = await asyncio.to_thread(_count_unavailable, settings, daemon, t0, t_end)
+    critical = await asyncio.to_thread(_critical, daemon)
     summary: dict[str, Any] = {
         "injected": injected,
         "measured": measured,
@@ -251,7 +251,7 @@ async def run_demo(
         "critical_issue": _critical_summary(critical, receiver),
     }
     assert daemon.store is not None
-    daemon.store.close()
+    await asyncio.to_thread(daemon.store.close)
     if as_json:
         out.write(json.dumps(summary) + "\n")
     else:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from monitor.store import sqlite
 from monitor.store.base import Store, StoreError
+from monitor.store.guard import guarded
 
 #: URL scheme → a function that opens (and migrates) a store of that backend
 BACKENDS: dict[str, Callable[[str], Store]] = {
@@ -29,7 +30,7 @@ def open_store(url: str) -> Store:
     backend = BACKENDS.get(scheme) if sep else None
     if backend is None:
         raise StoreError(f"store.url: unsupported scheme in {url!r}")
-    return backend(url)
+    return guarded(backend(url))
 
 
 __all__ = ["BACKENDS", "Store", "StoreError", "open_store"]
