@@ -29,7 +29,7 @@ def _incidents(tmp_path: Path) -> Incidents:
 
 async def test_a_call_from_availmon_on_the_loop_is_caught(tmp_path: Path) -> None:
     incidents = _incidents(tmp_path)
-    with pytest.raises(guard.StoreCallOnLoop, match="alerting.incidents.list: Store.list"):
+    with pytest.raises(guard.StoreCallOnLoop, match=r"alerting\.incidents\.list: Store\.list"):
         incidents.list()
     assert guard.VIOLATIONS == ["alerting.incidents.list: Store.list_incidents"]
     guard.VIOLATIONS.clear()
