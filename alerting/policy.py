@@ -231,10 +231,12 @@ class Policy:
         return sorted(self._active)
 
     def absorb(self, fresh: dict[int, Incident | None]) -> None:
-        """What the store holds of tracked incidents (None: gone), read off the loop: a
-        person may have acknowledged or resolved one (API, CLI, another process)."""
+        """What the store holds of tracked incidents, read off the loop: a person may have
+        acknowledged or resolved one (API, CLI, another process). None means the store
+        does not have it *yet* (its creation is still queued behind a refusing store),
+        never that it is gone: incidents are not deleted."""
         for incident_id, incident in fresh.items():
-            if incident_id in self._active:
+            if incident_id in self._active and incident is not None:
                 self._absorb(incident_id, incident)
 
     def active(self) -> list[Incident]:

@@ -158,6 +158,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load(args.config)
 
 
+def _checked_settings(args: argparse.Namespace) -> Settings:
+    """The config as `run` needs it: parsed, then every part constructed (the same checks
+    for `run` and `check-config`, monitor/preflight.py)."""
+    from monitor.preflight import preflight
+
+    settings = _settings(args)
+    asyncio.run(preflight(settings, str(args.config)))
+    return settings
+
+
 def _setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(
         level=getattr(logging, level),
@@ -185,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         _setup_logging()
         return asyncio.run(run_embedded())
-    settings = _settings(args)
+    settings = _checked_settings(args)
     _setup_logging(settings.monitor.log_level)
     asyncio.run(Daemon(settings).run())
     return 0
@@ -237,7 +247,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    s = _settings(args)
+    s = _checked_settings(args)
     probes = sum(len(x.probes) for x in s.services)
     print(
         f"{args.config}: ok ({len(s.services)} services, {probes} probes, "

@@ -165,6 +165,14 @@ class MonitorConfig(ConfigModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     _sec = field_validator("api_token", mode="before")(classmethod(lambda cls, v: secret(v)))
 
+    @field_validator("listen")
+    @classmethod
+    def _port(cls, v: str) -> str:
+        port = int(v.rpartition(":")[2])
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range 0-65535")
+        return v
+
     @property
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")

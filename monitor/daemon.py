@@ -16,6 +16,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import os
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -241,7 +242,11 @@ class Daemon:
         # 3.11 (probes/base.py), and the collector pacer (monitor/gcpacer.py), because
         # collector passes over thousands of attempts in flight made launches late.
         backport_transport_cycle_fix()
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()  # what start() opened (the notifiers' session, the store)
+            raise
         pacer = start_pacer(self.clock, self.in_flight)
         try:
             await self._stopping.wait()
@@ -264,8 +269,9 @@ class Daemon:
         except OSError as exc:
             await self._runner.cleanup()
             self._runner = None
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
             raise DaemonError(
-                f"monitor.listen: cannot listen on {self.settings.monitor.listen}: {exc.strerror}"
+                f"monitor.listen: cannot listen on {self.settings.monitor.listen}: {why}"
             ) from None
 
     @property
@@ -362,6 +368,8 @@ class Daemon:
         process), handed to the policy on the loop."""
         while True:
             await asyncio.sleep(POLL_INCIDENTS_EVERY)
+            if self.writer is not None:
+                self.writer.report_stuck()  # pages the store has held back too long
             policy, store = self.policy, self.store
             if policy is None or store is None:
                 continue

@@ -12,10 +12,12 @@ are held as `SecretStr`, so they print as ``**********`` in logs, metrics and AP
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
+from yarl import URL
 
 
 class ConfigError(Exception):
@@ -51,6 +53,63 @@ def secret_map(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: secret(v) for k, v in value.items()}
     return value
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
+
+
+def http_url(value: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host and a valid port (what a connection
+    needs), else ValueError saying what is wrong."""
+    try:
+        url = URL(value)
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if url.scheme not in ("http", "https"):
+        raise ValueError("needs an http:// or https:// URL")
+    if not url.host:
+        raise ValueError(f"{value!r} has no host")
+    if url.explicit_port == 0:
+        raise ValueError("port 0 is not a port one can connect to")
+    if any(c in value for c in "\r\n\0 "):
+        raise ValueError("a URL may not contain spaces or line breaks")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+
+
+def header_names(headers: dict[str, Any]) -> dict[str, Any]:
+    """HTTP header names are RFC 9110 tokens; values (maybe secrets) have no line break.
+    A value is never echoed in the message: it may be an API key."""
+    for name, value in headers.items():
+        if not _TOKEN.match(name):
+            raise ValueError(f"header name {name!r} is not a valid HTTP field name")
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if any(c in raw for c in "\r\n\0"):
+            raise ValueError(f"header {name}: a value may not contain a line break")
+    return headers
+
+
+def ascii_line(value: str) -> str:
+    """One line of printable ASCII (SMTP envelope and greeting fields)."""
+    if not value.isascii():
+        raise ValueError("must be ASCII (an SMTP envelope or greeting field)")
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError("may not contain a line break")
+    return value
+
+
+AsciiLine = Annotated[str, AfterValidator(ascii_line)]
+
+
+def existing_file(path: Path | None) -> Path | None:
+    if path is not None and not path.expanduser().is_file():
+        raise ValueError(f"{path}: no such file")
+    return path
+
+
+ExistingFile = Annotated[Path | None, AfterValidator(existing_file)]
 
 
 class ConfigModel(BaseModel):

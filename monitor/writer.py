@@ -15,10 +15,10 @@ A job the store refuses stays at the head of the queue and is retried with backo
 (`retry_min` doubling to `retry_max`) until the store takes it; nothing behind it
 overtakes it, nothing is dropped. Consecutive `SecondsJob`s waiting together are written as
 one (a store that was refusing catches up in a few transactions). Steps of a job that were
-written are not written again. An `EffectsJob` holding outbox items that has waited longer
-than `stuck_after` seconds is handed to `on_stuck` once, so that a Critical Issue is paged
-from memory while the store still refuses (alerting/outbox.py reconciles the page with the
-stored item when the store comes back).
+written are not written again. An `EffectsJob` holding outbox items that has waited
+longer than `stuck_after` seconds is handed to `on_stuck` once (`report_stuck`), so that
+a Critical Issue is paged from memory while the store still refuses (alerting/outbox.py
+reconciles the page with the stored item when the store comes back).
 
 Callbacks (`on_applied`, `on_stuck`) run in the writer thread; they must be quick and
 thread-safe (the daemon forwards them to the loop with ``call_soon_threadsafe``).
@@ -248,7 +248,7 @@ class StoreWriter:
                 self.refusing = (reason, self.refusing[1])
             if self.on_error is not None:
                 self.on_error("seconds" if isinstance(job, SecondsJob) else "effects", exc)
-            self._report_stuck()
+            self.report_stuck()
             return False
         if self.refusing is not None:
             seconds = self._monotonic() - self.refusing[1]
@@ -285,9 +285,11 @@ class StoreWriter:
             job.stored += apply(self.store, job.effects[job.done])
             job.done += 1
 
-    def _report_stuck(self) -> None:
-        """Hand over, once each, the outbox items of effects waiting behind a refusal for
-        longer than `stuck_after` (at the head or behind it)."""
+    def report_stuck(self) -> None:
+        """Hand over, once each, the outbox items of effects that have waited longer than
+        `stuck_after` (at the head or behind it). Any thread: the writer calls it after a
+        failure, the daemon once a second (a store that blocks, e.g. SQLite's busy wait on
+        a lock, holds the writer inside one call)."""
         if self.on_stuck is None:
             return
         now = self._monotonic()

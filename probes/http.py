@@ -25,7 +25,6 @@ import asyncio
 import re
 import socket
 import ssl
-from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
@@ -42,7 +41,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
-from monitor.schema import secret_map
+from monitor.schema import ExistingFile, HttpUrl, header_names, secret_map
 from probes import classify
 from probes.base import (
     Outcome,
@@ -77,16 +76,17 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
 class HttpProbeConfig(ProbeBase):
     type: Literal["http"] = "http"
     channel: Literal["api", "smtp", "control"] = "api"
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] = "GET"
     #: header values may be secrets (`env:NAME`), e.g. Authorization = "env:SPARKPOST_API_KEY"
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     body: str | None = None
     expect_status: list[int] = Field(default_factory=lambda: list(range(200, 300)))
     verify_tls: bool = True
-    ca_file: Path | None = None
+    ca_file: ExistingFile = None
 
     _hdr = field_validator("headers", mode="before")(classmethod(lambda cls, v: secret_map(v)))
+    _hdr_names = field_validator("headers")(classmethod(lambda cls, v: header_names(v)))
 
     @field_validator("expect_status")
     @classmethod

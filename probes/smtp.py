@@ -26,7 +26,6 @@ import re
 import socket
 import ssl
 from email.header import Header
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import aiosmtplib
@@ -34,7 +33,7 @@ from aiosmtplib import SMTP
 from aiosmtplib.email import quote_address
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from monitor.schema import secret
+from monitor.schema import AsciiLine, ExistingFile, secret
 from probes import classify
 from probes.base import (
     Outcome,
@@ -128,12 +127,12 @@ class SmtpProbeConfig(ProbeBase):
     port: int = Field(default=587, ge=1, le=65535)
     tls: Literal["starttls", "implicit", "none"] = "starttls"
     verify_tls: bool = True
-    ca_file: Path | None = None
+    ca_file: ExistingFile = None
     username: str | None = None
     password: SecretStr | None = None
-    ehlo_name: str | None = None
-    mail_from: str = "availmon@localhost"
-    rcpt_to: str = "probe@availmon.sink.sparkpostmail.com"
+    ehlo_name: AsciiLine | None = None
+    mail_from: AsciiLine = "availmon@localhost"
+    rcpt_to: AsciiLine = "probe@availmon.sink.sparkpostmail.com"
     subject: str = "availmon probe"
     #: extra headers in the probe message (e.g. X-MSYS-API for campaign ids)
     message_headers: dict[str, str] = Field(default_factory=dict)

@@ -28,13 +28,14 @@ from pydantic import Field
 from alerting.model import OutboxItem, Severity
 from alerting.notifiers.base import HttpNotifier, NotifierBase, Payload, TransportError, rfc3339
 from monitor.clock import Clock
+from monitor.schema import HttpUrl
 
 log = logging.getLogger("availmon.alerting.alertmanager")
 
 
 class AlertmanagerConfig(NotifierBase):
     type: Literal["alertmanager"] = "alertmanager"
-    url: str = Field(pattern=r"^https?://")  # e.g. http://127.0.0.1:9093
+    url: HttpUrl  # e.g. http://127.0.0.1:9093
     resend_every_seconds: float = Field(default=60, ge=5, le=600)
     labels: dict[str, str] = Field(default_factory=dict)
 

@@ -24,13 +24,13 @@ from yarl import URL
 
 from alerting.model import OutboxItem
 from alerting.notifiers.base import HttpNotifier, NotifierBase, Payload, clip, fit_key
-from monitor.schema import ConfigError, secret
+from monitor.schema import ConfigError, HttpUrl, secret
 
 
 class OpsgenieConfig(NotifierBase):
     type: Literal["opsgenie"] = "opsgenie"
     api_key: SecretStr
-    url: str = Field(default="https://api.opsgenie.com", pattern=r"^https?://")
+    url: HttpUrl = "https://api.opsgenie.com"
     priority: Literal["P1", "P2", "P3", "P4", "P5"] = "P1"
     responders: list[dict[str, str]] = Field(default_factory=list)
     _sec = field_validator("api_key", mode="before")(classmethod(lambda cls, v: secret(v)))

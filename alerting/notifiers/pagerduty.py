@@ -21,18 +21,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import SecretStr, field_validator
 
 from alerting.model import OutboxItem
 from alerting.notifiers.base import HttpNotifier, NotifierBase, Payload, clip, fit_key, rfc3339
-from monitor.schema import ConfigError, secret
+from monitor.schema import ConfigError, HttpUrl, secret
 
 
 #: incident fields copied into custom_details (None values left out)
 class PagerDutyConfig(NotifierBase):
     type: Literal["pagerduty"] = "pagerduty"
     routing_key: SecretStr
-    url: str = Field(default="https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://")
+    url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
     severity: Literal["critical", "error", "warning", "info"] = "critical"
     _sec = field_validator("routing_key", mode="before")(classmethod(lambda cls, v: secret(v)))
 

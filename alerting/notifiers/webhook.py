@@ -57,18 +57,19 @@ from alerting.notifiers.base import (
     encode_json,
     post_bytes,
 )
-from monitor.schema import secret, secret_map
+from monitor.schema import HttpUrl, header_names, secret, secret_map
 
 
 class WebhookConfig(NotifierBase):
     type: Literal["webhook"] = "webhook"
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     #: HMAC-SHA256 key; the signature goes in header X-Availmon-Signature: sha256=<hex>
     secret: SecretStr | None = None
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     _sec = field_validator("secret", mode="before")(classmethod(lambda cls, v: secret(v)))
 
     _hdr = field_validator("headers", mode="before")(classmethod(lambda cls, v: secret_map(v)))
+    _hdr_names = field_validator("headers")(classmethod(lambda cls, v: header_names(v)))
 
 
 SCHEMA = "availmon.notification/v1"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,8 @@ def _expected_error(path: Path) -> str:
 @pytest.fixture(autouse=True)
 def _secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AVAILMON_TEST_TOKEN", "s3cret-token-value")
+    monkeypatch.setenv("AVAILMON_TEST_PD_KEY", "s3cretpagerdutykey0123456789abcd")
+    monkeypatch.setenv("AVAILMON_TEST_SLACK_URL", "https://hooks.slack.com/services/T0/B0/s3cret")
     monkeypatch.delenv("AVAILMON_SURELY_UNSET_VARIABLE", raising=False)
 
 
@@ -37,21 +42,45 @@ def test_good_configs_load(path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "s3cret" not in out
 
 
+def _preflight_only(path: Path) -> bool:
+    """A case the model accepts and only constructing the part rejects."""
+    return path.read_text().splitlines()[1].startswith("# stage: preflight")
+
+
+@pytest.fixture
+def _run_must_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`availmon run` on a bad config must stop before the daemon starts."""
+
+    async def started(self: object) -> None:
+        raise AssertionError("the daemon started on a bad config")
+
+    monkeypatch.setattr("monitor.daemon.Daemon.run", started)
+
+
 @pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+@pytest.mark.usefixtures("_run_must_not_start")
 def test_bad_configs_fail_with_one_line_naming_the_field(
     path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(ConfigError) as exc:
-        load(path)
-    message = str(exc.value)
-    assert "\n" not in message
-    assert message.startswith(f"{path}: ")
-    assert _expected_error(path) in message
-    assert main(["check-config", "-c", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert err.startswith("availmon: error: ")
-    assert _expected_error(path) in err
+    """The same one line and exit 2 from `check-config` and from `run`, nothing else."""
+    if not _preflight_only(path):
+        with pytest.raises(ConfigError) as exc:
+            load(path)
+        message = str(exc.value)
+        assert "\n" not in message
+        assert message.startswith(f"{path}: ")
+        assert _expected_error(path) in message
+    lines = []
+    for command in ("check-config", "run"):
+        assert main([command, "-c", str(path)]) == 2, command
+        captured = capsys.readouterr()
+        assert captured.out == "", command
+        err = captured.err
+        assert err.count("\n") == 1, (command, err)
+        assert err.startswith(f"availmon: error: {path}: "), (command, err)
+        assert _expected_error(path) in err, (command, err)
+        lines.append(err)
+    assert lines[0] == lines[1]
 
 
 def test_secrets_are_masked_everywhere() -> None:
@@ -115,3 +144,34 @@ def test_bad_arguments_exit_2_with_one_line(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and fragment in err
+
+
+def test_a_failed_start_is_one_line_and_leaks_nothing(tmp_path: Path) -> None:
+    """The listener's port is taken: `run` says so in one line, exit 2, and closes what it
+    had opened (no "Unclosed client session" from aiohttp)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(
+            f'[monitor]\nlisten = "127.0.0.1:{port}"\n[store]\nurl = "sqlite:///{tmp_path}/a.db"\n'
+            '[[services]]\nname = "s"\n[[services.probes]]\ntype = "http"\nname = "api"\n'
+            'url = "http://127.0.0.1:9/"\n[[notifiers]]\ntype = "webhook"\nname = "hook"\n'
+            'url = "http://127.0.0.1:9/hook"\n'
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor", "run", "-c", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "availmon: error:" in line]
+    assert errors == [
+        f"availmon: error: monitor.listen: cannot listen on 127.0.0.1:{port}: "
+        "Address already in use"
+    ]
+    assert "Traceback" not in done.stderr
+    assert "Unclosed" not in done.stderr

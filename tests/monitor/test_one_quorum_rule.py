@@ -9,6 +9,7 @@ default quorum ("all"), "majority" and a number.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from pathlib import Path
@@ -136,7 +137,9 @@ async def test_api_report_and_metrics_agree_second_by_second(
             assert get("availmon_seconds_total", labels) == counted[verdict], (ch, verdict)
 
     # the report counts and places the same unavailable seconds
-    report = build_report(store, settings, "svc", MONTH, now=START + 40 * 86400)
+    report = await asyncio.to_thread(
+        build_report, store, settings, "svc", MONTH, now=START + 40 * 86400
+    )
     for column, ch in (("verdict", SERVICE_CHANNEL), ("api", "api"), ("smtp", "smtp")):
         unavailable = sum(1 for row in rows if row[column] == "unavailable")
         assert report["unavailable_seconds"][ch] == unavailable, ch
