@@ -2,7 +2,7 @@
 
 `Store` (monitor/store/base.py) is the backend-neutral contract; a backend is one module
 that implements it and one line in `BACKENDS`, keyed by the URL scheme of `store.url`.
-Every backend passes the same contract suite (tests/monitor/store/contract.py).
+Every backend passes the same contract suite (tests/monitor/store/test_contract.py).
 """
 
 from __future__ import annotations

@@ -1,13 +1,18 @@
 """The store contract: what is kept, and the calls every backend answers.
 
-Shape (ARCHITECTURE.md "Store"): verdict **runs** (a row per stretch of equal verdicts, not per
-second); per-minute attempt counts by outcome; full attempt evidence only for unavailable
-and degraded seconds; maintenance windows; incidents with their timelines; the
-notification outbox; the ledger of reports written.
+Shape (ARCHITECTURE.md "Store"): verdict **runs** (a stretch of equal verdicts, not one
+record per second); per-minute attempt counts by outcome; full attempt evidence only for
+unavailable and degraded seconds; maintenance windows; incidents with their timelines;
+the notification outbox; key/value state (the ledger of reports written).
 
-Every method is synchronous and thread-safe; the daemon calls them through
-`asyncio.to_thread` so that disk never blocks the event loop. Times are integer UTC epoch
-seconds unless named otherwise.
+The contract knows no query language and no backend: each backend implements it in its
+own module and registers by URL scheme (`monitor.store.BACKENDS`), and every backend runs
+the same contract suite (tests/monitor/store/test_contract.py). Business rules (the
+vantage quorum, maintenance exclusion, blindness) live above it, never in a backend.
+
+Every method is synchronous and thread-safe; the daemon calls them from worker threads
+(the store writer, monitor/writer.py, and `asyncio.to_thread`), never on the event loop.
+Times are integer UTC epoch seconds unless named otherwise.
 
 Exception tree::
 
