@@ -54,7 +54,8 @@ import aiohttp
 
 from monitor.clock import SystemClock
 from monitor.config import Settings
-from probes.base import PROBES, Attempt, ProbeContext, backport_transport_cycle_fix
+from probes.base import PROBES, Attempt, ProbeContext
+from probes.compat_asyncio import backport_transport_cycle_fix
 from probes.http import HttpProbeConfig
 from probes.smtp import SmtpProbe, SmtpProbeConfig
 

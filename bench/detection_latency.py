@@ -63,7 +63,7 @@ from monitor.gcpacer import GcPacer, start_pacer
 from monitor.launcher import auto_phases, slot_offsets
 from monitor.store.base import Incident
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict
-from probes.base import backport_transport_cycle_fix
+from probes.compat_asyncio import backport_transport_cycle_fix
 
 log = logging.getLogger("detection_latency")
 

@@ -47,7 +47,8 @@ from monitor.store.guard import guarded
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
 from monitor.watchdog import LoopWatchdog
 from monitor.writer import EffectsJob, Job, StoreWriter
-from probes.base import Attempt, backport_transport_cycle_fix
+from probes.base import Attempt
+from probes.compat_asyncio import backport_transport_cycle_fix
 
 log = logging.getLogger("availmon")
 

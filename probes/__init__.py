@@ -2,7 +2,7 @@
 
 Importing this package registers every probe type in `PROBES` (``http``, ``smtp``) and
 changes nothing else in the process: the daemon installs the asyncio backport
-(`probes.base.backport_transport_cycle_fix`) when it starts (monitor/daemon.py).
+(`probes.compat_asyncio.backport_transport_cycle_fix`) when it starts (monitor/daemon.py).
 """
 
 # imported for their side effect: @register fills PROBES

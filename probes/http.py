@@ -25,24 +25,20 @@ import asyncio
 import re
 import socket
 import ssl
+import sys
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import aiohappyeyeballs
 import aiohttp
-from aiohttp.base_protocol import BaseProtocol
-from aiohttp.client_reqrep import ClientRequest
-from aiohttp.helpers import EMPTY_BODY_STATUS_CODES
-from aiohttp.http import SERVER_SOFTWARE
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.http_parser import HttpResponseParser
-from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from aiohttp import ClientRequest, StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
 from monitor.schema import ExistingFile, HttpUrl, header_names, secret_map
 from probes import classify
+from probes import compat_aiohttp as compat
 from probes.base import (
     Outcome,
     ProbeBase,
@@ -169,17 +165,16 @@ def _lean_ssl(verify: bool, session_ssl: ssl.SSLContext | bool) -> ssl.SSLContex
     return context
 
 
-class _ConnKey(NamedTuple):
-    """What aiohttp's connector exceptions read from their connection key (host, port,
-    ssl for the message; is_ssl), so the lean path raises the same exceptions."""
+#: replies that never have a body, whatever their headers say (RFC 9110 §6.4.1)
+EMPTY_BODY_STATUS_CODES = frozenset((204, 304, *range(100, 200)))
 
-    host: str
-    port: int
-    is_ssl: bool
-    ssl: bool = True  # aiohttp's own key says True for "the default": message "ssl:default"
+#: the User-Agent aiohttp sends (aiohttp.http.SERVER_SOFTWARE, built the same way)
+SERVER_SOFTWARE = (
+    f"Python/{sys.version_info[0]}.{sys.version_info[1]} aiohttp/{aiohttp.__version__}"
+)
 
 
-class _Exchange(BaseProtocol):
+class _Exchange(compat.BaseProtocol):
     """One request's response on one fresh connection, parsed by aiohttp's C parser.
 
     Driven as aiohttp's `ResponseHandler` drives it: bytes in, (message, payload) out;
@@ -190,7 +185,7 @@ class _Exchange(BaseProtocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, head: bool, now: Any) -> None:
         super().__init__(loop)
-        self._parser = HttpResponseParser(
+        self._parser = compat.HttpResponseParser(
             self,
             loop,
             READ_BUFSIZE,
@@ -230,7 +225,7 @@ class _Exchange(BaseProtocol):
                 continue  # interim reply (100 Continue, 103 Early Hints)
             self.headers_at = self._now()
             if code in EMPTY_BODY_STATUS_CODES:
-                payload = EMPTY_PAYLOAD
+                payload = compat.EMPTY_PAYLOAD
             self.payload = payload
             self.response.set_result((message, payload))
 
@@ -314,7 +309,7 @@ class HttpProbe:
 
     config_model = HttpProbeConfig
 
-    def __init__(self, config: HttpProbeConfig, clock: Clock) -> None:
+    def __init__(self, config: HttpProbeConfig, clock: Clock, lean: bool | None = None) -> None:
         self.name: str = config.name
         self.channel: str = config.channel
         self._config = config
@@ -341,7 +336,13 @@ class HttpProbe:
         self._ssl = _client_ssl(config.verify_tls, config.ca_file)
         self._trace = _trace_config(clock.monotonic)
         self._session: aiohttp.ClientSession | None = None
-        self._lean = not config.reuse_connections
+        # the lean path unless connections are reused, it is forced off (tests run the
+        # outcome table on both paths), or aiohttp is one it was not tested with
+        self._lean = not config.reuse_connections and compat.LEAN if lean is None else lean
+        if self._lean and not compat.LEAN:
+            raise ProbeConfigError(f"the lean HTTP path is not available: {compat.REASON}")
+        if not self._lean and not config.reuse_connections:
+            compat.lean_unavailable()
         self._tls: ssl.SSLContext | None = None
         self._lean_url: URL | None = None
         if self._lean:
@@ -359,7 +360,7 @@ class HttpProbe:
         self._host, self._port = host, port
         self._server_hostname = host.rstrip(".") if https else None
         self._lean_tls = self._tls if https else None
-        self._key = cast(Any, _ConnKey(host, port, https))
+        self._key = compat.connection_key(host, port, https)
         self._head_only = self._method == "HEAD"
         # an IP literal needs no lookup: its address info, once (no "dns" phase, as aiohttp)
         self._static_addrs: list[Any] | None = None
@@ -434,10 +435,9 @@ class HttpProbe:
             auto_decompress=False,  # the body is read to see it flow, not to parse it
         )
         # aiohttp re-sends an idempotent request once, on a new connection, when the first
-        # breaks before the reply (RFC 9112 §9.3.1). A customer's call that broke would
-        # have failed: one attempt must be one request. aiohttp has no public switch; this
-        # attribute is the one its own request loop reads (aiohttp >= 3.10).
-        self._session._retry_connection = False
+        # breaks before the reply. A customer's call that broke would have failed: one
+        # attempt must be one request.
+        compat.disable_retry(self._session)
         return self._session
 
     async def run(self, ctx: ProbeContext) -> Result:
@@ -553,7 +553,7 @@ class HttpProbe:
         """The response's (message, payload), or the aiohttp exception for its failure."""
         try:
             return await exchange.response
-        except HttpProcessingError as exc:  # not HTTP: as aiohttp reports it
+        except compat.HttpProcessingError as exc:  # not HTTP: as aiohttp reports it
             info = aiohttp.RequestInfo(
                 self._url, self._method, CIMultiDictProxy(CIMultiDict()), self._url
             )

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import aiosmtplib
 from aiosmtplib import SMTP
-from aiosmtplib.email import quote_address
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from monitor.schema import AsciiLine, ExistingFile, secret
@@ -82,6 +81,13 @@ def _client_ssl(config: SmtpProbeConfig) -> ssl.SSLContext | None:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def quote_address(address: str) -> str:
+    """``<addr>`` for MAIL FROM / RCPT TO, the address parsed out of a display form
+    (``Probe <p@x>``) by the standard library, as aiosmtplib quotes it."""
+    parsed = email.utils.parseaddr(address)[1]
+    return f"<{parsed or address.strip()}>"
 
 
 def _ascii_field(name: str, value: str) -> str:

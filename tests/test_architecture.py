@@ -109,3 +109,119 @@ def test_code_cites_only_files_in_the_repository() -> None:
         )
         missing.update(f"{where}: DESIGN{m}" for m in outside.findall(text))
     assert sorted(missing) == []
+
+
+#: submodules of dependencies that their documentation presents as public
+PUBLIC_SUBMODULES = {
+    "aiohttp.web",
+    "aiohttp.test_utils",
+    "aiosmtpd.smtp",
+    "aiosmtpd.controller",
+    "apscheduler.schedulers.asyncio",
+    "apscheduler.triggers.cron",
+    "apscheduler.triggers.interval",
+    "cryptography.x509",
+    "cryptography.x509.oid",
+    "cryptography.hazmat.primitives",
+    "cryptography.hazmat.primitives.asymmetric",
+    "email.header",
+    "email.message",
+    "email.utils",
+    "importlib.resources",
+    "collections.abc",
+    "concurrent.futures",
+    "logging.handlers",
+    "xml.etree.ElementTree",
+    "urllib.parse",
+}
+#: private attributes of dependencies that code has been tempted by
+PRIVATE_ATTRIBUTES = {
+    "_retry_connection",
+    "_value",
+    "_server",
+    "_SelectorSocketTransport",
+    "_read_ready_cb",
+    "_call_connection_lost",
+}
+
+
+def _private_uses(path: Path) -> list[str]:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", 0)
+        modules: list[str] = []
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules = [node.module]
+            names = [a.name for a in node.names]
+        for module in modules:
+            top = module.split(".")[0]
+            if top in PACKAGES or top in ("tests", "__future__"):
+                continue
+            if any(part.startswith("_") for part in module.split(".")):
+                found.append(f"{line}: imports {module}")
+            elif "." in module and module not in PUBLIC_SUBMODULES:
+                found.append(f"{line}: imports {module}")
+            found += [f"{line}: imports {module}.{n}" for n in names if n.startswith("_")]
+        if isinstance(node, ast.Attribute) and node.attr in PRIVATE_ATTRIBUTES:
+            found.append(f"{line}: .{node.attr}")
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value in PRIVATE_ATTRIBUTES
+        ):
+            found.append(f"{line}: {node.value!r}")
+    return found
+
+
+def test_private_names_of_dependencies_only_in_compat_modules() -> None:
+    """A dependency's non-public names are used in one guarded module per library
+    (probes/compat_aiohttp.py, probes/compat_asyncio.py) and nowhere else."""
+    uses = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            if path.name.startswith("compat_"):
+                continue
+            found = _private_uses(path)
+            if found:
+                uses[str(path.relative_to(ROOT))] = found
+    assert uses == {}
+
+
+def test_every_imported_distribution_is_declared() -> None:
+    """What the packages import from outside the standard library is a dependency in
+    pyproject.toml, not something another dependency happens to bring."""
+    import ast
+    import tomllib
+
+    declared = {
+        re.split(r"[<>=!\[ ]", d, maxsplit=1)[0].lower().replace("_", "-")
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    # import name → distribution name, where they differ
+    distribution = {
+        "prometheus_client": "prometheus-client",
+        "pydantic_settings": "pydantic-settings",
+        "yaml": "pyyaml",
+    }
+    missing = set()
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    tops = [a.name.split(".")[0] for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    tops = [node.module.split(".")[0]]
+                else:
+                    continue
+                for top in tops:
+                    if top in sys.stdlib_module_names or top in PACKAGES or top == "__future__":
+                        continue
+                    if distribution.get(top, top).lower().replace("_", "-") not in declared:
+                        missing.add(f"{path.relative_to(ROOT)}: {top}")
+    assert sorted(missing) == []

@@ -18,7 +18,8 @@ from typing import Any
 
 from monitor.clock import SystemClock
 from probes import PROBES
-from probes.base import ProbeContext, backport_transport_cycle_fix
+from probes.base import ProbeContext
+from probes.compat_asyncio import backport_transport_cycle_fix
 from probes.http import HttpProbeConfig
 from probes.smtp import SmtpProbeConfig
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr, ValidationError
 
 from monitor.clock import SystemClock
 from probes import PROBES
@@ -135,11 +136,23 @@ async def _not_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
     await asyncio.sleep(0.2)
 
 
-def probe_for(url: str, **kwargs: Any) -> HttpProbe:
+def probe_for(url: str, *, lean: bool | None = None, **kwargs: Any) -> HttpProbe:
+    """The registered probe; `lean` False forces aiohttp's ClientSession for a fresh
+    connection (the path taken when probes/compat_aiohttp.py turns the lean one off)."""
     config = HttpProbeConfig(name="api", url=url, **kwargs)
-    probe = PROBES["http"](config, SystemClock())
+    probe = (
+        PROBES["http"](config, SystemClock())
+        if lean is None
+        else HttpProbe(config, SystemClock(), lean=lean)
+    )
     assert isinstance(probe, HttpProbe)
     return probe
+
+
+@pytest.fixture(params=[True, False], ids=["lean", "session"])
+def lean(request: pytest.FixtureRequest) -> bool:
+    """The outcome table holds on both fresh-connection paths."""
+    return bool(request.param)
 
 
 async def attempt(probe: HttpProbe, ctx: ProbeContext) -> Result:
@@ -184,35 +197,35 @@ def test_registered() -> None:
     ],
 )
 async def test_status_table(
-    make_ctx: MakeCtx, path: str, kwargs: dict[str, Any], outcome: Outcome, status: int
+    make_ctx: MakeCtx, lean: bool, path: str, kwargs: dict[str, Any], outcome: Outcome, status: int
 ) -> None:
     async with web_server() as base:
-        result = await attempt(probe_for(base + path, **kwargs), make_ctx())
+        result = await attempt(probe_for(base + path, lean=lean, **kwargs), make_ctx())
     assert result.outcome is outcome
     assert result.detail["status"] == status
     assert result.detail.get("rate_limited", False) is (status in (420, 429))
 
 
-async def test_no_headers_by_deadline_is_timeout(make_ctx: MakeCtx) -> None:
+async def test_no_headers_by_deadline_is_timeout(make_ctx: MakeCtx, lean: bool) -> None:
     async with web_server() as base:
-        result = await attempt(probe_for(base + "/hang"), make_ctx(0.3))
+        result = await attempt(probe_for(base + "/hang", lean=lean), make_ctx(0.3))
     assert result.outcome is Outcome.TIMEOUT
     assert result.detail["error"] == "TimeoutError"
     assert "status" not in result.detail
 
 
-async def test_stalled_body_is_timeout(make_ctx: MakeCtx) -> None:
+async def test_stalled_body_is_timeout(make_ctx: MakeCtx, lean: bool) -> None:
     async with web_server() as base:
         # long enough for the headers to arrive even on a loaded machine
-        result = await attempt(probe_for(base + "/slow-body"), make_ctx(1.0))
+        result = await attempt(probe_for(base + "/slow-body", lean=lean), make_ctx(1.0))
     assert result.outcome is Outcome.TIMEOUT
     assert result.detail["status"] == 200  # headers came, the body did not
     assert "processing" in result.detail["phases"]
 
 
-async def test_silent_server_is_timeout(make_ctx: MakeCtx) -> None:
+async def test_silent_server_is_timeout(make_ctx: MakeCtx, lean: bool) -> None:
     async with raw_server(_silent) as base:
-        result = await attempt(probe_for(base + "/"), make_ctx(0.3))
+        result = await attempt(probe_for(base + "/", lean=lean), make_ctx(0.3))
     assert result.outcome is Outcome.TIMEOUT
 
 
@@ -226,10 +239,10 @@ async def test_silent_server_is_timeout(make_ctx: MakeCtx) -> None:
     ids=["garbage-bytes-server_error", "closed-before-reply-server_error", "reset-server_error"],
 )
 async def test_broken_server_is_server_error(
-    make_ctx: MakeCtx, handler: Handler, error: str | None
+    make_ctx: MakeCtx, lean: bool, handler: Handler, error: str | None
 ) -> None:
     async with raw_server(handler) as base:
-        result = await attempt(probe_for(base + "/"), make_ctx())
+        result = await attempt(probe_for(base + "/", lean=lean), make_ctx())
     assert result.outcome is Outcome.SERVER_ERROR
     if error is not None:
         assert result.detail["error"] == error
@@ -475,15 +488,31 @@ async def test_overrides(
     assert result.outcome is outcome
 
 
+def _rejected(model_error: str, probe_error: str, url: str, **kwargs: Any) -> ProbeConfigError:
+    """The config model rejects the field (what check-config and run report), and so does
+    the probe's constructor for a config that skipped validation (model_construct)."""
+    with pytest.raises(ValidationError, match=model_error) as err:
+        HttpProbeConfig(name="api", url=url, **kwargs)
+    assert SECRET not in str(err.value.errors(include_input=False))
+    headers = {k: SecretStr(v) for k, v in kwargs.pop("headers", {}).items()}
+    unchecked = HttpProbeConfig.model_construct(name="api", url=url, headers=headers, **kwargs)
+    with pytest.raises(ProbeConfigError, match=probe_error) as perr:
+        HttpProbe(unchecked, SystemClock())
+    return perr.value
+
+
 def test_bad_ca_file_fails_at_construction(tmp_path: Path) -> None:
-    with pytest.raises(ProbeConfigError, match="ca_file"):
-        probe_for("https://127.0.0.1/", ca_file=tmp_path / "missing.pem")
+    _rejected("no such file", "ca_file", "https://127.0.0.1/", ca_file=tmp_path / "missing.pem")
 
 
 def test_header_with_line_break_fails_without_echoing_it() -> None:
-    with pytest.raises(ProbeConfigError, match=r"headers\.Authorization") as err:
-        probe_for("https://127.0.0.1/", headers={"Authorization": SECRET + "\r\nX: y"})
-    assert SECRET not in str(err.value)
+    err = _rejected(
+        "may not contain a line break",
+        r"headers\.Authorization",
+        "https://127.0.0.1/",
+        headers={"Authorization": SECRET + "\r\nX: y"},
+    )
+    assert SECRET not in str(err)
 
 
 @pytest.mark.parametrize(
@@ -492,10 +521,13 @@ def test_header_with_line_break_fails_without_echoing_it() -> None:
     ids=["unclosed-ipv6", "no-host"],
 )
 def test_bad_url_fails_at_construction(url: str) -> None:
-    with pytest.raises(ProbeConfigError, match="url"):
-        probe_for(url)
+    _rejected("not a valid URL", "url", url)
 
 
 def test_bad_header_name_fails_at_construction() -> None:
-    with pytest.raises(ProbeConfigError, match="not a valid header name"):
-        probe_for("http://127.0.0.1/", headers={"Bad Header": "v"})
+    _rejected(
+        "not a valid HTTP field name",
+        "not a valid header name",
+        "http://127.0.0.1/",
+        headers={"Bad Header": "v"},
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from monitor.clock import SystemClock
 from probes import PROBES
@@ -462,5 +463,14 @@ def test_reuse_connections_is_refused() -> None:
     ids=["non-ascii-sender", "injected-recipient", "bad-header-name", "header-line-break"],
 )
 def test_bad_fields_fail_at_construction(kwargs: dict[str, Any], field: str) -> None:
+    """Rejected by the config model where it can tell (what check-config and run report),
+    and by the constructor for a config that skipped validation (model_construct)."""
+    if field != "message_headers":
+        with pytest.raises(ValidationError, match=field):
+            SmtpProbeConfig(name="smtp", host="127.0.0.1", **kwargs)
+        unchecked = SmtpProbeConfig.model_construct(name="smtp", host="127.0.0.1", **kwargs)
+        with pytest.raises(ProbeConfigError, match=field):
+            SmtpProbe(unchecked, SystemClock())
+        return
     with pytest.raises(ProbeConfigError, match=field):
         probe_for(host="127.0.0.1", **kwargs)
