@@ -56,6 +56,8 @@ log = logging.getLogger("availmon")
 STOP_WRITE_TIMEOUT = 10.0
 #: how often the store is read for people's actions on the policy's incidents
 POLL_INCIDENTS_EVERY = 1.0
+#: a store refusing writes this long turns /readyz to 503
+STORE_UNREADY_AFTER = 5.0
 #: tiers whose pages go out from memory when the store refuses to store them
 PAGED_FROM_MEMORY = frozenset({"critical", "escalation"})
 
@@ -337,7 +339,14 @@ class Daemon:
 
     # ------------------------------------------------------------------ the store's side
     def _new_writer(self, store: Store) -> StoreWriter:
-        return StoreWriter(store, on_applied=self._on_applied, on_stuck=self._on_stuck)
+        m = self.metrics
+        return StoreWriter(
+            store,
+            on_applied=self._on_applied,
+            on_stuck=self._on_stuck,
+            on_error=lambda operation, _exc: m.store_errors.labels(operation).inc(),
+            on_drop=lambda kind, n: m.store_dropped.labels(kind).inc(n),
+        )
 
     def _on_applied(self, job: Job) -> None:
         """Writer thread: effects are stored; tie pages sent from memory to their rows and
@@ -371,6 +380,8 @@ class Daemon:
             await asyncio.sleep(POLL_INCIDENTS_EVERY)
             if self.writer is not None:
                 self.writer.report_stuck()  # pages the store has held back too long
+                for kind, n in self.writer.pending().items():
+                    self.metrics.store_pending.labels(kind).set(n)
             policy, store = self.policy, self.store
             if policy is None or store is None:
                 continue
@@ -490,7 +501,13 @@ class Daemon:
 
     # ------------------------------------------------------------------ views for the API
     def ready(self) -> tuple[bool, str]:
-        """Ready while every service's last final second is recent enough."""
+        """Ready while every service's last final second is recent enough and the store
+        takes writes (a refusal shorter than STORE_UNREADY_AFTER is a hiccup)."""
+        trouble = self.writer.trouble() if self.writer is not None else None
+        if trouble is not None and self.writer is not None:
+            since = self.writer.monotonic() - trouble[1]
+            if since >= STORE_UNREADY_AFTER:
+                return False, f"store: {trouble[0]} for {since:.0f} s"
         now = self.clock.wall()
         for svc in self.settings.services:
             allowed = svc.max_timeout + 2

@@ -100,6 +100,28 @@ class Metrics:
             ["service", "channel", "probe"],
             registry=r,
         )
+        self.store_errors = Counter(
+            "availmon_store_errors_total",
+            "Store writes that failed and are kept to be retried, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.store_pending = Gauge(
+            "availmon_store_pending",
+            "Writes waiting for the store, by kind (verdicts, evidence, counts, effects).",
+            ["kind"],
+            registry=r,
+        )
+        self.store_dropped = Counter(
+            "availmon_store_dropped_total",
+            "Attempt evidence dropped past the writer's bound while the store refused.",
+            ["kind"],
+            registry=r,
+        )
+
+    # the store writer (monitor/writer.py)
+    STORE_OPERATIONS = ("seconds", "effects")
+    STORE_KINDS = ("verdicts", "evidence", "counts", "effects")
 
     def declare(
         self,
@@ -125,6 +147,11 @@ class Metrics:
         for name in notifiers:
             for result in ("sent", "retry", "failed"):
                 self.notifications.labels(name, result)
+        for operation in self.STORE_OPERATIONS:
+            self.store_errors.labels(operation)
+        for kind in self.STORE_KINDS:
+            self.store_pending.labels(kind)
+        self.store_dropped.labels("evidence")
 
     def observe_attempt(self, a: Attempt) -> None:
         self.attempts.labels(a.service, a.channel, a.probe, a.outcome.value).inc()

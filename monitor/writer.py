@@ -20,8 +20,15 @@ longer than `stuck_after` seconds is handed to `on_stuck` once (`report_stuck`),
 a Critical Issue is paged from memory while the store still refuses (alerting/outbox.py
 reconciles the page with the stored item when the store comes back).
 
-Callbacks (`on_applied`, `on_stuck`) run in the writer thread; they must be quick and
-thread-safe (the daemon forwards them to the loop with ``call_soon_threadsafe``).
+Bounded in one place only: attempt evidence (the bulky part, full detail of failed
+attempts) past `max_evidence` attempts waiting is dropped and counted (`on_drop`); the
+verdicts, the per-minute counts and the effects are never dropped, so a store that refuses
+for hours costs memory (about 0.2 KB a verdict: 30 streams take ~0.5 GB a day) and then
+catches up in full.
+
+Callbacks (`on_applied`, `on_stuck`, `on_error`, `on_drop`) run in the writer thread (or
+the caller's, for `on_drop`); they must be quick and thread-safe (the daemon forwards
+loop work with ``call_soon_threadsafe``).
 """
 
 from __future__ import annotations
@@ -81,6 +88,8 @@ class StoreWriter:
         on_applied: Callable[[Job], None] | None = None,
         on_stuck: Callable[[list[OutboxItem]], None] | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
+        on_drop: Callable[[str, int], None] | None = None,
+        max_evidence: int = 200_000,
         retry_min: float = 0.2,
         retry_max: float = 2.0,
         stuck_after: float = 5.0,
@@ -90,6 +99,10 @@ class StoreWriter:
         self.on_applied = on_applied
         self.on_stuck = on_stuck
         self.on_error = on_error
+        self.on_drop = on_drop
+        self.max_evidence = max_evidence
+        #: what waits, by kind (kept in step with the queue, under `_cond`)
+        self._pending: collections.Counter[str] = collections.Counter()
         self.retry_min = retry_min
         self.retry_max = retry_max
         self.stuck_after = stuck_after
@@ -104,6 +117,9 @@ class StoreWriter:
         self.durable_through: int | None = None
         #: why the store refuses the head job, and since when (monotonic); None: it does not
         self.refusing: tuple[str, float] | None = None
+        #: when the write in progress began (None: none is): a store can make a call wait
+        #: (SQLite's busy timeout) before it refuses
+        self._busy_since: float | None = None
         self.errors = 0
 
     # ------------------------------------------------------------------ the loop's side
@@ -116,8 +132,16 @@ class StoreWriter:
     ) -> None:
         if not (verdicts or evidence or counts):
             return
+        kept = list(evidence)
+        with self._cond:
+            room = self.max_evidence - self._pending["evidence"]
+        if len(kept) > room:
+            dropped = len(kept) - max(room, 0)
+            kept = kept[: max(room, 0)]
+            if self.on_drop is not None:
+                self.on_drop("evidence", dropped)
         through = max((v.second for v in verdicts), default=None)
-        self._put(SecondsJob(list(verdicts), list(evidence), list(counts), through))
+        self._put(SecondsJob(list(verdicts), kept, list(counts), through))
 
     def submit_effects(self, effects: Sequence[Effect]) -> None:
         if effects:
@@ -125,17 +149,8 @@ class StoreWriter:
 
     def pending(self) -> dict[str, int]:
         """What waits to be written, by kind (verdicts, evidence, counts, effects)."""
-        out = {"verdicts": 0, "evidence": 0, "counts": 0, "effects": 0}
         with self._cond:
-            jobs = list(self._queue)
-        for job in jobs:
-            if isinstance(job, SecondsJob):
-                out["verdicts"] += len(job.verdicts) if job.step < 1 else 0
-                out["evidence"] += len(job.evidence) if job.step < 2 else 0
-                out["counts"] += len(job.counts) if job.step < 3 else 0
-            else:
-                out["effects"] += len(job.effects) - job.done
-        return out
+            return {k: self._pending[k] for k in ("verdicts", "evidence", "counts", "effects")}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="availmon-store-writer", daemon=True)
@@ -179,7 +194,17 @@ class StoreWriter:
     def _put(self, job: Job) -> None:
         with self._cond:
             self._queue.append(job)
+            if isinstance(job, SecondsJob):
+                self._pending["verdicts"] += len(job.verdicts)
+                self._pending["evidence"] += len(job.evidence)
+                self._pending["counts"] += len(job.counts)
+            else:
+                self._pending["effects"] += len(job.effects)
             self._cond.notify_all()
+
+    def _written(self, kind: str, n: int) -> None:
+        with self._cond:
+            self._pending[kind] -= n
 
     def _run(self) -> None:
         delay = self.retry_min
@@ -198,6 +223,10 @@ class StoreWriter:
                     return
                 self._cond.wait(delay)
             delay = min(delay * 2, self.retry_max)
+
+    def monotonic(self) -> float:
+        """The writer's clock (what `refusing` is measured on)."""
+        return self._monotonic()
 
     @property
     def running(self) -> bool:
@@ -231,25 +260,42 @@ class StoreWriter:
                 head.through = max(head.through or nxt.through, nxt.through)
         return head
 
+    def trouble(self) -> tuple[str, float] | None:
+        """(what is wrong, since when on `monotonic()`) while the store refuses writes or a
+        write has been waiting on it for more than a second; None while it keeps up."""
+        if self.refusing is not None:
+            return self.refusing
+        busy = self._busy_since
+        if busy is not None and self._monotonic() - busy > 1.0:
+            return ("a write is waiting on the store", busy)
+        return None
+
     def _apply(self, job: Job) -> bool:
         """Write the rest of `job`; True when all of it is in the store."""
+        self._busy_since = self._monotonic()
         try:
             if isinstance(job, SecondsJob):
                 self._seconds(job)
             else:
                 self._effects(job)
         except Exception as exc:
+            self._busy_since = None
             self.errors += 1
             reason = _one_line(exc)
             if self.refusing is None:
                 self.refusing = (reason, self._monotonic())
-                log.warning("store refuses writes (%s); keeping them and retrying", reason)
+                log.warning(
+                    "store refuses writes (%s: %s); keeping them and retrying",
+                    type(exc).__name__,
+                    reason,
+                )
             else:
                 self.refusing = (reason, self.refusing[1])
             if self.on_error is not None:
                 self.on_error("seconds" if isinstance(job, SecondsJob) else "effects", exc)
             self.report_stuck()
             return False
+        self._busy_since = None
         if self.refusing is not None:
             seconds = self._monotonic() - self.refusing[1]
             log.warning("store takes writes again after %.1f s", seconds)
@@ -271,19 +317,23 @@ class StoreWriter:
             if job.verdicts:
                 self.store.write_verdicts(job.verdicts)
             job.step = 1
+            self._written("verdicts", len(job.verdicts))
         if job.step < 2:
             if job.evidence:
                 self.store.write_evidence(job.evidence)
             job.step = 2
+            self._written("evidence", len(job.evidence))
         if job.step < 3:
             if job.counts:
                 self.store.write_minute_counts(job.counts)
             job.step = 3
+            self._written("counts", len(job.counts))
 
     def _effects(self, job: EffectsJob) -> None:
         while job.done < len(job.effects):
             job.stored += apply(self.store, job.effects[job.done])
             job.done += 1
+            self._written("effects", 1)
 
     def report_stuck(self) -> None:
         """Hand over, once each, the outbox items of effects that have waited longer than
@@ -313,5 +363,6 @@ class StoreWriter:
 
 
 def _one_line(exc: BaseException) -> str:
+    """What the store said, in one line ("database is locked")."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return text[0] if text else type(exc).__name__

@@ -35,19 +35,20 @@ def _migrations() -> list[tuple[int, str, str]]:
 class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
     def __init__(self, path: str) -> None:
         self.path = path
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite store {path}: {exc}") from None
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a crash may lose the last transactions, never corrupt it
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=5000")
+        except (sqlite3.Error, OSError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise StoreError(f"store: cannot open SQLite store {path}: {why}") from None
         self._lock = threading.RLock()
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a crash may lose the last transactions, never corrupt the file
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=5000")
         super().__init__()
 
     @contextmanager
@@ -69,12 +70,15 @@ class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
 
     def migrate(self) -> None:
         with self._lock:
-            current = self._db.execute("PRAGMA user_version").fetchone()[0]
+            try:
+                current = self._db.execute("PRAGMA user_version").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise StoreError(f"store: cannot read SQLite store {self.path}: {exc}") from None
             known = _migrations()
             latest = known[-1][0] if known else 0
             if current > latest:
                 raise StoreError(
-                    f"store {self.path} has schema version {current}, newer than this "
+                    f"store: {self.path} has schema version {current}, newer than this "
                     f"availmon knows ({latest}); upgrade availmon"
                 )
             for number, name, sql in known:
@@ -86,7 +90,8 @@ class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
                 except sqlite3.Error as exc:
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
-                    raise StoreError(f"migration {name} failed: {exc}") from None
+                    why = f"store: {self.path}: migration {name} failed: {exc}"
+                    raise StoreError(why) from None
 
     def schema_version(self) -> int:
         return int(self._query("PRAGMA user_version")[0][0])

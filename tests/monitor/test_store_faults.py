@@ -32,6 +32,7 @@ from monitor.config import load
 from monitor.daemon import Daemon
 from monitor.demo import DEMO_API_KEY, PageReceiver, simulated_config
 from monitor.simulator import Simulator
+from monitor.store import open_store
 from monitor.verdicts import UnknownReason, Verdict
 
 pytestmark = pytest.mark.slow
@@ -88,13 +89,26 @@ async def _outage_while_refusing(
     await _until(lambda: bool(policy.active()), "the Critical Issue opened (in memory)")
     await _until(lambda: bool(receiver.pages), "the page, sent while the store refuses")
     assert d.writer is not None and d.writer.pending()["effects"] > 0, "store took writes"
+    # the trouble is visible: readiness, and the writer's metrics
+    await _until(lambda: not d.ready()[0], "/readyz turning 503")
+    assert d.ready()[1].startswith("store: ")
+    await _until(
+        lambda: (_sample(d, "availmon_store_pending", kind="verdicts") or 0) > 0,
+        "availmon_store_pending",
+    )
     await asyncio.to_thread(restore)
     sim.set_fault("api", "ok")
     window_to = int(time.time())
     writer = d.writer
     await _until(lambda: not any(writer.pending().values()), "the writer caught up", 90)
     await _until(lambda: d.last_final.get(SERVICE, 0) > window_to + 3, "seconds after")
+    await _until(lambda: d.ready()[0], "/readyz ready again")
+    assert (_sample(d, "availmon_store_errors_total", operation="seconds") or 0) > 0
     return window_from, window_to
+
+
+def _sample(d: Daemon, name: str, **labels: str) -> float | None:
+    return d.metrics.registry.get_sample_value(name, labels)
 
 
 def _check(d: Daemon, sim: Simulator, receiver: PageReceiver, window: tuple[int, int]) -> None:
@@ -243,3 +257,29 @@ async def test_a_full_disk(rig: tuple[Simulator, PageReceiver], tmp_path: Path) 
         assert d.writer is not None and d.writer.errors > 0  # the disk really was full
         assert d.store is not None
         await asyncio.to_thread(d.store.close)
+
+
+def test_a_read_only_store_at_start_is_one_line(tmp_path: Path) -> None:
+    """`availmon run` on a store it cannot write: one line, exit 2, no traceback."""
+    data = tmp_path / "ro"
+    with _tmpfs(data, "1m"):
+        (data / "store").mkdir()
+        open_store(f"sqlite:///{data}/store/a.db").close()
+        subprocess.run(["mount", "-o", "remount,ro", str(data)], check=True)
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(
+            f'[monitor]\nlisten = "127.0.0.1:0"\n[store]\nurl = "sqlite:///{data}/store/a.db"\n'
+            '[[services]]\nname = "s"\n[[services.probes]]\ntype = "http"\nname = "api"\n'
+            'url = "http://127.0.0.1:9/"\n'
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor", "run", "-c", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"availmon: error: store: cannot open SQLite store {data}/")
