@@ -10,8 +10,12 @@ module only reads the store, sends, and records the outcome. Rules:
   receiver delays only itself.
 - A retryable failure waits ``uniform(0, min(max_backoff, base_backoff · 2^(tries-1)))``
   (exponential backoff, full jitter) or the receiver's Retry-After; a permanent failure,
-  or ``max_tries`` tries, marks the item failed. Every outcome goes to the incident's
-  timeline (``notified`` | ``notify_retry`` | ``notify_failed``) and to `on_result`.
+  or ``max_tries`` tries, marks the item failed. A page (tiers ``critical`` and
+  ``escalation``) waits at most the notifier's ``page_retry_max_seconds`` (10 s) between
+  tries, so it goes out within about that long once the receiver answers again, and is
+  given up only after both ``max_tries`` tries and ``page_give_up_after_seconds`` (1 h).
+  Every outcome goes to the incident's timeline (``notified`` | ``notify_retry`` |
+  ``notify_failed``) and to `on_result`.
 - Durable and at-least-once: an item is in the store before its first try; a daemon
   killed before recording the outcome sends it again after restart.
 - Paged from memory: when the store refuses the write of new items for a while
@@ -34,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alerting.model import OutboxState
-from alerting.notifiers.base import Notifier, Restorable, TransportError
+from alerting.notifiers.base import Notifier, NotifierBase, Restorable, TransportError
 from monitor.clock import Clock
 from monitor.store.base import IncidentEvent, OutboxItem, Store
 
@@ -42,6 +46,8 @@ log = logging.getLogger("availmon.alerting.outbox")
 
 #: a Retry-After longer than this is clipped: a page must not wait a day on a header
 MAX_RETRY_AFTER = 3600.0
+#: the tiers whose items are pages: their retries are capped (`page_retry_max_seconds`)
+PAGE_TIERS = frozenset({"critical", "escalation"})
 
 Pair = tuple[int, str]
 #: an item's identity before it has a row id: (incident, notifier, event, seq)
@@ -201,12 +207,15 @@ class Dispatcher:
             except Exception:
                 log.exception("outbox: closing notifier %s failed", name)
 
-    def backoff(self, tries: int, retry_after: float | None) -> float:
-        """Seconds before try number `tries + 1`."""
+    def backoff(self, tries: int, retry_after: float | None, cap: float | None = None) -> float:
+        """Seconds before try number `tries + 1` (at most `cap`, unless the receiver's
+        Retry-After asks for longer: it is honoured)."""
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER)
-        cap = min(self.max_backoff, self.base_backoff * 2 ** min(tries - 1, 62))
-        return self.rng.uniform(0, cap)
+        limit = min(self.max_backoff, self.base_backoff * 2 ** min(tries - 1, 62))
+        if cap is not None:
+            limit = min(limit, cap)
+        return self.rng.uniform(0, limit)
 
     # ------------------------------------------------------------------ internals
 
@@ -308,7 +317,9 @@ class Dispatcher:
                 async with self._limit(item.notifier):
                     error = await self._send(notifier, item)
                 max_tries = notifier.config.max_tries
-            done, event, outcome = self._outcome(item, error, max_tries, notifier is not None)
+            done, event, outcome = self._outcome(
+                item, error, max_tries, notifier is not None, notifier.config if notifier else None
+            )
             page.events.append(event)
             self._report(item, outcome, event)
             item = done
@@ -342,21 +353,35 @@ class Dispatcher:
                 await self._timeline(replace(event, data={**event.data, "from_memory": True}))
 
     def _outcome(
-        self, item: OutboxItem, error: TransportError | None, max_tries: int, counted: bool
+        self,
+        item: OutboxItem,
+        error: TransportError | None,
+        max_tries: int,
+        counted: bool,
+        config: NotifierBase | None = None,
     ) -> tuple[OutboxItem, IncidentEvent, str]:
         """The item after one try, its timeline event, and "sent" | "retry" | "failed"."""
         now = self.clock.wall()
         tries = item.tries + 1 if counted else item.tries
         data: dict[str, object] = {"notifier": item.notifier, "event": item.event, "tries": tries}
+        page = config is not None and item.payload.get("tier") in PAGE_TIERS
+        cap = config.page_retry_max_seconds if page and config is not None else None
+        exhausted = tries >= max_tries
+        if (
+            page
+            and config is not None
+            and now - item.created_at < config.page_give_up_after_seconds
+        ):
+            exhausted = False  # a page keeps trying for its whole time budget
         if error is None:
             done = replace(item, tries=tries, state=OutboxState.SENT, sent_at=now, last_error=None)
             kind, outcome = "notified", "sent"
-        elif error.permanent or tries >= max_tries:
+        elif error.permanent or exhausted:
             done = replace(item, tries=tries, state=OutboxState.FAILED, last_error=error.message)
             kind, outcome = "notify_failed", "failed"
             data["error"] = error.message
         else:
-            at = now + self.backoff(tries, error.retry_after)
+            at = now + self.backoff(tries, error.retry_after, cap)
             done = replace(item, tries=tries, next_attempt_at=at, last_error=error.message)
             kind, outcome = "notify_retry", "retry"
             data.update(error=error.message, next_attempt_at=at)
@@ -388,7 +413,9 @@ class Dispatcher:
         max_tries: int = 1,
         counted: bool = True,
     ) -> None:
-        done, event, outcome = self._outcome(item, error, max_tries, counted)
+        notifier = self.notifiers.get(item.notifier)
+        config = notifier.config if notifier is not None else None
+        done, event, outcome = self._outcome(item, error, max_tries, counted, config)
         if outcome == "retry":
             heapq.heappush(self._retry_at, done.next_attempt_at)
         await asyncio.to_thread(self.store.update_outbox, done)

@@ -58,6 +58,10 @@ class NotifierBase(ConfigModel):
     timeout_seconds: float = Field(default=10, gt=0, le=120)
     #: give up (and record a permanent failure) after this many tries
     max_tries: int = Field(default=12, ge=1, le=1000)
+    #: pages (critical and escalation tiers) wait at most this long between tries
+    page_retry_max_seconds: float = Field(default=10, gt=0, le=3600)
+    #: and are given up only after max_tries *and* this long (seconds since queued)
+    page_give_up_after_seconds: float = Field(default=3600, ge=0, le=7 * 86400)
 
 
 class TransportError(Exception):

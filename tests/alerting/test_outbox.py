@@ -221,7 +221,10 @@ async def test_gives_up_after_max_tries(
     store: SQLiteStore, clock: FakeClock, results: list[tuple[str, str]]
 ) -> None:
     inc = new_incident(store)
-    pd = FakeNotifier("pd", [TransportError("HTTP 502")] * 10, max_tries=3)
+    # no time budget for pages: max_tries alone decides
+    pd = FakeNotifier(
+        "pd", [TransportError("HTTP 502")] * 10, max_tries=3, page_give_up_after_seconds=0
+    )
     store.enqueue([item(inc, "pd")])
     d = dispatcher(store, clock, results, pd)
     for _ in range(5):
@@ -231,6 +234,72 @@ async def test_gives_up_after_max_tries(
     assert (row.state, row.tries) == ("failed", 3)
     assert len(pd.sent) == 3
     assert [o for _, o in results] == ["retry", "retry", "failed"]
+
+
+async def _retry_until_sent(
+    store: SQLiteStore, clock: FakeClock, d: Dispatcher, inc: Incident, limit: int = 200
+) -> list[float]:
+    """Drive the dispatcher from one retry to the next; the waits between tries."""
+    waits: list[float] = []
+    for _ in range(limit):
+        assert await d.drain(10)
+        (row,) = store.outbox(inc.id)
+        if row.state != "pending":
+            return waits
+        waits.append(row.next_attempt_at - clock.wall())
+        clock.advance(max(row.next_attempt_at - clock.wall(), 0) + 0.001)
+    raise AssertionError("never sent")
+
+
+async def test_a_page_retries_at_least_every_ten_seconds_until_the_receiver_is_back(
+    store: SQLiteStore, clock: FakeClock, results: list[tuple[str, str]]
+) -> None:
+    """A receiver failing for ten minutes: a page (critical tier) is not given up after
+    max_tries, and never waits more than page_retry_max_seconds between tries, so it goes
+    out within that long of the receiver answering again."""
+    inc = new_incident(store)
+    start = clock.wall()
+    failing_for = 600.0
+
+    class Outage(FakeNotifier):
+        async def send(self, item: OutboxItem) -> None:
+            self.sent.append((item.incident_id, item.event, item.payload["seq"]))
+            if clock.wall() - start < failing_for:
+                raise TransportError("HTTP 500")
+
+    pd = Outage("pd", max_tries=3)
+    store.enqueue([item(inc, "pd")])
+    d = dispatcher(store, clock, results, pd)
+    waits = await _retry_until_sent(store, clock, d, inc)
+    (row,) = store.outbox(inc.id)
+    assert row.state == "sent"
+    assert max(waits) <= 10.0
+    assert row.sent_at is not None and row.sent_at - (start + failing_for) <= 10.0
+    assert len(pd.sent) > 60  # ten minutes at most 10 s apart, past max_tries = 3
+
+
+async def test_a_page_honours_retry_after(
+    store: SQLiteStore, clock: FakeClock, results: list[tuple[str, str]]
+) -> None:
+    inc = new_incident(store)
+    pd = FakeNotifier("pd", [TransportError("HTTP 429", retry_after=45), None])
+    store.enqueue([item(inc, "pd")])
+    d = dispatcher(store, clock, results, pd)
+    waits = await _retry_until_sent(store, clock, d, inc)
+    assert waits == [45.0]
+
+
+async def test_a_ticket_keeps_the_long_backoff(
+    store: SQLiteStore, clock: FakeClock, results: list[tuple[str, str]]
+) -> None:
+    inc = new_incident(store)
+    pd = FakeNotifier("pd", [TransportError("HTTP 500")] * 9 + [None], max_tries=20)
+    ticket = item(inc, "pd")
+    ticket.payload["tier"] = "ticket"
+    store.enqueue([ticket])
+    d = dispatcher(store, clock, results, pd)
+    waits = await _retry_until_sent(store, clock, d, inc)
+    assert len(waits) == 9 and max(waits) > 10.0  # 2^8 s caps: not the page cap
 
 
 async def test_unexpected_exception_is_retried_not_fatal(
