@@ -40,6 +40,7 @@ from monitor.gcpacer import start_pacer
 from monitor.intervals import Interval, contains, month_of, overlap
 from monitor.launcher import Launcher
 from monitor.metrics import Metrics
+from monitor.overload import OverloadWatch
 from monitor.reports.schedule import ReportJob
 from monitor.store import Store, open_store
 from monitor.store.base import MaintenanceWindow, MinuteCount, NotFound, excluded_spans
@@ -116,6 +117,7 @@ class Daemon:
             None if self.store is None else self._new_writer(self.store)
         )
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.overload = OverloadWatch()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -378,6 +380,11 @@ class Daemon:
         process), handed to the policy on the loop."""
         while True:
             await asyncio.sleep(POLL_INCIDENTS_EVERY)
+            if self.launcher is not None:
+                stats = self.launcher.stats.values()
+                self.overload.sample(
+                    sum(s["launched"] for s in stats), sum(s["skipped"] for s in stats)
+                )
             if self.writer is not None:
                 self.writer.report_stuck()  # pages the store has held back too long
                 for kind, n in self.writer.pending().items():
@@ -503,6 +510,8 @@ class Daemon:
     def ready(self) -> tuple[bool, str]:
         """Ready while every service's last final second is recent enough and the store
         takes writes (a refusal shorter than STORE_UNREADY_AFTER is a hiccup)."""
+        if self.overload.reason is not None:
+            return False, self.overload.reason
         trouble = self.writer.trouble() if self.writer is not None else None
         if trouble is not None and self.writer is not None:
             since = self.writer.monotonic() - trouble[1]
