@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import hmac
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -49,6 +50,8 @@ class Daemon(Protocol):
     async def reload_maintenance(self) -> None: ...
 
 
+log = logging.getLogger("availmon.api")
+
 #: the longest range GET /api/v1/seconds answers in one request (7 days of rows)
 MAX_SECONDS_RANGE = 7 * 86400
 DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
@@ -58,18 +61,40 @@ class BadRequest(ValueError):
     """A request parameter that cannot work; str() names it."""
 
 
+#: instants outside these years are not a time anyone means (and overflow datetime)
+MIN_INSTANT, MAX_INSTANT = 0, 253_402_300_799  # 1970-01-01 .. 9999-12-31T23:59:59Z
+#: the largest id a store row can have (SQLite's and PostgreSQL's 64-bit integers)
+MAX_ID = 2**63 - 1
+
+
 def parse_instant(value: str, name: str) -> int:
     """Epoch seconds (int or float) or ISO-8601 (a zone-less time is UTC) → epoch second."""
     value = value.strip()
-    if re.fullmatch(r"-?\d+(\.\d+)?", value):
-        return int(float(value))
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"{name}: not an epoch second or ISO-8601 time: {value!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp())
+    shown = value if len(value) <= 40 else value[:40] + "…"
+    if re.fullmatch(r"-?[0-9]{1,20}(\.[0-9]{1,9})?", value, re.ASCII):
+        t = int(float(value))
+    else:
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except (ValueError, OverflowError):
+            raise BadRequest(f"{name}: not an epoch second or ISO-8601 time: {shown!r}") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        try:
+            t = int(dt.timestamp())
+        except (ValueError, OverflowError):
+            raise BadRequest(f"{name}: out of range: {shown!r}") from None
+    if not MIN_INSTANT <= t <= MAX_INSTANT:
+        raise BadRequest(f"{name}: out of range (1970 to 9999): {shown!r}")
+    return t
+
+
+def parse_id(raw: str, what: str) -> int:
+    """A row id from a path: 1 to 2^63 - 1, ASCII digits only (not "²")."""
+    if not re.fullmatch(r"[0-9]{1,19}", raw, re.ASCII) or not 1 <= int(raw) <= MAX_ID:
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise BadRequest(f"id: not {what}: {shown!r}")
+    return int(raw)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -99,6 +124,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status >= 400 and exc.content_type != "application/json":
             return _error(exc.status, exc.reason)
         raise
+    except Exception:
+        # a bug of ours: logged with its traceback, answered as JSON like every error
+        log.exception("API: %s %s failed", request.method, request.path)
+        return _error(500, "internal error (logged)")
 
 
 def _daemon(request: web.Request) -> Daemon:
@@ -124,7 +153,10 @@ def _require_token(request: web.Request) -> None:
         )
     given = request.headers.get("Authorization", "")
     expected = f"Bearer {token.get_secret_value()}"
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    # surrogateescape: a header that is not UTF-8 is a wrong token, not an error
+    if not hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    ):
         raise web.HTTPUnauthorized(
             text=json.dumps({"error": "missing or wrong bearer token"}),
             content_type="application/json",
@@ -139,6 +171,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
         data = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadRequest("body: not valid JSON") from None
+    except RecursionError:
+        raise BadRequest("body: JSON nested too deep") from None
     if not isinstance(data, dict):
         raise BadRequest("body: expected a JSON object")
     return data
@@ -159,10 +193,7 @@ def _service(request: web.Request, required: bool = True) -> str | None:
 
 
 def _incident_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise BadRequest(f"id: not an incident id: {raw!r}")
-    return int(raw)
+    return parse_id(request.match_info["id"], "an incident id")
 
 
 # --------------------------------------------------------------------------- handlers
@@ -261,10 +292,10 @@ async def incidents(request: web.Request) -> web.Response:
     state = q.get("state")
     if state is not None and state not in tuple(IncidentState):
         raise BadRequest("state: one of open, acknowledged, recovered, resolved")
-    try:
-        limit = int(q.get("limit", "100"))
-    except ValueError:
-        raise BadRequest("limit: not a number") from None
+    raw_limit = q.get("limit", "100")
+    if not re.fullmatch(r"[0-9]{1,6}", raw_limit, re.ASCII):
+        raise BadRequest("limit: not a number from 1 to 1000")
+    limit = int(raw_limit)
     rows = await asyncio.to_thread(
         _incidents(request).list,
         _service(request, required=False),
@@ -384,9 +415,7 @@ async def maintenance_add(request: web.Request) -> web.Response:
 async def maintenance_remove(request: web.Request) -> web.Response:
     _require_token(request)
     d = _daemon(request)
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise BadRequest(f"id: not a window id: {raw!r}")
+    raw = str(parse_id(request.match_info["id"], "a window id"))
     assert d.store is not None
     await asyncio.to_thread(d.store.remove_maintenance, int(raw))
     await d.reload_maintenance()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -256,3 +257,79 @@ def test_cli_incidents_and_maintenance(
     assert main(["maintenance", "-c", cfg, "remove", "99"]) == 2
     assert main(["report", "-c", cfg, "--month", "2026-11", "--format", "md"]) == 0
     assert "svc" in capsys.readouterr().out
+
+
+HOSTILE: list[tuple[str, str, dict[str, Any], Any, int]] = [
+    # (method, path, query, JSON body or raw bytes, expected status)
+    ("GET", "/api/v1/seconds", {"service": "svc", "from": "9" * 400}, None, 400),
+    ("GET", "/api/v1/seconds", {"service": "svc", "from": "1e20"}, None, 400),
+    ("GET", "/api/v1/seconds", {"service": "svc", "from": "-1e20"}, None, 400),
+    ("GET", "/api/v1/seconds", {"service": "svc", "to": "99999-01-01"}, None, 400),
+    ("GET", "/api/v1/incidents/" + "9" * 30, {}, None, 400),
+    ("GET", "/api/v1/incidents/" + "9" * 4301, {}, None, 400),
+    ("GET", "/api/v1/incidents/%C2%B2", {}, None, 400),
+    ("GET", "/api/v1/incidents/0", {}, None, 400),
+    ("GET", "/api/v1/incidents", {"limit": "1" * 50}, None, 400),
+    ("GET", "/api/v1/incidents", {"limit": "²"}, None, 400),
+    ("DELETE", "/api/v1/maintenance/" + "9" * 30, {}, None, 400),
+    ("DELETE", "/api/v1/maintenance/%C2%B2", {}, None, 400),
+    ("POST", "/api/v1/incidents/1/notes", {}, b"[" * 20000 + b"]" * 20000, 400),
+    ("POST", "/api/v1/maintenance", {}, {"service": "svc", "start": "9" * 400, "end": "1"}, 400),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "body", "status"),
+    HOSTILE,
+    ids=[
+        "from-400-digits",
+        "from-1e20",
+        "from-minus-1e20",
+        "to-year-99999",
+        "id-30-digits",
+        "id-4301-digits",
+        "id-superscript-two",
+        "id-zero",
+        "limit-50-digits",
+        "limit-superscript",
+        "window-id-30-digits",
+        "window-id-superscript",
+        "json-nested-20000",
+        "maintenance-start-400-digits",
+    ],
+)
+async def test_hostile_requests_get_a_4xx_json_error(
+    api: tuple[TestClient, int, Path],
+    method: str,
+    path: str,
+    query: dict[str, Any],
+    body: Any,
+    status: int,
+) -> None:
+    client, _, _ = api
+    kwargs: dict[str, Any] = {"params": query, "headers": dict(AUTH)}
+    if isinstance(body, bytes):
+        kwargs["data"] = body
+        kwargs["headers"]["Content-Type"] = "application/json"
+    elif body is not None:
+        kwargs["json"] = body
+    r = await client.request(method, path, **kwargs)
+    assert r.status == status, await r.text()
+    assert r.content_type == "application/json"
+    error = (await r.json())["error"]
+    assert "\n" not in error and len(error) < 200
+
+
+async def test_a_non_utf8_authorization_header_is_401(api: tuple[TestClient, int, Path]) -> None:
+    client, incident_id, _ = api
+    r = await client.post(
+        f"/api/v1/incidents/{incident_id}/ack",
+        headers={
+            "Authorization": "Bearer \udcff\udcfe".encode("utf-8", "surrogateescape").decode(
+                "latin-1"
+            )
+        },
+        json={"by": "me"},
+    )
+    assert r.status == 401
+    assert r.content_type == "application/json"
