@@ -34,6 +34,7 @@ from typing import Any
 from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.detector import Detector
+from monitor.schema import Scrubber
 from monitor.verdicts import UnknownReason
 from monitor.watchdog import LoopWatchdog
 from probes.base import PROBES, Attempt, Outcome, Probe, ProbeBase, ProbeConfigError, ProbeContext
@@ -68,6 +69,8 @@ class _Plan:
     bound: int
     inflight: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
+    #: blanks the probe's own secrets out of what the target said (evidence is stored)
+    scrub: Scrubber | None = None
 
 
 def in_flight_bound(k: int, timeout: float) -> int:
@@ -192,6 +195,7 @@ class Launcher:
                         offsets=slot_offsets(phases[cfg.name], cfg.attempts_per_second),
                         bound=stats["in_flight_bound"],
                         stats=stats,
+                        scrub=Scrubber.for_config(cfg),
                     )
                 )
 
@@ -414,6 +418,9 @@ class Launcher:
                     "stalled_seconds": round(stalled, 3),
                 }
                 outcome = Outcome.PROBE_ERROR
+        if outcome is not Outcome.OK and plan.scrub is not None and detail:
+            # a reason phrase or a 535 reply may quote a key back: never keep it
+            detail = plan.scrub.detail(detail)
         attempt = Attempt(
             attempt_id=ctx.attempt_id,
             service=plan.service,

@@ -112,6 +112,82 @@ def existing_file(path: Path | None) -> Path | None:
 ExistingFile = Annotated[Path | None, AfterValidator(existing_file)]
 
 
+def secret_values(model: BaseModel) -> list[str]:
+    """Every secret a config model holds (its `SecretStr` fields, also inside dicts and
+    nested models), for scrubbing them out of whatever a target says back."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v)
+
+    walk(model)
+    return [s for s in found if s]
+
+
+class Scrubber:
+    """Blanks secrets out of text as a target may echo them: as they are, base64-encoded
+    (HTTP Basic, SMTP AUTH LOGIN), URL-encoded, and as SMTP AUTH PLAIN's
+    ``base64("\\0user\\0password")``. Secrets shorter than 4 characters are left alone
+    (blanking them would mangle every message)."""
+
+    MASK = "***"
+
+    def __init__(self, secrets: list[str], username: str | None = None) -> None:
+        import base64
+        from urllib.parse import quote, quote_plus
+
+        forms: set[str] = set()
+        for s in secrets:
+            if len(s) < 4:
+                continue
+            raw = s.encode()
+            forms |= {s, quote(s, safe=""), quote_plus(s)}
+            forms.add(base64.b64encode(raw).decode())
+            forms.add(base64.b64encode(raw).decode().rstrip("="))
+            if username is not None:
+                plain = base64.b64encode(b"\0" + username.encode() + b"\0" + raw).decode()
+                forms |= {plain, plain.rstrip("=")}
+        # longest first, so that a form containing another is blanked whole
+        self.forms = sorted(forms, key=len, reverse=True)
+
+    @classmethod
+    def for_config(cls, model: BaseModel) -> Scrubber:
+        username = getattr(model, "username", None)
+        return cls(secret_values(model), username if isinstance(username, str) else None)
+
+    def text(self, text: str) -> str:
+        for form in self.forms:
+            if form in text:
+                text = text.replace(form, self.MASK)
+        return text
+
+    def detail(self, detail: dict[str, Any]) -> dict[str, Any]:
+        """`detail` with every string in it scrubbed (a new dict when anything changed)."""
+        if not self.forms:
+            return detail
+
+        def clean(value: Any) -> Any:
+            if isinstance(value, str):
+                return self.text(value)
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [clean(v) for v in value]
+            return value
+
+        return {k: clean(v) for k, v in detail.items()}
+
+
 class ConfigModel(BaseModel):
     """Strict and immutable: an unknown key is an error, not a silently ignored typo."""
 
