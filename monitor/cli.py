@@ -161,10 +161,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _checked_settings(args: argparse.Namespace) -> Settings:
     """The config as `run` needs it: parsed, then every part constructed (the same checks
     for `run` and `check-config`, monitor/preflight.py)."""
-    from monitor.preflight import preflight
+    from monitor.preflight import preflight, secret_warnings
 
     settings = _settings(args)
     asyncio.run(preflight(settings, str(args.config)))
+    for warning in secret_warnings(settings, str(args.config)):
+        sys.stderr.write(f"availmon: warning: {warning}\n")
     return settings
 
 

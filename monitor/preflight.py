@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any
 
 import aiohttp
+from pydantic import BaseModel, SecretStr
 
 from alerting.notifiers import NOTIFIERS
 from monitor.clock import SystemClock
@@ -56,3 +61,58 @@ async def preflight(settings: Settings, source: str) -> None:
             except Exception as exc:
                 raise ConfigError(f"{source}: notifiers[{k}]: {exc}") from None
             await notifier.close()
+
+
+def literal_secrets(model: BaseModel, raw: Any, path: str = "") -> list[str]:
+    """TOML paths of secret fields whose value is written in the file itself (not an
+    ``env:`` or ``file:`` reference)."""
+    found: list[str] = []
+    if not isinstance(raw, dict):
+        return found
+    for name in type(model).model_fields:
+        if name not in raw:
+            continue
+        value, given = getattr(model, name), raw[name]
+        where = f"{path}.{name}" if path else name
+        if isinstance(value, SecretStr):
+            if isinstance(given, str) and given and not given.startswith(("env:", "file:")):
+                found.append(where)
+        elif isinstance(value, BaseModel):
+            found += literal_secrets(value, given, where)
+        elif isinstance(value, dict) and isinstance(given, dict):
+            for key, item in value.items():
+                raw_item = given.get(key)
+                if (
+                    isinstance(item, SecretStr)
+                    and isinstance(raw_item, str)
+                    and raw_item
+                    and not raw_item.startswith(("env:", "file:"))
+                ):
+                    found.append(f"{where}.{key}")
+        elif isinstance(value, list) and isinstance(given, list):
+            for i, (item, raw_item) in enumerate(zip(value, given, strict=False)):
+                if isinstance(item, BaseModel):
+                    found += literal_secrets(item, raw_item, f"{where}[{i}]")
+    return found
+
+
+def secret_warnings(settings: Settings, source: str) -> list[str]:
+    """One warning when the config file can be read by others and holds literal secrets
+    (anyone on the host could read the API key); nothing when it is private, or when
+    every secret is an ``env:``/``file:`` reference."""
+    path = Path(source)
+    try:
+        mode = path.stat().st_mode
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return []
+    found = literal_secrets(settings, raw)
+    if not found:
+        return []
+    shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    return [
+        f"{source} is readable by others (mode {stat.S_IMODE(mode):o}) and holds secrets in "
+        f"clear ({shown}); use env:NAME or file:PATH, or chmod 600 it"
+    ]

@@ -175,3 +175,32 @@ def test_a_failed_start_is_one_line_and_leaks_nothing(tmp_path: Path) -> None:
     ]
     assert "Traceback" not in done.stderr
     assert "Unclosed" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("mode", "value", "warned"),
+    [
+        (0o644, "sk-literal-key-123456", True),
+        (0o600, "sk-literal-key-123456", False),
+        (0o644, "env:AVAILMON_TEST_TOKEN", False),
+    ],
+    ids=["readable-literal", "private-literal", "readable-reference"],
+)
+def test_a_readable_config_with_a_literal_secret_draws_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: int, value: str, warned: bool
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[[services]]\nname = "s"\n[[services.probes]]\ntype = "http"\nname = "api"\n'
+        f'url = "https://x/"\nheaders = {{ Authorization = "{value}" }}\n'
+    )
+    cfg.chmod(mode)
+    assert main(["check-config", "-c", str(cfg)]) == 0
+    err = capsys.readouterr().err
+    if warned:
+        assert err.count("\n") == 1
+        assert err.startswith(f"availmon: warning: {cfg} is readable by others (mode 644)")
+        assert "services[0].probes[0].headers.Authorization" in err
+        assert "sk-literal" not in err  # the warning names the field, never the value
+    else:
+        assert err == ""
