@@ -26,6 +26,7 @@ import importlib
 import logging
 import math
 import resource
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,14 +84,28 @@ def slot_offsets(phase: float, k: int) -> tuple[float, ...]:
     return tuple((phase + j / k) % 1.0 for j in range(k))
 
 
-def auto_phases(probes: Sequence[ProbeBase]) -> dict[str, float]:
+def service_phase(service: str) -> float:
+    """A fraction of a second in [0, 1) fixed by the service's name: services fire at
+    different instants, and the same instants after a restart or a reload."""
+    return zlib.crc32(service.encode()) / 2**32
+
+
+def auto_phases(probes: Sequence[ProbeBase], service: str | None = None) -> dict[str, float]:
     """Phase per probe of one service: its own `phase_offset`, else spread among them so
-    that the service's probes do not all fire at the same instant."""
+    that the service's probes do not all fire at the same instant — and, given the
+    service's name, shifted by its `service_phase`, so that the probes of different
+    services do not all fire at the same instants either (250 services at 2 attempts/s
+    would otherwise launch 250 attempts in the same millisecond twice a second)."""
     n = len(probes)
-    return {
-        p.name: p.phase_offset if p.phase_offset is not None else (i / n) / p.attempts_per_second
-        for i, p in enumerate(probes)
-    }
+    base = service_phase(service) if service is not None else 0.0
+    out: dict[str, float] = {}
+    for i, p in enumerate(probes):
+        if p.phase_offset is not None:
+            out[p.name] = p.phase_offset
+            continue
+        width = 1 / p.attempts_per_second  # the slots repeat every `width`
+        out[p.name] = (base * width + (i / n) * width) % width
+    return out
 
 
 def raise_open_file_limit() -> tuple[int, int]:
@@ -167,7 +182,7 @@ class Launcher:
         self._plans = []
         for svc in self._settings.services:
             enabled = [p for p in svc.probes if p.enabled]
-            phases = auto_phases(enabled)
+            phases = auto_phases(enabled, svc.name)
             for cfg in enabled:
                 probe = self._given.get((svc.name, cfg.name)) if self._given is not None else None
                 if probe is None:

@@ -244,6 +244,22 @@ def test_auto_phases_spread_a_services_probes() -> None:
     assert phases == pytest.approx({"a": 0.0, "b": (1 / 3) / 2, "c": 0.9})
 
 
+def test_services_fire_at_different_instants_stable_across_restarts() -> None:
+    probes = settings([api("a"), api("b")]).services[0].probes
+    names = [f"svc-{i}" for i in range(250)]
+    phases = {n: auto_phases(probes, n) for n in names}
+    assert phases == {n: auto_phases(probes, n) for n in names}  # the same every time
+    firsts = sorted(p["a"] for p in phases.values())
+    assert all(0 <= f < 0.5 for f in firsts)  # inside the first slot (k = 2)
+    assert len({round(f, 4) for f in firsts}) > 240  # not all at one instant
+    # the 250 services' launches spread over the slot: no 10 ms holds more than a few
+    per_bucket = Counter(int(f * 100) for f in firsts)
+    assert max(per_bucket.values()) <= 15
+    # within a service, its probes keep half a slot apart
+    for p in phases.values():
+        assert (p["b"] - p["a"]) % 0.5 == pytest.approx(0.25)
+
+
 def test_open_file_limit_is_raised_to_the_hard_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard < 512:
