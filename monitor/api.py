@@ -47,6 +47,8 @@ class Daemon(Protocol):
 
     def ready(self) -> tuple[bool, str]: ...
 
+    def stored_through(self, service: str) -> int | None: ...
+
     async def reload_maintenance(self) -> None: ...
 
 
@@ -236,6 +238,8 @@ async def status(request: web.Request) -> web.Response:
             {
                 "name": svc.name,
                 "last_final_second": d.last_final.get(svc.name),
+                # what of it is in the store: behind by the writer's queue when it refuses
+                "stored_through": d.stored_through(svc.name),
                 "verdicts": verdicts,
                 "month_unavailable_seconds": d.metrics.value(
                     "availmon_month_unavailable_seconds", service=svc.name

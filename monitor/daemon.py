@@ -507,6 +507,10 @@ class Daemon:
         )
 
     # ------------------------------------------------------------------ views for the API
+    def stored_through(self, service: str) -> int | None:
+        """The last second of `service` whose verdicts are in the store (this run)."""
+        return self.writer.durable.get(service) if self.writer is not None else None
+
     def ready(self) -> tuple[bool, str]:
         """Ready while every service's last final second is recent enough and the store
         takes writes (a refusal shorter than STORE_UNREADY_AFTER is a hiccup)."""

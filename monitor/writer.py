@@ -58,6 +58,8 @@ class SecondsJob:
     counts: list[MinuteCount]
     #: the last second whose verdicts this job holds (None: none)
     through: int | None
+    #: the same per service (services finalise independently)
+    by_service: dict[str, int] = field(default_factory=dict)
     #: how many of the three writes (verdicts, evidence, counts) are done
     step: int = 0
 
@@ -113,8 +115,9 @@ class StoreWriter:
         #: close() gave up waiting: the thread stops at its next failure
         self._abandoned = False
         self._thread: threading.Thread | None = None
-        #: the last second whose verdicts are in the store
+        #: the last second whose verdicts are in the store (over all services, and each's)
         self.durable_through: int | None = None
+        self.durable: dict[str, int] = {}
         #: why the store refuses the head job, and since when (monotonic); None: it does not
         self.refusing: tuple[str, float] | None = None
         #: when the write in progress began (None: none is): a store can make a call wait
@@ -141,7 +144,11 @@ class StoreWriter:
             if self.on_drop is not None:
                 self.on_drop("evidence", dropped)
         through = max((v.second for v in verdicts), default=None)
-        self._put(SecondsJob(list(verdicts), kept, list(counts), through))
+        by_service: dict[str, int] = {}
+        for v in verdicts:
+            if v.second > by_service.get(v.service, v.second - 1):
+                by_service[v.service] = v.second
+        self._put(SecondsJob(list(verdicts), kept, list(counts), through, by_service))
 
     def submit_effects(self, effects: Sequence[Effect]) -> None:
         if effects:
@@ -258,6 +265,8 @@ class StoreWriter:
             head.counts += nxt.counts
             if nxt.through is not None:
                 head.through = max(head.through or nxt.through, nxt.through)
+            for service, second in nxt.by_service.items():
+                head.by_service[service] = max(head.by_service.get(service, second), second)
         return head
 
     def trouble(self) -> tuple[str, float] | None:
@@ -305,6 +314,8 @@ class StoreWriter:
             self._cond.notify_all()
         if isinstance(job, SecondsJob) and job.through is not None:
             self.durable_through = max(self.durable_through or job.through, job.through)
+            for service, second in job.by_service.items():
+                self.durable[service] = max(self.durable.get(service, second), second)
         if self.on_applied is not None:
             try:
                 self.on_applied(job)

@@ -92,6 +92,9 @@ async def _outage_while_refusing(
     # the trouble is visible: readiness, and the writer's metrics
     await _until(lambda: not d.ready()[0], "/readyz turning 503")
     assert d.ready()[1].startswith("store: ")
+    # the status says how far behind the store is
+    behind = d.stored_through(SERVICE)
+    assert behind is not None and behind < d.last_final[SERVICE]
     await _until(
         lambda: (_sample(d, "availmon_store_pending", kind="verdicts") or 0) > 0,
         "availmon_store_pending",
@@ -103,6 +106,8 @@ async def _outage_while_refusing(
     await _until(lambda: not any(writer.pending().values()), "the writer caught up", 90)
     await _until(lambda: d.last_final.get(SERVICE, 0) > window_to + 3, "seconds after")
     await _until(lambda: d.ready()[0], "/readyz ready again")
+    stored = d.stored_through(SERVICE)
+    assert stored is not None and stored >= window_to
     assert (_sample(d, "availmon_store_errors_total", operation="seconds") or 0) > 0
     return window_from, window_to
 

@@ -92,6 +92,7 @@ def test_writes_in_order_and_keeps_what_the_store_refuses(store: Refusing) -> No
                            "write_minute_counts"]  # fmt: skip
     assert w.pending() == {"verdicts": 0, "evidence": 0, "counts": 0, "effects": 0}
     assert w.durable_through == T0 + 1 and w.refusing is None
+    assert w.durable == {"sp": T0 + 1}
     stored = next(j for j in applied if isinstance(j, EffectsJob)).stored
     assert [(i.notifier, i.event) for i in stored] == [("pager", "trigger")] and stored[0].id > 0
     assert store.get_incident(7).dedup_key == "availmon/sp/7"
