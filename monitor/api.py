@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+import monitor.openapi
 import monitor.seconds
 from alerting.incidents import Incidents, IncidentStateError
 from alerting.model import IncidentState, Severity
@@ -426,12 +427,17 @@ async def maintenance_remove(request: web.Request) -> web.Response:
     return _json({"removed": int(raw)})
 
 
+async def openapi(request: web.Request) -> web.Response:
+    return _json(monitor.openapi.spec())
+
+
 def make_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
     app[DAEMON] = daemon
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/api/v1/status", status)
     app.router.add_get("/api/v1/seconds", seconds)
     app.router.add_get("/api/v1/incidents", incidents)

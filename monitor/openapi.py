@@ -1,0 +1,301 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at ``/api/v1/openapi.json``.
+
+Kept true by tests/monitor/test_openapi.py: every route the app serves is described here
+and every operation described here is served, with its parameters and error statuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor import __version__
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_JSON = "application/json"
+
+
+def _params(*names: str) -> list[dict[str, Any]]:
+    return [{"$ref": f"#/components/parameters/{n}"} for n in names]
+
+
+def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"description": description}
+    if schema is not None:
+        body["content"] = {_JSON: {"schema": schema}}
+    return body
+
+
+_OBJECT = {"type": "object"}
+_WRITE = {
+    "security": [{"bearer": []}],
+    "requestBody": {
+        "required": False,
+        "content": {
+            _JSON: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "by": {"type": "string", "maxLength": 200},
+                        "note": {"type": "string"},
+                        "text": {"type": "string"},
+                    },
+                }
+            }
+        },
+    },
+}
+
+
+def spec() -> dict[str, Any]:
+    """The whole description (a fresh dict each call)."""
+    errors = {"400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "availmon", "version": __version__},
+        "paths": {
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (text exposition format)",
+                    "responses": {"200": {"description": "metrics", "content": {"text/plain": {}}}},
+                }
+            },
+            "/healthz": {
+                "get": {"summary": "the process is alive", "responses": {"200": _ok("alive")}}
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "ready: recent seconds, a store taking writes, launches keeping up",
+                    "responses": {
+                        "200": _ok("ready", {"$ref": "#/components/schemas/Ready"}),
+                        "503": _ok("not ready", {"$ref": "#/components/schemas/Ready"}),
+                    },
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {"summary": "this description", "responses": {"200": _ok("it", _OBJECT)}}
+            },
+            "/api/v1/status": {
+                "get": {
+                    "summary": "per service: last seconds and month figures",
+                    "responses": {"200": _ok("status", _OBJECT)},
+                }
+            },
+            "/api/v1/seconds": {
+                "get": {
+                    "summary": "per-second verdicts, vantages combined by the service's quorum",
+                    "parameters": _params("service", "from", "to", "vantage"),
+                    "responses": {
+                        "200": _ok("seconds", {"$ref": "#/components/schemas/Seconds"}),
+                        "400": _ERROR,
+                    },
+                }
+            },
+            "/api/v1/incidents": {
+                "get": {
+                    "summary": "incidents, newest first",
+                    "parameters": _params("serviceOptional", "state", "severity", "limit"),
+                    "responses": {
+                        "200": _ok("incidents", _OBJECT),
+                        "400": _ERROR,
+                        "503": _ERROR,
+                    },
+                }
+            },
+            "/api/v1/incidents/{id}": {
+                "get": {
+                    "summary": "one incident with its timeline and notifications",
+                    "parameters": _params("id"),
+                    "responses": {
+                        "200": _ok("incident", _OBJECT),
+                        "400": _ERROR,
+                        "404": _ERROR,
+                        "503": _ERROR,
+                    },
+                }
+            },
+            **{
+                f"/api/v1/incidents/{{id}}/{action}": {
+                    "post": {
+                        "summary": summary,
+                        "parameters": _params("id"),
+                        **_WRITE,
+                        "responses": {
+                            "200": _ok("the incident", _OBJECT),
+                            **errors,
+                            "409": _ERROR,
+                            "503": _ERROR,
+                        },
+                    }
+                }
+                for action, summary in (
+                    ("ack", "acknowledge"),
+                    ("resolve", "resolve (mutual agreement)"),
+                    ("notes", "add a note"),
+                )
+            },
+            "/api/v1/reports/{month}": {
+                "get": {
+                    "summary": "the monthly report",
+                    "parameters": _params("month", "serviceOptional", "format"),
+                    "responses": {
+                        "200": {"description": "the report in the format asked"},
+                        "400": _ERROR,
+                    },
+                }
+            },
+            "/api/v1/maintenance": {
+                "get": {
+                    "summary": "maintenance windows",
+                    "parameters": _params("serviceOptional"),
+                    "responses": {"200": _ok("windows", _OBJECT), "400": _ERROR},
+                },
+                "post": {
+                    "summary": "add a maintenance window",
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            _JSON: {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["start", "end"],
+                                    "properties": {
+                                        "service": {"type": "string"},
+                                        "start": {"type": ["string", "number"]},
+                                        "end": {"type": ["string", "number"]},
+                                        "reason": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {"200": _ok("the window", _OBJECT), **errors},
+                },
+            },
+            "/api/v1/maintenance/{id}": {
+                "delete": {
+                    "summary": "remove a maintenance window",
+                    "security": [{"bearer": []}],
+                    "parameters": _params("id"),
+                    "responses": {"200": _ok("removed", _OBJECT), **errors},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                "Error": {
+                    "description": "one line saying what is wrong",
+                    "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
+                }
+            },
+            "parameters": {
+                "service": {
+                    "name": "service",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+                "serviceOptional": {
+                    "name": "service",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                },
+                "from": {
+                    "name": "from",
+                    "in": "query",
+                    "required": False,
+                    "description": "epoch seconds or ISO-8601 (default: an hour ago)",
+                    "schema": {"type": "string"},
+                },
+                "to": {
+                    "name": "to",
+                    "in": "query",
+                    "required": False,
+                    "description": "epoch seconds or ISO-8601 (default: now); at most 7 "
+                    "days after from",
+                    "schema": {"type": "string"},
+                },
+                "vantage": {
+                    "name": "vantage",
+                    "in": "query",
+                    "required": False,
+                    "description": "one vantage's own verdicts, not combined",
+                    "schema": {"type": "string"},
+                },
+                "state": {
+                    "name": "state",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"enum": ["open", "acknowledged", "recovered", "resolved"]},
+                },
+                "severity": {
+                    "name": "severity",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"enum": ["critical", "non_critical"]},
+                },
+                "limit": {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+                "id": {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                },
+                "month": {
+                    "name": "month",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                },
+                "format": {
+                    "name": "format",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"enum": ["json", "csv", "md", "html"]},
+                },
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}},
+                },
+                "Ready": {
+                    "type": "object",
+                    "required": ["ready", "reason"],
+                    "properties": {"ready": {"type": "boolean"}, "reason": {"type": "string"}},
+                },
+                "Seconds": {
+                    "type": "object",
+                    "required": ["service", "from", "to", "seconds"],
+                    "properties": {
+                        "service": {"type": "string"},
+                        "from": {"type": "integer"},
+                        "to": {"type": "integer"},
+                        "vantage": {"type": "string"},
+                        "seconds": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["t", "verdict", "api", "smtp"],
+                                "properties": {
+                                    "t": {"type": "integer"},
+                                    **{
+                                        k: {"enum": ["available", "unavailable", "unknown"]}
+                                        for k in ("verdict", "api", "smtp")
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    }
