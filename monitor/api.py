@@ -336,6 +336,10 @@ async def _act(request: web.Request, action: str) -> web.Response:
             result = await asyncio.to_thread(_incidents(request).note, ident, who, text)
     except IncidentStateError as exc:
         return _error(409, str(exc))
+    except BadRequest:
+        raise
+    except ValueError as exc:  # the action's own argument check ('by' too long, ...)
+        raise BadRequest(str(exc)) from None
     del result
     return _json(await asyncio.to_thread(_incidents(request).show, ident))
 
