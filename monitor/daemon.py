@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from alerting.effects import EffectLog
+from alerting.effects import CreateIncident, EffectLog
 from alerting.incidents import Incidents
 from alerting.model import Incident, IncidentState, OutboxItem, Severity
 from alerting.notifiers import build_notifiers
@@ -164,6 +164,8 @@ class Daemon:
         )
         self.incidents = Incidents(s, store, self.clock, on_outbox=self.dispatcher.wake)
         await asyncio.to_thread(self.policy.restore)
+        for (service, severity), n in (await asyncio.to_thread(self._count_incidents)).items():
+            self.metrics.incidents_total.labels(service, severity).inc(n)
 
         start_second = int(self.clock.wall()) + 1
         await asyncio.to_thread(self._fill_restart_gap, start_second)
@@ -350,9 +352,23 @@ class Daemon:
             on_drop=lambda kind, n: m.store_dropped.labels(kind).inc(n),
         )
 
+    def _count_incidents(self) -> collections.Counter[tuple[str, str]]:
+        assert self.store is not None
+        names = {s.name for s in self.settings.services}
+        return collections.Counter(
+            (i.service, str(i.severity))
+            for i in self.store.list_incidents(limit=10**9)
+            if i.service in names
+        )
+
     def _on_applied(self, job: Job) -> None:
-        """Writer thread: effects are stored; tie pages sent from memory to their rows and
-        let the dispatcher see the new items."""
+        """Writer thread: effects are stored; count the incidents opened, tie pages sent
+        from memory to their rows and let the dispatcher see the new items."""
+        if isinstance(job, EffectsJob):
+            for effect in job.effects:
+                if isinstance(effect, CreateIncident):
+                    inc = effect.incident
+                    self.metrics.incidents_total.labels(inc.service, str(inc.severity)).inc()
         dispatcher = self.dispatcher
         if dispatcher is None or not isinstance(job, EffectsJob) or not job.stored:
             return

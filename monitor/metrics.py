@@ -88,6 +88,13 @@ class Metrics:
             ["service", "severity"],
             registry=r,
         )
+        self.incidents_total = Counter(
+            "availmon_incidents_total",
+            "Incidents opened, by severity; counted from the store at start, so a restart "
+            "does not forget the ones before it.",
+            ["service", "severity"],
+            registry=r,
+        )
         self.notifications = Counter(
             "availmon_notifications_total",
             "Notification deliveries by outcome.",
@@ -143,6 +150,7 @@ class Metrics:
                     self.verdict.labels(service, channel, v)
             for severity in Severity:
                 self.incidents_open.labels(service, severity)
+                self.incidents_total.labels(service, severity)
             self.month_unavailable.labels(service)
         for name in notifiers:
             for result in ("sent", "retry", "failed"):

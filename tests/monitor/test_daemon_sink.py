@@ -100,3 +100,36 @@ async def test_retention_job_prunes_old_evidence_and_old_notifications(tmp_path:
     assert store.outbox() == []
     assert store.minute_counts("svc", NOV, NOV + 60) == []
     store.close()
+
+
+async def test_incident_counters_start_from_the_store(tmp_path: Path) -> None:
+    """After a restart availmon_incidents_total counts the incidents opened before it too,
+    and goes on counting those the policy opens."""
+    import asyncio
+
+    from alerting.effects import CreateIncident
+    from monitor.writer import EffectsJob
+
+    clock = FakeClock(NOV + 100)
+    d = _daemon(tmp_path, clock)
+    assert d.store is not None
+    for severity in (Severity.CRITICAL, Severity.CRITICAL, Severity.NON_CRITICAL):
+        await asyncio.to_thread(
+            d.store.create_incident,
+            Incident(0, "svc", severity, IncidentState.RESOLVED, "unavailable", "", NOV + 1.0),
+        )
+    d.settings = parse({**d.settings.model_dump(mode="json"), "monitor": {"vantage": "v",
+                        "listen": "127.0.0.1:0"}})  # fmt: skip
+    await d.start()
+    try:
+        get = d.metrics.registry.get_sample_value
+        labels = {"service": "svc", "severity": "critical"}
+        assert get("availmon_incidents_total", labels) == 2
+        assert get("availmon_incidents_total", {**labels, "severity": "non_critical"}) == 1
+        opened = Incident(9, "svc", Severity.CRITICAL, IncidentState.OPEN, "unavailable", "",
+                          NOV + 50.0)  # fmt: skip
+        d._on_applied(EffectsJob([CreateIncident(opened)], 0.0))
+        assert get("availmon_incidents_total", labels) == 3
+    finally:
+        await d.stop()
+        await asyncio.to_thread(d.store.close)
