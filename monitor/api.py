@@ -32,7 +32,7 @@ from monitor.store.base import NotFound, Store
 from monitor.verdicts import SecondVerdict
 
 
-class Daemon(Protocol):
+class DaemonView(Protocol):
     """What the API reads of the running daemon (`monitor.daemon.Daemon` is one): the API
     sits below the daemon in the layers (ARCHITECTURE.md), so it names only this."""
 
@@ -57,7 +57,7 @@ log = logging.getLogger("availmon.api")
 
 #: the longest range GET /api/v1/seconds answers in one request (7 days of rows)
 MAX_SECONDS_RANGE = 7 * 86400
-DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
+DAEMON: web.AppKey[DaemonView] = web.AppKey("daemon")
 
 
 class BadRequest(ValueError):
@@ -133,7 +133,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(500, "internal error (logged)")
 
 
-def _daemon(request: web.Request) -> Daemon:
+def _daemon(request: web.Request) -> DaemonView:
     return request.app[DAEMON]
 
 
@@ -435,7 +435,7 @@ async def openapi(request: web.Request) -> web.Response:
     return _json(monitor.openapi.spec())
 
 
-def make_app(daemon: Daemon) -> web.Application:
+def make_app(daemon: DaemonView) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
     app[DAEMON] = daemon
     app.router.add_get("/metrics", metrics)

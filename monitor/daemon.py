@@ -30,7 +30,7 @@ from alerting.effects import CreateIncident, EffectLog
 from alerting.incidents import Incidents
 from alerting.model import Incident, IncidentState, OutboxItem, Severity
 from alerting.notifiers import build_notifiers
-from alerting.outbox import Dispatcher
+from alerting.outbox import PAGE_TIERS, Dispatcher
 from alerting.policy import Policy
 from monitor.api import make_app
 from monitor.clock import Clock, SystemClock
@@ -59,8 +59,6 @@ STOP_WRITE_TIMEOUT = 10.0
 POLL_INCIDENTS_EVERY = 1.0
 #: a store refusing writes this long turns /readyz to 503
 STORE_UNREADY_AFTER = 5.0
-#: tiers whose pages go out from memory when the store refuses to store them
-PAGED_FROM_MEMORY = frozenset({"critical", "escalation"})
 
 
 def _read_incidents(store: Store, ids: list[int]) -> dict[int, Incident | None]:
@@ -378,7 +376,7 @@ class Daemon:
 
     def _on_stuck(self, items: list[OutboxItem]) -> None:
         """Writer thread: the store has refused these pages' items for a while."""
-        critical = [i for i in items if i.payload.get("tier") in PAGED_FROM_MEMORY]
+        critical = [i for i in items if i.payload.get("tier") in PAGE_TIERS]
         if critical and self.dispatcher is not None:
             self.dispatcher.page_from_memory(critical)
 

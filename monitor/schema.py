@@ -11,10 +11,12 @@ are held as `SecretStr`, so they print as ``**********`` in logs, metrics and AP
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote, quote_plus
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
 from yarl import URL
@@ -58,6 +60,11 @@ def secret_map(value: Any) -> Any:
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
 
 
+def is_token(name: str) -> bool:
+    """An RFC 9110 token: what an HTTP header name must be."""
+    return _TOKEN.match(name) is not None
+
+
 def http_url(value: str) -> str:
     """An ``http://`` or ``https://`` URL with a host and a valid port (what a connection
     needs), else ValueError saying what is wrong."""
@@ -83,7 +90,7 @@ def header_names(headers: dict[str, Any]) -> dict[str, Any]:
     """HTTP header names are RFC 9110 tokens; values (maybe secrets) have no line break.
     A value is never echoed in the message: it may be an API key."""
     for name, value in headers.items():
-        if not _TOKEN.match(name):
+        if not is_token(name):
             raise ValueError(f"header name {name!r} is not a valid HTTP field name")
         raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
         if any(c in raw for c in "\r\n\0"):
@@ -143,9 +150,6 @@ class Scrubber:
     MASK = "***"
 
     def __init__(self, secrets: list[str], username: str | None = None) -> None:
-        import base64
-        from urllib.parse import quote, quote_plus
-
         forms: set[str] = set()
         for s in secrets:
             if len(s) < 4:

@@ -22,7 +22,6 @@ Header values are secrets: they go on the wire and nowhere else.
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import ssl
 import sys
@@ -36,7 +35,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
-from monitor.schema import ExistingFile, HttpUrl, header_names, secret_map
+from monitor.schema import ExistingFile, HttpUrl, header_names, is_token, secret_map
 from probes import classify
 from probes import compat_aiohttp as compat
 from probes.base import (
@@ -65,8 +64,6 @@ HAPPY_EYEBALLS_DELAY = 0.25
 
 #: aiohttp's own flow-control limit of a response body buffer
 READ_BUFSIZE = 2**16
-
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
 
 
 class HttpProbeConfig(ProbeBase):
@@ -323,7 +320,7 @@ class HttpProbe:
             raise ProbeConfigError(f"url {config.url!r} has no host")
         self._headers: dict[str, str] = {}
         for key, value in config.headers.items():
-            if not _TOKEN.match(key):
+            if not is_token(key):
                 raise ProbeConfigError(f"headers.{key!r}: not a valid header name")
             raw = value.get_secret_value()
             if "\r" in raw or "\n" in raw or "\0" in raw:

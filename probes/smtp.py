@@ -32,7 +32,7 @@ import aiosmtplib
 from aiosmtplib import SMTP
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from monitor.schema import AsciiLine, ExistingFile, secret
+from monitor.schema import AsciiLine, ExistingFile, ascii_line, secret
 from probes import classify
 from probes.base import (
     Outcome,
@@ -91,9 +91,12 @@ def quote_address(address: str) -> str:
 
 
 def _ascii_field(name: str, value: str) -> str:
-    if not value.isascii() or any(c in value for c in "\r\n\0"):
-        raise ProbeConfigError(f"{name}: must be printable ASCII without line breaks")
-    return value
+    """The config model's own check (`monitor.schema.ascii_line`), for a config built
+    without validation."""
+    try:
+        return ascii_line(value)
+    except ValueError as exc:
+        raise ProbeConfigError(f"{name}: {exc}") from None
 
 
 def exception_outcome(exc: BaseException, overrides: dict[str, Outcome]) -> Outcome:

@@ -1,11 +1,15 @@
-"""Loopback helpers shared by the tests: a free port, and a real aiosmtpd mail sink that
-records what it accepts and can be told to refuse."""
+"""Loopback helpers shared by the tests: a free port, a real aiosmtpd mail sink that
+records what it accepts and can be told to refuse, and `availmon` run as a child process
+on a minimal config."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -55,3 +59,26 @@ def mail_sink(**controller: Any) -> Iterator[tuple[Recorder, int]]:
         yield handler, port
     finally:
         ctl.stop()
+
+
+def minimal_config(
+    path: Path, store_url: str, *, listen: str = "127.0.0.1:0", extra: str = ""
+) -> Path:
+    """Write a minimal config to `path`: one service, one HTTP probe to a closed port."""
+    path.write_text(
+        f'[monitor]\nlisten = "{listen}"\n[store]\nurl = "{store_url}"\n'
+        '[[services]]\nname = "s"\n[[services.probes]]\ntype = "http"\nname = "api"\n'
+        f'url = "http://127.0.0.1:9/"\n{extra}'
+    )
+    return path
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`python -m monitor ARGS` in a child process, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

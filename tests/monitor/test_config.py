@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from monitor.cli import main
 from monitor.config import load
 from monitor.schema import ConfigError
+from tests.loopback import minimal_config, run_cli
 
 DATA = Path(__file__).resolve().parent.parent / "testdata"
 GOOD = sorted((DATA / "good").glob("*.toml"))
@@ -153,20 +152,13 @@ def test_a_failed_start_is_one_line_and_leaks_nothing(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        cfg = tmp_path / "c.toml"
-        cfg.write_text(
-            f'[monitor]\nlisten = "127.0.0.1:{port}"\n[store]\nurl = "sqlite:///{tmp_path}/a.db"\n'
-            '[[services]]\nname = "s"\n[[services.probes]]\ntype = "http"\nname = "api"\n'
-            'url = "http://127.0.0.1:9/"\n[[notifiers]]\ntype = "webhook"\nname = "hook"\n'
-            'url = "http://127.0.0.1:9/hook"\n'
+        cfg = minimal_config(
+            tmp_path / "c.toml",
+            f"sqlite:///{tmp_path}/a.db",
+            listen=f"127.0.0.1:{port}",
+            extra='[[notifiers]]\ntype = "webhook"\nname = "hook"\nurl = "http://127.0.0.1:9/hook"\n',
         )
-        done = subprocess.run(
-            [sys.executable, "-m", "monitor", "run", "-c", str(cfg)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_cli("run", "-c", str(cfg))
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if "availmon: error:" in line]
     assert errors == [

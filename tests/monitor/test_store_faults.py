@@ -34,6 +34,7 @@ from monitor.demo import DEMO_API_KEY, PageReceiver, simulated_config
 from monitor.simulator import Simulator
 from monitor.store import open_store
 from monitor.verdicts import UnknownReason, Verdict
+from tests.loopback import minimal_config, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -54,11 +55,13 @@ async def rig(tmp_path: Path) -> AsyncIterator[tuple[Simulator, PageReceiver]]:
         await sim.stop()
 
 
-async def _until(check: Callable[[], bool], what: str, limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    while not check():
-        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+async def _until(check: Callable[[], bool], what: str, polls: int = 600) -> None:
+    """Poll `check` (every 0.1 s, at most `polls` times: a bound, not a measure)."""
+    for _ in range(polls):
+        if check():
+            return
         await asyncio.sleep(0.1)
+    assert check(), f"never happened: {what}"
 
 
 def _skipped(d: Daemon) -> float:
@@ -103,7 +106,7 @@ async def _outage_while_refusing(
     sim.set_fault("api", "ok")
     window_to = int(time.time())
     writer = d.writer
-    await _until(lambda: not any(writer.pending().values()), "the writer caught up", 90)
+    await _until(lambda: not any(writer.pending().values()), "the writer caught up", 900)
     await _until(lambda: d.last_final.get(SERVICE, 0) > window_to + 3, "seconds after")
     await _until(lambda: d.ready()[0], "/readyz ready again")
     stored = d.stored_through(SERVICE)
@@ -271,19 +274,8 @@ def test_a_read_only_store_at_start_is_one_line(tmp_path: Path) -> None:
         (data / "store").mkdir()
         open_store(f"sqlite:///{data}/store/a.db").close()
         subprocess.run(["mount", "-o", "remount,ro", str(data)], check=True)
-        cfg = tmp_path / "c.toml"
-        cfg.write_text(
-            f'[monitor]\nlisten = "127.0.0.1:0"\n[store]\nurl = "sqlite:///{data}/store/a.db"\n'
-            '[[services]]\nname = "s"\n[[services.probes]]\ntype = "http"\nname = "api"\n'
-            'url = "http://127.0.0.1:9/"\n'
-        )
-        done = subprocess.run(
-            [sys.executable, "-m", "monitor", "run", "-c", str(cfg)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        cfg = minimal_config(tmp_path / "c.toml", f"sqlite:///{data}/store/a.db")
+        done = run_cli("run", "-c", str(cfg))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
