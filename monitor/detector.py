@@ -173,6 +173,9 @@ class Detector:
         self._seconds: dict[str, dict[int, _Second]] = {s.name: {} for s in self._services}
         #: inclusive (first, last, reason) ranges forced unknown, e.g. a clock step
         self._forced: list[tuple[int, int, UnknownReason]] = []
+        #: per service: seconds whose every slot has launched or been skipped before the
+        #: second ended (`decided`), final as soon as nothing of them is in flight
+        self._early: dict[str, set[int]] = {s.name: set() for s in self._services}
         self._now = float("-inf")
         #: attempts that arrived for a second already emitted (or an unknown channel)
         self.late = 0
@@ -236,16 +239,29 @@ class Detector:
             cell.stalled = True
         self.advance(self._now)
 
-    def mark_unknown(self, first: int, last: int, reason: UnknownReason) -> None:
-        """Force the seconds first..last (inclusive) unknown(reason), if not yet emitted.
+    def mark_unknown(self, first: int, last: int, reason: UnknownReason) -> tuple[int, int] | None:
+        """Force the seconds first..last (inclusive) unknown(reason), if not yet emitted;
+        return the range forced (None: every one of them was final already).
 
         Forced seconds do not wait for their attempts: they finalise as soon as their
         second has ended.
         """
         first = max(first, self.next_second)
         if last < first:
-            return
+            return None
         self._forced.append((first, last, reason))
+        return first, last
+
+    def decided(self, service: str, second: int) -> None:
+        """Every slot of `service` in `second` has launched or been skipped (the launcher
+        says so before the second ends): the second is final once its attempts have
+        ended, without waiting for its end. A 5xx second is then known ~10 ms after its
+        last slot instead of at the next tick."""
+        early = self._early.get(service)
+        if early is None or second < self._next[service]:
+            return
+        early.add(second)
+        self.advance(self._now)
 
     def advance(self, now_wall: float) -> None:
         """Finalise, in order, every second that is final at `now_wall`."""
@@ -254,10 +270,16 @@ class Detector:
         now = self._now
         for svc in self._services:
             held = self._seconds[svc.name]
-            while (s := self._next[svc.name]) + 1 <= now:
+            early = self._early[svc.name]
+            while True:
+                s = self._next[svc.name]
                 sec = held.get(s)
                 forced = self._forced_reason(s) if self._forced else None
-                if (
+                if s + 1 > now:
+                    # not ended: final early only when decided and nothing is in flight
+                    if s not in early or forced is not None or (sec and sec.inflight):
+                        break
+                elif (
                     forced is None
                     and sec is not None
                     and sec.inflight > 0
@@ -266,6 +288,7 @@ class Detector:
                     break
                 self._next[svc.name] = s + 1
                 held.pop(s, None)
+                early.discard(s)
                 self._emit(svc, s, sec, forced)
         if self._forced:
             # Drop ranges wholly behind every service's watermark, so the list stays short.

@@ -7,8 +7,10 @@ taken at start. Once a second, a tick (i) declares the previous second's launche
 decided, (ii) re-reads the anchor — a slow drift (NTP slewing) is followed, a jump of
 more than `STEP_SECONDS` (an NTP step) re-anchors and makes the seconds it skipped or
 repeated unknown(clock_step), never labelled twice — (iii) schedules the second after
-next and (iv) lets the detector finalise. Every launch is its own task, whatever is
-still in flight; a launch later than `max_launch_lag_ms`, or beyond the per-probe
+next and (iv) lets the detector finalise. A service's second whose last slot has fired is
+decided for that service at once (`Detector.decided`): it is final as soon as its attempts
+end, not at the tick, unless the clock moved since the tick. Every launch is its own task,
+whatever is still in flight; a launch later than `max_launch_lag_ms`, or beyond the per-probe
 in-flight bound ``k·(timeout+1)+k``, is skipped: counted and reported, never moved to
 another second.
 
@@ -163,6 +165,8 @@ class Launcher:
         self.stats: dict[tuple[str, str], dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._handles: dict[int, list[asyncio.TimerHandle]] = {}
+        #: (service, second) → its slots scheduled and not yet fired or skipped
+        self._unfired: dict[tuple[str, int], int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_offset = 0.0  # loop.time() − clock.monotonic()
         self._anchor = 0.0  # wall − monotonic, the frame seconds are labelled in
@@ -287,11 +291,14 @@ class Launcher:
         loop stalled) still fires at once and is skipped as late, so it is counted;
         `only_ahead` leaves out the past slots of the second the launcher starts in."""
         now = self._clock.monotonic() + self._anchor
+        unfired = self._unfired
         for plan in self._plans:
             for j, off in enumerate(plan.offsets):
                 at = second + off
                 if not only_ahead or at >= now:
                     self._call_at(second, at, self._fire, plan, second, j)
+                    key = (plan.service, second)
+                    unfired[key] = unfired.get(key, 0) + 1
 
     def _schedule_tick(self, second: int) -> None:
         self._call_at(second, second + 1 + TICK_DELAY, self._tick, second)
@@ -303,6 +310,8 @@ class Launcher:
         self._decided = max(self._decided, second + 1)
         for s in [s for s in self._handles if s <= second]:
             del self._handles[s]
+        for key in [k for k in self._unfired if k[1] <= second]:
+            del self._unfired[key]
         nxt = self._check_clock(second)
         if nxt is None:
             self._schedule_second(second + 2)
@@ -330,13 +339,15 @@ class Launcher:
         # forward step: skipped; after a backward one: the frame repeats seconds already
         # labelled, which are simply not scheduled again).
         nxt = max(second + 2, math.floor(now) + 1)
-        log.warning(
-            "wall clock stepped by %+.3f s: seconds %d..%d are unknown (clock_step)",
-            delta,
-            second,
-            nxt - 1,
-        )
-        self._detector.mark_unknown(second, nxt - 1, UnknownReason.CLOCK_STEP)
+        forced = self._detector.mark_unknown(second, nxt - 1, UnknownReason.CLOCK_STEP)
+        if forced is None:
+            log.warning("wall clock stepped by %+.3f s: every second was final already", delta)
+        else:
+            log.warning(
+                "wall clock stepped by %+.3f s: seconds %d..%d are unknown (clock_step)",
+                delta,
+                *forced,
+            )
         return nxt
 
     def _advance(self) -> None:
@@ -366,6 +377,24 @@ class Launcher:
     def _fire(self, plan: _Plan, second: int, slot: int, scheduled: float) -> None:
         if not self._running:
             return
+        self._launch(plan, second, slot, scheduled)
+        key = (plan.service, second)
+        left = self._unfired.get(key, 0) - 1
+        if left > 0:
+            self._unfired[key] = left
+        elif left == 0:
+            del self._unfired[key]
+            # The service's last slot of `second` is decided before the second's end:
+            # the detector may finalise it as soon as its attempts end. Not while the
+            # clock has stepped since the last tick (the tick sorts that second out).
+            clock = self._clock
+            if abs(clock.wall() - clock.monotonic() - self._anchor) <= STEP_SECONDS:
+                try:
+                    self._detector.decided(plan.service, second)
+                except Exception:
+                    log.exception("detector.decided failed")
+
+    def _launch(self, plan: _Plan, second: int, slot: int, scheduled: float) -> None:
         assert self._loop is not None
         clock = self._clock
         now = clock.monotonic()

@@ -375,6 +375,38 @@ def test_a_hung_service_never_delays_another() -> None:
     assert det.next_second == T0 + 2
 
 
+def test_a_decided_second_is_final_when_its_attempts_end_not_at_its_end() -> None:
+    det, sink = make()
+    det.advance(T0 + 0.2)
+    det.launched("sp", "api", "api0", T0)
+    det.decided("sp", T0)  # the service's last slot of T0 has fired
+    assert sink.seconds == []  # its attempt is still in flight
+    det.completed(attempt(SE, T0))
+    assert sink.seconds == [T0]  # at once: the clock still reads T0 + 0.2
+    assert sink.get(T0, "service").verdict is Verdict.UNAVAILABLE
+    det.completed(attempt(OK, T0))  # nothing of T0 may come later
+    assert det.late == 1
+
+
+def test_decided_seconds_still_finalise_in_order_and_never_when_forced() -> None:
+    det, sink = make()
+    det.launched("sp", "api", "api0", T0)  # T0 waits on this attempt
+    det.advance(T0 + 1.5)
+    feed(det, [OK], second=T0 + 1)
+    det.decided("sp", T0 + 1)
+    assert sink.seconds == []  # T0 + 1 is done, but T0 comes first
+    det.completed(attempt(OK, T0))
+    assert sink.seconds == [T0, T0 + 1]
+    feed(det, [OK], second=T0 + 2)
+    det.mark_unknown(T0 + 2, T0 + 2, UnknownReason.CLOCK_STEP)
+    det.decided("sp", T0 + 2)
+    assert sink.seconds == [T0, T0 + 1]  # a forced second waits for its end
+    det.decided("sp", T0)  # already final: ignored
+    det.advance(T0 + 3)
+    assert sink.get(T0 + 2).reason is UnknownReason.CLOCK_STEP
+    assert sink.seconds == [T0, T0 + 1, T0 + 2]
+
+
 def test_mark_unknown_forces_seconds_and_does_not_wait_for_attempts() -> None:
     det, sink = make()
     feed(det, [OK], second=T0)

@@ -494,9 +494,19 @@ async def test_forward_clock_step_marks_skipped_seconds_unknown_once() -> None:
     assert max(c.second for c, _ in probe.launches) >= run.first + 10
 
 
-async def test_backward_clock_step_never_labels_a_second_twice() -> None:
+@pytest.mark.parametrize(
+    ("at", "in_doubt"),
+    [
+        # during the second, before its last slot: that second is in doubt too
+        (0.3, 2),
+        # after every attempt of the second ended: it was final already (early), only
+        # the next one is in doubt
+        (0.8, 1),
+    ],
+)
+async def test_backward_clock_step_never_labels_a_second_twice(at: float, in_doubt: int) -> None:
     clock = SteppableClock()
-    cfg = settings([api("p", attempts_per_second=2, timeout_seconds=0.5)])
+    cfg = settings([api("p", attempts_per_second=2, phase_offset=0.0, timeout_seconds=0.5)])
     probe = FakeProbe("p", clock=clock)
 
     async def step(run: Run) -> None:
@@ -504,18 +514,21 @@ async def test_backward_clock_step_never_labels_a_second_twice() -> None:
             await asyncio.sleep(1.0)
             clock.offset += 0.3  # slewing-sized: followed, not a step
             await asyncio.sleep(1.2)
-            clock.offset -= 1.3  # a step of -1.3 s from the followed offset
+            # then a step of -1.3 s at fraction `at` of a second (slots at .0 and .5)
+            now = clock.wall()
+            await asyncio.sleep(math.floor(now) + 1 + at - now)
+            clock.offset -= 1.3
 
         asyncio.get_running_loop().create_task(later())
 
-    run = await run_launcher(cfg, {("sp", "p"): probe}, 6.0, clock=clock, during=step)
+    run = await run_launcher(cfg, {("sp", "p"): probe}, 8.0, clock=clock, during=step)
     assert run.launcher is not None and run.launcher.clock_steps == 1
     ids = [c.attempt_id for c, _ in probe.launches]
     assert len(ids) == len(set(ids)), "an attempt id (probe, second, slot) was reused"
     seconds = run.seconds
     assert seconds == list(range(run.first, run.first + len(seconds)))
     reasons = [v.reason for v in run.channel()]
-    assert reasons.count(UnknownReason.CLOCK_STEP) == 2
+    assert reasons.count(UnknownReason.CLOCK_STEP) == in_doubt
     assert reasons[-1] is None  # measuring again after the repeated stretch
 
 
