@@ -43,7 +43,7 @@ class DaemonView(Protocol):
     vantage: str
     started_at: float
     last_final: dict[str, int]
-    last_verdicts: dict[tuple[str, str], SecondVerdict]
+    stored_verdicts: dict[tuple[str, str], SecondVerdict]
     incidents: Incidents | None
 
     def ready(self) -> tuple[bool, str]: ...
@@ -224,11 +224,13 @@ async def status(request: web.Request) -> web.Response:
     for svc in d.settings.services:
         verdicts = {}
         for channel in [*svc.channels, "service"]:
-            v = d.last_verdicts.get((svc.name, channel))
+            # the last one stored: never one a crash could take back
+            v = d.stored_verdicts.get((svc.name, channel))
             verdicts[channel] = (
                 None
                 if v is None
                 else {
+                    "second": v.second,
                     "verdict": v.verdict.value,
                     "reason": v.reason.value if v.reason else None,
                     "degraded": v.degraded,

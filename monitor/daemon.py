@@ -47,7 +47,7 @@ from monitor.store.base import MaintenanceWindow, MinuteCount, NotFound, exclude
 from monitor.store.guard import guarded
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
 from monitor.watchdog import LoopWatchdog
-from monitor.writer import EffectsJob, Job, StoreWriter
+from monitor.writer import EffectsJob, Job, SecondsJob, StoreWriter
 from probes.base import Attempt
 from probes.compat_asyncio import backport_transport_cycle_fix
 
@@ -96,6 +96,9 @@ class Daemon:
         self.started_at = self.clock.wall()
         self.last_final: dict[str, int] = {}
         self.last_verdicts: dict[tuple[str, str], SecondVerdict] = {}
+        #: the last verdict per (service, channel) that is in the store: what the API
+        #: shows, so that nothing it shows can be lost by a crash (SIGKILL)
+        self.stored_verdicts: dict[tuple[str, str], SecondVerdict] = {}
         #: extra callbacks (second, verdicts), e.g. the demo's view
         self.listeners: list[Callable[[int, list[SecondVerdict]], None]] = []
         self._pending_counts: collections.Counter[tuple[str, str, str, int, str]] = (
@@ -315,6 +318,8 @@ class Daemon:
         if writer is not None:
             # the second first, then what the policy makes of it: the writer keeps the order
             writer.submit_seconds(verdicts, evidence, self._take_counts())
+        else:
+            self._stored(verdicts)
         if self.policy is not None:
             try:
                 self.policy.on_second(second, verdicts)
@@ -360,8 +365,11 @@ class Daemon:
         )
 
     def _on_applied(self, job: Job) -> None:
-        """Writer thread: effects are stored; count the incidents opened, tie pages sent
-        from memory to their rows and let the dispatcher see the new items."""
+        """Writer thread: a job is stored; the API may show its verdicts; count the
+        incidents opened, tie pages sent from memory to their rows and let the dispatcher
+        see the new items."""
+        if isinstance(job, SecondsJob):
+            self._stored(job.verdicts)
         if isinstance(job, EffectsJob):
             for effect in job.effects:
                 if isinstance(effect, CreateIncident):
@@ -373,6 +381,11 @@ class Daemon:
         dispatcher.reconcile(job.stored)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(dispatcher.wake)
+
+    def _stored(self, verdicts: list[SecondVerdict]) -> None:
+        shown = self.stored_verdicts
+        for v in verdicts:  # in order: the last one of each key wins
+            shown[(v.service, v.channel)] = v
 
     def _on_stuck(self, items: list[OutboxItem]) -> None:
         """Writer thread: the store has refused these pages' items for a while."""
