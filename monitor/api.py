@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import monitor.openapi
@@ -30,6 +31,25 @@ from monitor.config import Settings
 from monitor.metrics import Metrics
 from monitor.store.base import NotFound, Store
 from monitor.verdicts import SecondVerdict
+
+
+class MalformedRequestLine(logging.Filter):
+    """aiohttp logs a request it cannot even parse (a NUL in a header, a request line of
+    garbage) at ERROR with a traceback, and answers it 400. It is the client's fault, and
+    anyone who can reach the port can send it: one INFO line each, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            why = " ".join(str(exc.message).split())[:200] or type(exc).__name__
+            record.msg, record.args = "malformed HTTP request from %s answered 400: %s", (peer, why)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_SERVER_LOG = logging.getLogger("aiohttp.server")
 
 
 class DaemonView(Protocol):
@@ -300,7 +320,7 @@ async def incidents(request: web.Request) -> web.Response:
     if state is not None and state not in tuple(IncidentState):
         raise BadRequest("state: one of open, acknowledged, recovered, resolved")
     raw_limit = q.get("limit", "100")
-    if not re.fullmatch(r"[0-9]{1,6}", raw_limit, re.ASCII):
+    if not re.fullmatch(r"[0-9]{1,4}", raw_limit, re.ASCII) or not 1 <= int(raw_limit) <= 1000:
         raise BadRequest("limit: not a number from 1 to 1000")
     limit = int(raw_limit)
     rows = await asyncio.to_thread(
@@ -308,7 +328,7 @@ async def incidents(request: web.Request) -> web.Response:
         _service(request, required=False),
         state,
         severity,
-        max(1, min(limit, 1000)),
+        limit,
     )
     return _json({"incidents": rows})
 
@@ -438,6 +458,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def make_app(daemon: DaemonView) -> web.Application:
+    if not any(isinstance(f, MalformedRequestLine) for f in _SERVER_LOG.filters):
+        _SERVER_LOG.addFilter(MalformedRequestLine())
     app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
     app[DAEMON] = daemon
     app.router.add_get("/metrics", metrics)

@@ -26,6 +26,61 @@ def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any
 
 
 _OBJECT = {"type": "object"}
+_INT = {"type": "integer"}
+_NUM = {"type": "number"}
+_STR = {"type": "string"}
+_VERDICT = {"enum": ["available", "unavailable", "unknown"]}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _null(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` or null."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _obj(properties: dict[str, Any], *optional: str) -> dict[str, Any]:
+    """An object with these properties, all required but `optional` ones (more may come:
+    a client must ignore fields it does not know)."""
+    return {
+        "type": "object",
+        "required": [k for k in properties if k not in optional],
+        "properties": properties,
+    }
+
+
+#: the incident as `alerting.incidents.incident_view` renders it
+INCIDENT = _obj(
+    {
+        "id": _INT,
+        "service": _STR,
+        "severity": {"enum": ["critical", "non_critical"]},
+        "state": {"enum": ["open", "acknowledged", "recovered", "resolved"]},
+        "kind": _STR,
+        "dedup_key": _STR,
+        "opened_at": _NUM,
+        "acknowledged_at": _null(_NUM),
+        "acknowledged_by": _null(_STR),
+        "recovered_at": _null(_NUM),
+        "resolved_at": _null(_NUM),
+        "resolved_by": _null(_STR),
+        "first_unavailable": _null(_INT),
+        "last_unavailable": _null(_INT),
+        "unavailable_seconds": _INT,
+        "ack_due_at": _null(_NUM),
+        "ack_breached_at": _null(_NUM),
+        "response_due_at": _null(_NUM),
+        "summary": _STR,
+        "next_update_at": _null(_NUM),
+        "channels": {"type": "array", "items": _STR},
+        "kinds": {"type": "array", "items": _STR},
+        "detail": _STR,
+        "superseded_by": _INT,
+    },
+    "superseded_by",
+)
 _WRITE = {
     "security": [{"bearer": []}],
     "requestBody": {
@@ -60,7 +115,10 @@ def spec() -> dict[str, Any]:
                 }
             },
             "/healthz": {
-                "get": {"summary": "the process is alive", "responses": {"200": _ok("alive")}}
+                "get": {
+                    "summary": "the process is alive",
+                    "responses": {"200": _ok("alive", _ref("Health"))},
+                }
             },
             "/readyz": {
                 "get": {
@@ -77,13 +135,13 @@ def spec() -> dict[str, Any]:
             "/api/v1/status": {
                 "get": {
                     "summary": "per service: last seconds and month figures",
-                    "responses": {"200": _ok("status", _OBJECT)},
+                    "responses": {"200": _ok("status", _ref("Status"))},
                 }
             },
             "/api/v1/seconds": {
                 "get": {
                     "summary": "per-second verdicts, vantages combined by the service's quorum",
-                    "parameters": _params("service", "from", "to", "vantage"),
+                    "parameters": _params("serviceOne", "from", "to", "vantage"),
                     "responses": {
                         "200": _ok("seconds", {"$ref": "#/components/schemas/Seconds"}),
                         "400": _ERROR,
@@ -95,7 +153,7 @@ def spec() -> dict[str, Any]:
                     "summary": "incidents, newest first",
                     "parameters": _params("serviceOptional", "state", "severity", "limit"),
                     "responses": {
-                        "200": _ok("incidents", _OBJECT),
+                        "200": _ok("incidents", _ref("IncidentList")),
                         "400": _ERROR,
                         "503": _ERROR,
                     },
@@ -106,7 +164,7 @@ def spec() -> dict[str, Any]:
                     "summary": "one incident with its timeline and notifications",
                     "parameters": _params("id"),
                     "responses": {
-                        "200": _ok("incident", _OBJECT),
+                        "200": _ok("incident", _ref("IncidentDetail")),
                         "400": _ERROR,
                         "404": _ERROR,
                         "503": _ERROR,
@@ -120,7 +178,7 @@ def spec() -> dict[str, Any]:
                         "parameters": _params("id"),
                         **_WRITE,
                         "responses": {
-                            "200": _ok("the incident", _OBJECT),
+                            "200": _ok("the incident", _ref("IncidentDetail")),
                             **errors,
                             "409": _ERROR,
                             "503": _ERROR,
@@ -138,7 +196,15 @@ def spec() -> dict[str, Any]:
                     "summary": "the monthly report",
                     "parameters": _params("month", "serviceOptional", "format"),
                     "responses": {
-                        "200": {"description": "the report in the format asked"},
+                        "200": {
+                            "description": "the report in the format asked",
+                            "content": {
+                                _JSON: {"schema": _OBJECT},
+                                "text/csv": {"schema": {"type": "string"}},
+                                "text/markdown": {"schema": {"type": "string"}},
+                                "text/html": {"schema": {"type": "string"}},
+                            },
+                        },
                         "400": _ERROR,
                     },
                 }
@@ -147,7 +213,7 @@ def spec() -> dict[str, Any]:
                 "get": {
                     "summary": "maintenance windows",
                     "parameters": _params("serviceOptional"),
-                    "responses": {"200": _ok("windows", _OBJECT), "400": _ERROR},
+                    "responses": {"200": _ok("windows", _ref("MaintenanceList")), "400": _ERROR},
                 },
                 "post": {
                     "summary": "add a maintenance window",
@@ -169,7 +235,7 @@ def spec() -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": {"200": _ok("the window", _OBJECT), **errors},
+                    "responses": {"201": _ok("the window", _ref("Maintenance")), **errors},
                 },
             },
             "/api/v1/maintenance/{id}": {
@@ -177,7 +243,7 @@ def spec() -> dict[str, Any]:
                     "summary": "remove a maintenance window",
                     "security": [{"bearer": []}],
                     "parameters": _params("id"),
-                    "responses": {"200": _ok("removed", _OBJECT), **errors},
+                    "responses": {"200": _ok("removed", _ref("Removed")), **errors},
                 }
             },
         },
@@ -190,10 +256,11 @@ def spec() -> dict[str, Any]:
                 }
             },
             "parameters": {
-                "service": {
+                "serviceOne": {
                     "name": "service",
                     "in": "query",
-                    "required": True,
+                    "required": False,
+                    "description": "the service; may be left out when only one is configured",
                     "schema": {"type": "string"},
                 },
                 "serviceOptional": {
@@ -262,6 +329,86 @@ def spec() -> dict[str, Any]:
                 },
             },
             "schemas": {
+                "Health": _obj({"status": {"const": "ok"}, "version": _STR}),
+                "Status": _obj(
+                    {
+                        "vantage": _STR,
+                        "version": _STR,
+                        "started_at": _NUM,
+                        "now": _NUM,
+                        "ready": {"type": "boolean"},
+                        "ready_reason": _STR,
+                        "services": {"type": "array", "items": _ref("ServiceStatus")},
+                    }
+                ),
+                "ServiceStatus": _obj(
+                    {
+                        "name": _STR,
+                        "last_final_second": _null(_INT),
+                        "stored_through": _null(_INT),
+                        "verdicts": {
+                            "type": "object",
+                            "description": "per channel (and 'service'): the last stored verdict",
+                            "additionalProperties": _null(
+                                _obj(
+                                    {
+                                        "second": _INT,
+                                        "verdict": _VERDICT,
+                                        "reason": _null(_STR),
+                                        "degraded": {"type": "boolean"},
+                                        "excluded": {"type": "boolean"},
+                                    }
+                                )
+                            ),
+                        },
+                        "month_unavailable_seconds": _null(_NUM),
+                        "month_error_budget_seconds": _null(_NUM),
+                        "slo_target_percent": _NUM,
+                    }
+                ),
+                "Incident": INCIDENT,
+                "IncidentList": _obj({"incidents": {"type": "array", "items": _ref("Incident")}}),
+                "IncidentDetail": _obj(
+                    {
+                        "incident": _ref("Incident"),
+                        "timeline": {
+                            "type": "array",
+                            "items": _obj({"id": _INT, "at": _NUM, "kind": _STR, "data": _OBJECT}),
+                        },
+                        "notifications": {
+                            "type": "array",
+                            "items": _obj(
+                                {
+                                    "id": _INT,
+                                    "notifier": _STR,
+                                    "event": _STR,
+                                    "tier": _null(_STR),
+                                    "seq": _null(_INT),
+                                    "state": _STR,
+                                    "tries": _INT,
+                                    "created_at": _NUM,
+                                    "next_attempt_at": _null(_NUM),
+                                    "sent_at": _null(_NUM),
+                                    "last_error": _null(_STR),
+                                }
+                            ),
+                        },
+                    }
+                ),
+                "Maintenance": _obj(
+                    {
+                        "id": _INT,
+                        "service": _STR,
+                        "start": _INT,
+                        "end": _INT,
+                        "reason": _STR,
+                        "source": {"enum": ["api", "config"]},
+                    }
+                ),
+                "MaintenanceList": _obj(
+                    {"maintenance": {"type": "array", "items": _ref("Maintenance")}}
+                ),
+                "Removed": _obj({"removed": _INT}),
                 "Error": {
                     "type": "object",
                     "required": ["error"],

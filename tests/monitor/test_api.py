@@ -7,7 +7,9 @@ the whole daemon.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -271,6 +273,8 @@ HOSTILE: list[tuple[str, str, dict[str, Any], Any, int]] = [
     ("GET", "/api/v1/incidents/0", {}, None, 400),
     ("GET", "/api/v1/incidents", {"limit": "1" * 50}, None, 400),
     ("GET", "/api/v1/incidents", {"limit": "²"}, None, 400),
+    ("GET", "/api/v1/incidents", {"limit": "0"}, None, 400),
+    ("GET", "/api/v1/incidents", {"limit": "1001"}, None, 400),
     ("DELETE", "/api/v1/maintenance/" + "9" * 30, {}, None, 400),
     ("DELETE", "/api/v1/maintenance/%C2%B2", {}, None, 400),
     ("POST", "/api/v1/incidents/1/notes", {}, b"[" * 20000 + b"]" * 20000, 400),
@@ -292,6 +296,8 @@ HOSTILE: list[tuple[str, str, dict[str, Any], Any, int]] = [
         "id-zero",
         "limit-50-digits",
         "limit-superscript",
+        "limit-zero",
+        "limit-over-1000",
         "window-id-30-digits",
         "window-id-superscript",
         "json-nested-20000",
@@ -333,3 +339,22 @@ async def test_a_non_utf8_authorization_header_is_401(api: tuple[TestClient, int
     )
     assert r.status == 401
     assert r.content_type == "application/json"
+
+
+async def test_an_unparseable_request_is_400_and_one_log_line(
+    api: tuple[TestClient, int, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _, _ = api
+    port = client.server.port
+    assert port is not None
+    caplog.set_level(logging.INFO, logger="aiohttp.server")
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    await writer.wait_closed()
+    assert head.split()[1] == b"400", head
+    server = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert [r.levelname for r in server] == ["INFO"]
+    assert server[0].exc_info is None and "malformed HTTP request" in server[0].getMessage()

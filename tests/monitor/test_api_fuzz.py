@@ -1,5 +1,7 @@
 """schemathesis against the running daemon: generated requests from the OpenAPI
-description (/api/v1/openapi.json), a bounded number per operation; no 5xx, ever."""
+description (/api/v1/openapi.json), a bounded number per operation. No 5xx, ever; every
+answer has a status, content type, headers and body the description allows; a request the
+description forbids is refused with a 4xx."""
 
 from __future__ import annotations
 
@@ -18,6 +20,17 @@ from monitor.demo import DEMO_API_KEY, simulated_config
 from monitor.simulator import Simulator
 
 pytestmark = pytest.mark.slow
+
+CHECKS = ",".join(
+    (
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+        "negative_data_rejection",
+    )
+)
 
 
 async def test_schemathesis_finds_no_server_error(
@@ -38,7 +51,7 @@ async def test_schemathesis_finds_no_server_error(
     try:
         proc = await asyncio.create_subprocess_exec(
             st, "run", f"http://127.0.0.1:{d.http_port}/api/v1/openapi.json",
-            "--max-examples", "25", "--seed", "20261202", "-c", "not_a_server_error",
+            "--max-examples", "25", "--seed", "20261202", "-c", CHECKS,
             "-H", "Authorization: Bearer tok", "--no-color",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
