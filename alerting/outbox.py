@@ -114,8 +114,21 @@ class Dispatcher:
     # ------------------------------------------------------------------ public
 
     def wake(self) -> None:
-        """New items are in the store: look now instead of at the next poll."""
-        self._wake.set()
+        """New items are in the store: look now instead of at the next poll. Thread-safe:
+        human actions run in worker threads (the API) and the store writer calls it."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._wake.set()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            # asyncio.Event is not thread-safe: set it on its own loop
+            loop.call_soon_threadsafe(self._wake.set)
 
     def page_from_memory(self, items: Sequence[OutboxItem]) -> None:
         """Send `items` (not in the store yet) now. Thread-safe: the store writer calls it."""

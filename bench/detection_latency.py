@@ -363,7 +363,9 @@ class Bench:
 
     def critical(self, service: str, after: int) -> Incident | None:
         """The service's Critical Issue newer than id `after`, as the policy holds it."""
-        for inc in self.daemon.policy.active():
+        policy = self.daemon.policy
+        assert policy is not None
+        for inc in policy.active():
             if inc.service == service and inc.severity == "critical" and inc.id > after:
                 return inc
         return None
@@ -454,8 +456,10 @@ class Bench:
             # after it would start the next run's window
             await self.wait_final(service, math.floor(lifted) + 1, args.timeout + 10)
             if inc is not None:
-                # on the loop, as the HTTP API does: it wakes the outbox dispatcher
-                self.daemon.incidents.resolve(inc.id, "bench")
+                # off the loop, as the HTTP API does (a store write)
+                incidents = self.daemon.incidents
+                assert incidents is not None
+                await asyncio.to_thread(incidents.resolve, inc.id, "bench")
                 end = time.time() + 10
                 while self.critical(service, inc.id - 1) is not None and time.time() < end:
                     await self.next_second()  # the policy drops it at its next second

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import monitor.seconds
 from monitor.seconds import verdict_counts
 from monitor.store.base import MinuteCount
 from monitor.store.sqlite import SQLiteStore
@@ -295,7 +296,7 @@ def main() -> None:
             store.runs(s, ch, T0, month_end) for s in services for ch in (*PROBES, "service")]),
         ("verdict_counts: 1 service channel, whole range", lambda: verdict_counts(store,
             svc0, "service", T0, month_end, maintenance=True)),
-        ("seconds(): 1 service, one day (86,400 rows)", lambda: seconds(store,
+        ("seconds(): 1 service, one day (86,400 rows)", lambda: monitor.seconds.seconds(store,
             svc0, T0, T0 + 86400)),
         ("(reference: 86,400 such dicts, no store)", lambda: [
             {"t": t, "verdict": "a", "api": "a", "smtp": "a"} for t in range(86400)]),
