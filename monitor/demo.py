@@ -67,15 +67,17 @@ def simulated_config(
     page_url: str | None = None,
     demo_rules: bool = True,
     vantage: str = "demo",
+    critical_rules: str | None = None,
 ) -> Path:
     """Write a config for the built-in simulator into `workdir`; return its path.
 
-    Secrets go into files beside it (`file:` references), as they would in production."""
+    Secrets go into files beside it (`file:` references), as they would in production.
+    `critical_rules` (TOML lines of ``[services.critical]``) replaces the demo's rule."""
     workdir.mkdir(parents=True, exist_ok=True)
     key_file = workdir / "api-key"
     key_file.write_text(DEMO_API_KEY + "\n")
     key_file.chmod(0o600)
-    critical = (
+    critical = critical_rules or (
         # the demo's outages are seconds long; production keeps the defaults (30 of 60 s)
         "window_seconds = 10\nmin_unavailable_seconds = 5\nrecover_after_seconds = 5\n"
         if demo_rules
