@@ -41,6 +41,7 @@ from monitor.intervals import Interval, contains, month_of, overlap
 from monitor.launcher import Launcher
 from monitor.metrics import Metrics
 from monitor.overload import OverloadWatch
+from monitor.reports import warm as warm_report_templates
 from monitor.reports.schedule import ReportJob
 from monitor.store import Store, open_store
 from monitor.store.base import MaintenanceWindow, MinuteCount, NotFound, excluded_spans
@@ -194,6 +195,8 @@ class Daemon:
         )
         if self.serve_http:
             await self._start_http()
+        # the report template's compile() holds the GIL ~0.1 s: done before the first launch
+        await asyncio.to_thread(warm_report_templates)
         await self.watchdog.start()
         await self.launcher.start()
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))

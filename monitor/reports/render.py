@@ -8,6 +8,7 @@ formatted by the same function, so a number never differs between formats.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -398,7 +399,11 @@ def daily_svg(r: dict[str, Any]) -> Markup:
     return Markup("".join(parts))
 
 
+@functools.cache
 def _env() -> Environment:
+    """One environment per process, so the template is compiled once: compiling it runs
+    Python's compile() on the generated module, which holds the GIL for ~0.1 s — in a
+    report thread of the daemon, that long without a launch (bench/overload.py)."""
     env = Environment(
         loader=PackageLoader("monitor.reports", "templates"),
         autoescape=True,
@@ -454,6 +459,11 @@ def _html(reports: list[dict[str, Any]]) -> str:
     ]
     template = _env().get_template("report.html.j2")
     return template.render(views=views, summary_rows=SUMMARY_ROWS, gap_min=GAP_LISTED_SECONDS)
+
+
+def warm() -> None:
+    """Compile the HTML template now (the daemon does, before its first launch)."""
+    _env().get_template("report.html.j2")
 
 
 FORMATS: dict[str, Callable[[list[dict[str, Any]]], str]] = {

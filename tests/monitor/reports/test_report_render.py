@@ -168,3 +168,26 @@ def test_unknown_format_is_a_one_line_error(reports: list[dict[str, Any]]) -> No
         render(reports, "pdf")
     with pytest.raises(ValueError, match="at least one report"):
         render([], "json")
+
+
+def test_the_html_template_is_compiled_once_per_process(
+    reports: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # compiling it holds the GIL ~0.1 s, a stall of the daemon's launches each time
+    import importlib
+
+    from jinja2 import Environment
+
+    module = importlib.import_module("monitor.reports.render")
+    compiles: list[str] = []
+    original = Environment.compile
+
+    def counting(self: Environment, source: Any, *args: Any, **kwargs: Any) -> Any:
+        compiles.append(str(args[:1]))
+        return original(self, source, *args, **kwargs)
+
+    module._env.cache_clear()
+    monkeypatch.setattr(Environment, "compile", counting)
+    for _ in range(3):
+        assert "<html" in render(reports, "html")
+    assert len(compiles) == 1, compiles
