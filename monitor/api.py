@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import monitor.openapi
@@ -40,9 +39,12 @@ class MalformedRequestLine(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError):
+        # aiohttp's parser errors carry a 4xx `code` and a `message` (their class is not
+        # public API: matched by shape, so no private name is imported here)
+        code = getattr(exc, "code", None)
+        if isinstance(code, int) and 400 <= code < 500 and hasattr(exc, "message"):
             peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-            why = " ".join(str(exc.message).split())[:200] or type(exc).__name__
+            why = " ".join(str(getattr(exc, "message", "")).split())[:200] or type(exc).__name__
             record.msg, record.args = "malformed HTTP request from %s answered 400: %s", (peer, why)
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.INFO, "INFO"
