@@ -158,6 +158,7 @@ class Detector:
             )
             for s in services
         ]
+        self._by_name = {s.name: s for s in self._services}
         self._known = {
             (s.name, ch)
             for s in self._services
@@ -237,7 +238,7 @@ class Detector:
         cell.attempts.append(attempt)
         if outcome is Outcome.PROBE_ERROR and attempt.detail.get("reason") == "monitor_stalled":
             cell.stalled = True
-        self.advance(self._now)
+        self.advance(self._now, attempt.service)
 
     def mark_unknown(self, first: int, last: int, reason: UnknownReason) -> tuple[int, int] | None:
         """Force the seconds first..last (inclusive) unknown(reason), if not yet emitted;
@@ -261,14 +262,16 @@ class Detector:
         if early is None or second < self._next[service]:
             return
         early.add(second)
-        self.advance(self._now)
+        self.advance(self._now, service)
 
-    def advance(self, now_wall: float) -> None:
-        """Finalise, in order, every second that is final at `now_wall`."""
+    def advance(self, now_wall: float, service: str | None = None) -> None:
+        """Finalise, in order, every second that is final at `now_wall` — of every
+        service, or of `service` only (an attempt's end concerns its own service: the cost
+        of an attempt must not grow with the number of services)."""
         if now_wall > self._now:
             self._now = now_wall
         now = self._now
-        for svc in self._services:
+        for svc in self._services if service is None else (self._by_name[service],):
             held = self._seconds[svc.name]
             early = self._early[svc.name]
             while True:

@@ -339,6 +339,14 @@ class Launcher:
         # forward step: skipped; after a backward one: the frame repeats seconds already
         # labelled, which are simply not scheduled again).
         nxt = max(second + 2, math.floor(now) + 1)
+        # Slots already scheduled for the seconds in doubt would fire in the old frame,
+        # after those seconds are final (forced seconds do not wait for attempts): drop
+        # them, so that no attempt is ever launched for a second already emitted.
+        for s in [s for s in self._handles if s > second]:
+            for h in self._handles.pop(s):
+                h.cancel()
+        for key in [k for k in self._unfired if k[1] > second]:
+            del self._unfired[key]
         forced = self._detector.mark_unknown(second, nxt - 1, UnknownReason.CLOCK_STEP)
         if forced is None:
             log.warning("wall clock stepped by %+.3f s: every second was final already", delta)
@@ -350,15 +358,16 @@ class Launcher:
             )
         return nxt
 
-    def _advance(self) -> None:
+    def _advance(self, service: str | None = None) -> None:
         # The detector may finalise a second only once its launches are decided; `now`
         # is in the frame the seconds are labelled in, and never goes back. (So a hard
-        # deadline is seen at the tick after it: at most a second later.)
+        # deadline is seen at the tick after it: at most a second later.) An attempt's
+        # end advances only its own service; the tick advances them all.
         now = min(self._clock.monotonic() + self._anchor, float(self._decided))
         if now > self._progress:
             self._progress = now
         try:
-            self._detector.advance(self._progress)
+            self._detector.advance(self._progress, service)
         except Exception:
             log.exception("detector.advance failed")
 
@@ -486,4 +495,4 @@ class Launcher:
             self._detector.completed(attempt)
         except Exception:
             log.exception("detector.completed failed")
-        self._advance()
+        self._advance(plan.service)

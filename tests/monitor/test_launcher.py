@@ -159,8 +159,12 @@ class Run:
     launcher: Launcher | None = None
     detector: Detector | None = None
     first: int = 0
+    #: called with each second as it is emitted (a test's hook)
+    on_second: Callable[[int], None] | None = None
 
     def sink(self, second: int, verdicts: list[SecondVerdict], ev: list[Attempt]) -> None:
+        if self.on_second is not None:
+            self.on_second(second)
         self.seconds.append(second)
         for v in verdicts:
             key = (v.channel, v.second)
@@ -494,32 +498,83 @@ async def test_forward_clock_step_marks_skipped_seconds_unknown_once() -> None:
     assert max(c.second for c, _ in probe.launches) >= run.first + 10
 
 
-@pytest.mark.parametrize(
-    ("at", "in_doubt"),
-    [
-        # during the second, before its last slot: that second is in doubt too
-        (0.3, 2),
-        # after every attempt of the second ended: it was final already (early), only
-        # the next one is in doubt
-        (0.8, 1),
-    ],
-)
-async def test_backward_clock_step_never_labels_a_second_twice(at: float, in_doubt: int) -> None:
+async def test_a_forward_step_launches_nothing_for_a_second_already_final() -> None:
+    # A step whose fraction puts the new frame's tick before the old frame's remaining
+    # slots: those slots belong to seconds forced unknown and emitted at that tick, so
+    # they must not fire afterwards.
     clock = SteppableClock()
     cfg = settings([api("p", attempts_per_second=2, phase_offset=0.0, timeout_seconds=0.5)])
     probe = FakeProbe("p", clock=clock)
 
     async def step(run: Run) -> None:
         async def later() -> None:
-            await asyncio.sleep(1.0)
-            clock.offset += 0.3  # slewing-sized: followed, not a step
-            await asyncio.sleep(1.2)
-            # then a step of -1.3 s at fraction `at` of a second (slots at .0 and .5)
+            await asyncio.sleep(1.5)
             now = clock.wall()
-            await asyncio.sleep(math.floor(now) + 1 + at - now)
-            clock.offset -= 1.3
+            await asyncio.sleep(math.floor(now) + 1 + 0.2 - now)
+            clock.offset += 10.6
 
         asyncio.get_running_loop().create_task(later())
+
+    run = await run_launcher(cfg, {("sp", "p"): probe}, 5.0, clock=clock, during=step)
+    assert run.launcher is not None and run.launcher.clock_steps == 1
+    assert run.detector is not None and run.detector.late == 0
+    seconds = run.seconds
+    assert seconds == list(range(run.first, run.first + len(seconds)))
+    assert [v.reason for v in run.channel()].count(UnknownReason.CLOCK_STEP) >= 10
+
+
+@dataclass
+class SteppingProbe(FakeProbe):
+    """Steps its clock's wall time by `delta` 0.1 s into slot 0 of second `at_second`
+    (after the tick of the second before, well before slot 1 at .5)."""
+
+    at_second: int = 0
+    delta: float = 0.0
+
+    async def run(self, ctx: ProbeContext) -> Result:
+        result = await super().run(ctx)
+        if (
+            ctx.second == self.at_second
+            and ctx.slot == 0
+            and isinstance(self.clock, SteppableClock)
+        ):
+            await asyncio.sleep(0.1)
+            self.clock.offset += self.delta
+        return result
+
+
+@pytest.mark.parametrize(
+    ("when", "in_doubt"),
+    [
+        # during the second, before its last slot: that second is in doubt too
+        ("before-last-slot", 2),
+        # once the second is final (early: every attempt of it ended), only the next one
+        ("after-final", 1),
+    ],
+)
+async def test_backward_clock_step_never_labels_a_second_twice(when: str, in_doubt: int) -> None:
+    clock = SteppableClock()
+    cfg = settings([api("p", attempts_per_second=2, phase_offset=0.0, timeout_seconds=0.5)])
+    probe = SteppingProbe("p", clock=clock, delay=0.01)
+
+    async def step(run: Run) -> None:
+        target = run.first + 3
+        if when == "before-last-slot":
+            probe.at_second, probe.delta = target, -1.3
+        else:
+            loop = asyncio.get_running_loop()
+
+            def after(second: int) -> None:
+                if second == target:  # emitted at ~.51, the tick is at 1.001
+                    loop.call_soon(lambda: setattr(clock, "offset", clock.offset - 1.3))
+
+            run.on_second = after
+
+        async def slew() -> None:
+            await asyncio.sleep(1.0)
+            clock.offset += 0.3  # slewing-sized: followed, not a step
+
+        asyncio.get_running_loop().create_task(slew())
 
     run = await run_launcher(cfg, {("sp", "p"): probe}, 8.0, clock=clock, during=step)
     assert run.launcher is not None and run.launcher.clock_steps == 1
@@ -528,7 +583,7 @@ async def test_backward_clock_step_never_labels_a_second_twice(at: float, in_dou
     seconds = run.seconds
     assert seconds == list(range(run.first, run.first + len(seconds)))
     reasons = [v.reason for v in run.channel()]
-    assert reasons.count(UnknownReason.CLOCK_STEP) == in_doubt
+    assert reasons.count(UnknownReason.CLOCK_STEP) == in_doubt, reasons
     assert reasons[-1] is None  # measuring again after the repeated stretch
 
 
