@@ -127,8 +127,10 @@ class Dispatcher:
         if running is loop:
             self._wake.set()
         else:
-            # asyncio.Event is not thread-safe: set it on its own loop
-            loop.call_soon_threadsafe(self._wake.set)
+            # asyncio.Event is not thread-safe: set it on its own loop (which may be
+            # closing under a late API worker: nothing left to wake then)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._wake.set)
 
     def page_from_memory(self, items: Sequence[OutboxItem]) -> None:
         """Send `items` (not in the store yet) now. Thread-safe: the store writer calls it."""

@@ -42,10 +42,23 @@ class MalformedRequestLine(logging.Filter):
         # aiohttp's parser errors carry a 4xx `code` and a `message` (their class is not
         # public API: matched by shape, so no private name is imported here)
         code = getattr(exc, "code", None)
-        if isinstance(code, int) and 400 <= code < 500 and hasattr(exc, "message"):
+        if (
+            str(record.msg).startswith("Error handling request")
+            and isinstance(code, int)
+            and 400 <= code < 500
+            and hasattr(exc, "message")
+        ):
+            if not _SERVER_LOG.isEnabledFor(logging.INFO):
+                return False  # the level was checked for ERROR, not for what it becomes
             peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-            why = " ".join(str(getattr(exc, "message", "")).split())[:200] or type(exc).__name__
-            record.msg, record.args = "malformed HTTP request from %s answered 400: %s", (peer, why)
+            text = " ".join(str(getattr(exc, "message", "")).split())[:200]
+            # the client wrote it: no control characters (terminal escapes) in our log
+            why = text.encode("ascii", "backslashreplace").decode("ascii")
+            why = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in why)
+            record.msg, record.args = "malformed HTTP request from %s answered 400: %s", (
+                peer,
+                why or type(exc).__name__,
+            )
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True

@@ -386,9 +386,11 @@ class Daemon:
             self._loop.call_soon_threadsafe(dispatcher.wake)
 
     def _stored(self, verdicts: list[SecondVerdict]) -> None:
-        shown = self.stored_verdicts
+        # a new dict swapped in whole: an API answer never mixes two jobs' seconds
+        shown = dict(self.stored_verdicts)
         for v in verdicts:  # in order: the last one of each key wins
             shown[(v.service, v.channel)] = v
+        self.stored_verdicts = shown
 
     def _on_stuck(self, items: list[OutboxItem]) -> None:
         """Writer thread: the store has refused these pages' items for a while."""

@@ -68,11 +68,13 @@ def simulated_config(
     demo_rules: bool = True,
     vantage: str = "demo",
     critical_rules: str | None = None,
+    monitor_lines: str = "",
 ) -> Path:
     """Write a config for the built-in simulator into `workdir`; return its path.
 
     Secrets go into files beside it (`file:` references), as they would in production.
-    `critical_rules` (TOML lines of ``[services.critical]``) replaces the demo's rule."""
+    `critical_rules` (TOML lines of ``[services.critical]``) replaces the demo's rule;
+    `monitor_lines` are added to ``[monitor]``."""
     workdir.mkdir(parents=True, exist_ok=True)
     key_file = workdir / "api-key"
     key_file.write_text(DEMO_API_KEY + "\n")
@@ -93,7 +95,7 @@ def simulated_config(
     text = f"""# availmon config for the built-in simulated platform (written by availmon)
 [monitor]
 vantage = "{vantage}"
-listen = "{listen}"
+{monitor_lines}listen = "{listen}"
 
 [store]
 url = "sqlite:///{(workdir / "availmon.db").resolve()}"

@@ -349,7 +349,7 @@ async def test_an_unparseable_request_is_400_and_one_log_line(
     assert port is not None
     caplog.set_level(logging.INFO, logger="aiohttp.server")
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n")
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Probe: \x1b[31m\x00\r\n\r\n")
     await writer.drain()
     head = await asyncio.wait_for(reader.readline(), 10)
     writer.close()
@@ -358,3 +358,5 @@ async def test_an_unparseable_request_is_400_and_one_log_line(
     server = [r for r in caplog.records if r.name == "aiohttp.server"]
     assert [r.levelname for r in server] == ["INFO"]
     assert server[0].exc_info is None and "malformed HTTP request" in server[0].getMessage()
+    line = server[0].getMessage()
+    assert line.isprintable(), line  # no terminal escape from the client in the log

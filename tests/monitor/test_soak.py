@@ -4,7 +4,9 @@ against a real `availmon run`. ``AVAILMON_SOAK_CYCLES=30`` makes it the long one
 
 Every second stored matches the simulator's ground truth, none twice, none missing; each
 outage meeting the rule is one Critical Issue and one page; the daemon keeps no file or
-thread it opened for a fault; it logs no traceback and stops cleanly.
+thread it opened for a fault (against what it held, warm, before the first fault); it logs
+no traceback and stops cleanly. `--shared-host` relaxes the launch-lag and stall
+thresholds: a loaded CI machine's hiccups are not what this test is about.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def test_one_soak_cycle_matches_ground_truth_and_leaks_nothing(tmp_path: Path) -
             "--workdir",
             str(tmp_path),
             "--json",
+            "--shared-host",
         ],
         capture_output=True,
         text=True,
@@ -57,5 +60,5 @@ def test_one_soak_cycle_matches_ground_truth_and_leaks_nothing(tmp_path: Path) -
     assert r["store_errors"] >= 1  # the lock was felt, and the daemon went on
     assert r["log_tracebacks"] == 0, log
     # what a fault opened, it closed: sockets and threads back to where they were
-    assert r["fds"]["last"] <= r["fds"]["first"] + 4, r["fds"]
-    assert r["threads"]["last"] <= r["threads"]["first"] + 2, r["threads"]
+    assert r["fds"]["last"] <= r["fds"]["baseline"] + 2, r["fds"]
+    assert r["threads"]["last"] <= r["threads"]["baseline"] + 1, r["threads"]
