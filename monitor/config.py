@@ -8,11 +8,15 @@ Each probe type and each notifier type owns its config model beside its implemen
 discriminated unions on ``type`` from the two registries (`probes.PROBES`,
 `alerting.notifiers.NOTIFIERS`), so a new type is one module plus one registry line.
 Secret references (``env:NAME``, ``file:PATH``) are resolved by `monitor.schema`.
-Any field can also be overridden from the environment: ``AVAILMON_MONITOR__LISTEN=...``.
+Any field can also be set from the environment, and the environment wins over the file
+(the twelve-factor habit): ``AVAILMON_MONITOR__LISTEN=127.0.0.1:9311``, nested fields
+joined by ``__``, lists as JSON. A bad value there fails with the variable's name.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import tomllib
 from datetime import datetime
@@ -20,7 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from alerting.notifiers import NOTIFIERS
 from alerting.notifiers.base import NotifierBase, Tier
@@ -256,6 +265,18 @@ class Settings(BaseSettings):
             raise ValueError("report.email_via must name an email notifier")
         return self
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # first wins: the environment over the file (given as init arguments)
+        return env_settings, init_settings
+
     def service(self, name: str) -> ServiceConfig:
         for s in self.services:
             if s.name == name:
@@ -279,18 +300,55 @@ def _toml_path(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
+ENV_PREFIX = "AVAILMON_"
+
+
+def from_environment() -> dict[str, Any]:
+    """What the environment sets, as pydantic-settings reads it (nested by ``__``)."""
+    return dict(EnvSettingsSource(Settings)())
+
+
+def _env_variable(loc: tuple[int | str, ...], env: dict[str, Any]) -> str | None:
+    """The environment variable that set the field at `loc`, if one did."""
+    node: Any = env
+    names: list[str] = []
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+            names.append(part)
+        else:
+            break
+    if not names:
+        return None
+    wanted = (ENV_PREFIX + "__".join(names)).upper()
+    return next((k for k in os.environ if k.upper() == wanted), wanted)
+
+
+def format_validation_error(
+    source: str, exc: ValidationError, env: dict[str, Any] | None = None
+) -> str:
     err = exc.errors()[0]
     msg = err["msg"].removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{source}: {_toml_path(tuple(err['loc']))}: {msg}{more}"
+    loc = tuple(err["loc"])
+    variable = _env_variable(loc, env) if env else None
+    if variable is not None:
+        return f"environment {variable}: {_toml_path(loc)}: {msg}{more}"
+    return f"{source}: {_toml_path(loc)}: {msg}{more}"
 
 
 def parse(data: dict[str, Any], source: str = "config") -> Settings:
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from None
+        env = from_environment()
+        raise ConfigError(format_validation_error(source, exc, env)) from None
+    except ValueError as exc:  # pydantic-settings' SettingsError: a variable it cannot decode
+        field = re.search(r'field "([^"]+)"', str(exc))
+        name = (ENV_PREFIX + field.group(1)).upper() if field else ENV_PREFIX + "…"
+        raise ConfigError(
+            f"environment {name}: not valid JSON (a list or table field takes JSON)"
+        ) from None
 
 
 def load(path: str | Path) -> Settings:

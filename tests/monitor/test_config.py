@@ -196,3 +196,62 @@ def test_a_readable_config_with_a_literal_secret_draws_one_warning(
         assert "sk-literal" not in err  # the warning names the field, never the value
     else:
         assert err == ""
+
+
+# ------------------------------------------------------------------ the environment
+
+
+def test_the_environment_wins_over_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = minimal_config(
+        tmp_path / "c.toml",
+        "sqlite:///file.db",
+        listen="127.0.0.1:9310",
+        extra='[report]\ndir = "from-file"\n',
+    )
+    assert load(path).monitor.listen == "127.0.0.1:9310"
+    monkeypatch.setenv("AVAILMON_MONITOR__LISTEN", "127.0.0.1:9311")
+    monkeypatch.setenv("AVAILMON_STORE__URL", "sqlite:///env.db")
+    monkeypatch.setenv("availmon_report__dir", "from-env")  # names are case-insensitive
+    settings = load(path)
+    assert settings.monitor.listen == "127.0.0.1:9311"
+    assert settings.store.url.endswith("env.db")
+    assert str(settings.report.dir).endswith("from-env")
+    # what the environment does not name still comes from the file
+    assert [s.name for s in settings.services] == ["s"]
+    assert settings.services[0].probes[0].name == "api"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (
+            "AVAILMON_MONITOR__LISTEN",
+            "nonsense",
+            "environment AVAILMON_MONITOR__LISTEN: monitor.listen:",
+        ),
+        (
+            "AVAILMON_MONITOR__MAX_LAUNCH_LAG_MS",
+            "-5",
+            "environment AVAILMON_MONITOR__MAX_LAUNCH_LAG_MS:",
+        ),
+        ("AVAILMON_SERVICES", "[not json", "environment AVAILMON_SERVICES: not valid JSON"),
+    ],
+)
+def test_a_bad_environment_value_is_one_line_naming_the_variable(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    expected: str,
+) -> None:
+    path = minimal_config(tmp_path / "c.toml", "sqlite:///x.db", listen="127.0.0.1:9310")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    assert str(err.value).startswith(expected), str(err.value)
+    assert "\n" not in str(err.value)
+    done = run_cli("check-config", "-c", str(path))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"availmon: error: {err.value}"], done.stderr
