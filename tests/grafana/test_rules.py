@@ -159,8 +159,28 @@ def test_amtool_check_config() -> None:
         (["alertname=AvailmonErrorBudgetBurnFast", "severity=page", "service=mail"], "pager"),
         (["alertname=AvailmonCriticalIssueOpen", "severity=info", "service=mail"], "chat"),
         (["alertname=AvailmonErrorBudgetBurnSlow", "severity=ticket", "service=mail"], "ticket"),
+        # what availmon's alertmanager notifier posts (alerting/notifiers/alertmanager.py)
+        (
+            [
+                "alertname=AvailmonCriticalIssue",
+                "severity=critical",
+                "service=mail",
+                "incident_id=7",
+            ],
+            "pager",
+        ),
+        (
+            ["alertname=AvailmonNonCriticalIssue", "severity=non_critical", "service=mail"],
+            "ticket",
+        ),
     ],
-    ids=["burn-pages", "critical-issue-to-chat", "slow-burn-tickets"],
+    ids=[
+        "burn-pages",
+        "critical-issue-to-chat",
+        "slow-burn-tickets",
+        "availmon-critical-pages",
+        "availmon-non-critical-tickets",
+    ],
 )
 def test_alertmanager_routes(labels: list[str], receiver: str) -> None:
     result = _run(AMTOOL, "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}", *labels)
