@@ -255,6 +255,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{args.config}: ok ({len(s.services)} services, {probes} probes, "
         f"{len(s.notifiers)} notifiers, vantage {s.monitor.vantage})"
     )
+    # where the data will go, resolved: a relative path is the config file's folder's
+    store = s.store.url
+    if store.startswith("sqlite:///") and store != "sqlite:///:memory:":
+        store = str(Path(store[len("sqlite:///") :]).resolve())
+    print(f"  store:   {store}")
+    print(f"  reports: {Path(s.report.dir).resolve()}")
     return 0
 
 

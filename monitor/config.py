@@ -351,6 +351,47 @@ def parse(data: dict[str, Any], source: str = "config") -> Settings:
         ) from None
 
 
+#: keys whose string values are file paths, anywhere in the file
+PATH_KEYS = frozenset({"ca_file"})
+SQLITE = "sqlite:///"
+
+
+def _anchor(path: str, base: Path) -> str:
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else base / p)
+
+
+def anchor_paths(data: Any, base: Path) -> Any:
+    """Relative paths written in a config file mean relative to the file's own folder,
+    not to wherever the daemon was started: the SQLite store, the report folder, every
+    ``file:`` secret and ``ca_file``. (Values from the environment, and defaults, follow
+    the working directory.)"""
+
+    def walk(node: Any, key: str | None) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, key) for v in node]
+        if isinstance(node, str):
+            if node.startswith("file:"):
+                return "file:" + _anchor(node[5:], base)
+            if key in PATH_KEYS:
+                return _anchor(node, base)
+        return node
+
+    out = walk(data, None)
+    store = out.get("store")
+    if isinstance(store, dict) and isinstance(store.get("url"), str):
+        url = store["url"]
+        rest = url[len(SQLITE) :]
+        if url.startswith(SQLITE) and rest and rest != ":memory:" and not rest.startswith("/"):
+            store["url"] = SQLITE + _anchor(rest, base)
+    report = out.get("report")
+    if isinstance(report, dict) and isinstance(report.get("dir"), str):
+        report["dir"] = _anchor(report["dir"], base)
+    return out
+
+
 def load(path: str | Path) -> Settings:
     path = Path(path)
     try:
@@ -361,4 +402,4 @@ def load(path: str | Path) -> Settings:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse(data, str(path))
+    return parse(anchor_paths(data, path.resolve().parent), str(path))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
-from monitor.config import load
+from monitor.config import HttpProbeConfig, load
 from monitor.schema import ConfigError
 from tests.loopback import minimal_config, run_cli
 
@@ -255,3 +255,38 @@ def test_a_bad_environment_value_is_one_line_naming_the_variable(
     done = run_cli("check-config", "-c", str(path))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"availmon: error: {err.value}"], done.stderr
+
+
+def test_relative_paths_are_the_config_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "etc"
+    home.mkdir()
+    (home / "key.txt").write_text("k3y\n")
+    (home / "ca.pem").write_text("not read at load\n")
+    path = minimal_config(
+        home / "availmon.toml",
+        "sqlite:///data/availmon.db",
+        extra='headers = { Authorization = "file:key.txt" }\n[report]\ndir = "reports"\n',
+    )
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load(path)
+    assert settings.store.url == f"sqlite:///{home / 'data' / 'availmon.db'}"
+    assert Path(settings.report.dir) == home / "reports"
+    probe = settings.services[0].probes[0]
+    assert isinstance(probe, HttpProbeConfig)
+    assert probe.headers["Authorization"].get_secret_value() == "k3y"
+    with_ca = minimal_config(home / "ca.toml", "sqlite:///x.db", extra='ca_file = "ca.pem"\n')
+    ca_probe = load(with_ca).services[0].probes[0]
+    assert isinstance(ca_probe, HttpProbeConfig) and ca_probe.ca_file == home / "ca.pem"
+    # absolute ones and :memory: stay as written
+    absolute = minimal_config(tmp_path / "abs.toml", f"sqlite:///{tmp_path}/x.db")
+    assert load(absolute).store.url == f"sqlite:///{tmp_path}/x.db"
+    memory = minimal_config(tmp_path / "mem.toml", "sqlite:///:memory:")
+    assert load(memory).store.url == "sqlite:///:memory:"
+    done = run_cli("check-config", "-c", str(path))
+    assert done.returncode == 0, done.stderr
+    assert f"store:   {home / 'data' / 'availmon.db'}" in done.stdout
+    assert f"reports: {home / 'reports'}" in done.stdout
