@@ -24,6 +24,8 @@ from monitor.config import Settings, load
 from monitor.schema import ConfigError
 
 EXIT_USAGE = 2
+#: the config `availmon run` writes when it is given none (monitor/demo.py run_embedded)
+EMBEDDED_CONFIG = "availmon-data/config.toml"
 
 
 class UsageError(Exception):
@@ -67,9 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "-c",
             "--config",
-            required=required and "AVAILMON_CONFIG" not in os.environ,
             default=os.environ.get("AVAILMON_CONFIG"),
-            help="config file (TOML); env AVAILMON_CONFIG",
+            help="config file (TOML); default: env AVAILMON_CONFIG, else "
+            f"{EMBEDDED_CONFIG} (what `availmon run` without one writes) if it exists",
         )
 
     run = sub.add_parser(
@@ -153,8 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    if not args.config and Path(EMBEDDED_CONFIG).is_file():
+        args.config = EMBEDDED_CONFIG  # the no-config `availmon run` in this folder
     if not args.config:
-        raise UsageError("--config: a config file is required (or set AVAILMON_CONFIG)")
+        raise UsageError(
+            "--config: a config file is required (or set AVAILMON_CONFIG; `availmon run` "
+            f"without one writes {EMBEDDED_CONFIG})"
+        )
     return load(args.config)
 
 

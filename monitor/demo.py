@@ -305,10 +305,32 @@ def _critical_summary(incident: Any, receiver: PageReceiver) -> dict[str, Any]:
     }
 
 
+#: where `availmon run` without a config puts the built-in simulator (HTTP API, SMTP)
+SIMULATOR_PORTS = (8025, 2525)
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 async def run_embedded(workdir: Path = Path("availmon-data")) -> int:
     """`availmon run` with no config: the daemon on embedded defaults (SQLite in
     ./availmon-data, listener 127.0.0.1:9310) against the built-in simulator."""
-    sim = Simulator(tls=True, api_key=DEMO_API_KEY, smtp_password=DEMO_SMTP_PASSWORD)
+    # the documented ports (README "The simulator") when they are free, so that its
+    # control API is where the README says; any free port otherwise
+    http_port, smtp_port = (p if port_free(p) else 0 for p in SIMULATOR_PORTS)
+    sim = Simulator(
+        http_port=http_port,
+        smtp_port=smtp_port,
+        tls=True,
+        api_key=DEMO_API_KEY,
+        smtp_password=DEMO_SMTP_PASSWORD,
+    )
     await sim.start()
     try:
         config_path = simulated_config(
