@@ -37,6 +37,7 @@ already queued (idempotent per incident, notifier, event and ``seq``).
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +51,8 @@ from monitor.config import Settings
 from monitor.store.base import Incident, IncidentEvent, OutboxItem, Store
 
 #: incident fields carried in every outbox payload, in this order
+log = logging.getLogger("availmon.incidents")
+
 INCIDENT_FIELDS: tuple[str, ...] = (
     "id",
     "service",
@@ -84,6 +87,31 @@ _HEADLINE: dict[str, str] = {
     "recover": "RECOVERED: ",
     "resolve": "RESOLVED: ",
 }
+
+
+def _log_transition(incident: Incident, kind: str, data: dict[str, Any]) -> None:
+    """One INFO line per incident event, whether or not any notifier is configured."""
+    label = "Critical Issue" if incident.severity == Severity.CRITICAL else "Non-Critical Issue"
+    detail = {
+        "opened": incident.summary,
+        "acknowledged": f"by {data.get('by', '?')}",
+        "resolved": f"by {data.get('by', '?')}"
+        + (f" ({data['auto']})" if data.get("auto") else "")
+        + (f": {data['note']}" if data.get("note") else ""),
+        "recovered": f"available since {iso(data.get('available_since'))}",
+        "unavailable_again": f"unavailable again at {iso(data.get('second'))}",
+        "superseded": f"by Critical Issue #{data.get('by_incident')}",
+        "note": f"by {data.get('by', '?')}: {data.get('text', '')}",
+    }.get(kind, "")
+    log.info(
+        "%s #%d (%s) %s%s",
+        label,
+        incident.id,
+        incident.service,
+        kind.replace("_", " "),
+        f": {detail}" if detail else "",
+        extra={"service": incident.service, "incident": incident.id},
+    )
 
 
 def incident_json(incident: Incident) -> dict[str, Any]:
@@ -251,6 +279,7 @@ class Herald:
         event = self._writes.add_event(IncidentEvent(incident.id, at, kind, event_data))
         if notices:
             self._enqueue(incident, event_data, at)
+        _log_transition(incident, kind, event_data)
         return incident, event
 
     def replay(self, incident: Incident, store: Store) -> bool:

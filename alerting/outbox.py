@@ -404,15 +404,17 @@ class Dispatcher:
 
     def _report(self, item: OutboxItem, outcome: str, event: IncidentEvent) -> None:
         """The log line and the metric of one try."""
+        context = {"incident": item.incident_id, "notifier": item.notifier}
         if outcome == "sent":
             log.info(
-                "outbox: %s %s for incident %s sent", item.notifier, item.event, item.incident_id
-            )
+                "outbox: %s %s for incident %s sent",
+                item.notifier, item.event, item.incident_id, extra=context,
+            )  # fmt: skip
         else:
             log.warning(
                 "outbox: %s %s for incident %s: %s (try %s, %s)",
                 item.notifier, item.event, item.incident_id, event.data.get("error"),
-                event.data.get("tries"), outcome,
+                event.data.get("tries"), outcome, extra=context,
             )  # fmt: skip
         if self.on_result is not None:
             try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import re
 import sys
@@ -78,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run the daemon (no -c: embedded defaults against the built-in simulator)"
     )
     with_config(run, required=False)
+    run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help="log lines as text, or one JSON object a line (default: monitor.log_format)",
+    )
 
     demo = sub.add_parser(
         "demo", help="simulated platform + daemon + scripted outage, then a summary"
@@ -177,14 +182,10 @@ def _checked_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # APScheduler logs every job addition and run at INFO: noise next to our own lines
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, getattr(logging, level)))
+def _setup_logging(level: str = "INFO", fmt: str | None = None) -> None:
+    from monitor.logs import setup
+
+    setup(level, "json" if fmt == "json" else "text")
 
 
 def _open_store(settings: Settings) -> Any:
@@ -202,10 +203,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.config:
         from monitor.demo import run_embedded
 
-        _setup_logging()
+        _setup_logging(fmt=args.log_format)
         return asyncio.run(run_embedded())
     settings = _checked_settings(args)
-    _setup_logging(settings.monitor.log_level)
+    _setup_logging(settings.monitor.log_level, args.log_format or settings.monitor.log_format)
     asyncio.run(Daemon(settings).run())
     return 0
 

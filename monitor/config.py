@@ -172,6 +172,8 @@ class MonitorConfig(ConfigModel):
     #: bearer token for POST /api/v1/... (None: write endpoints are off)
     api_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: "text" lines, or "json": one object a line (monitor/logs.py); --log-format wins
+    log_format: Literal["text", "json"] = "text"
     _sec = field_validator("api_token", mode="before")(classmethod(lambda cls, v: secret(v)))
 
     @field_validator("listen")

@@ -27,6 +27,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerting.effects import CreateIncident, EffectLog
+from alerting.escalation import iso
 from alerting.incidents import Incidents
 from alerting.model import Incident, IncidentState, OutboxItem, Severity
 from alerting.notifiers import build_notifiers
@@ -241,6 +242,11 @@ class Daemon:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+        last = {name: second for name, second in sorted(self.last_final.items())}
+        log.info(
+            "availmon stopped: last final second %s",
+            ", ".join(f"{n} {iso(t)}" for n, t in last.items()) or "none",
+        )
 
     async def run(self) -> None:
         """Run until SIGINT/SIGTERM (the `availmon run` process)."""
