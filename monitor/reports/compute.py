@@ -201,6 +201,10 @@ def _service(settings: Settings, name: str) -> ServiceConfig:
         raise ValueError(f"unknown service {name!r} (configured: {known})") from None
 
 
+class NoData(ValueError):
+    """The month has no stored second of the service (one line, for the CLI and API)."""
+
+
 def build_report(
     store: Store,
     settings: Settings,
@@ -245,6 +249,10 @@ def build_report(
         ch: store.runs(service, ch, month_start, end, vantage)
         for ch in (SERVICE_CHANNEL, *CHANNELS)
     }
+    if not runs[SERVICE_CHANNEL]:
+        # before the monitor existed, or a month still to come: nothing to report, and a
+        # report of 100 % "met" with 0 % coverage would only mislead a credit claim
+        raise NoData(f"no second of {service} is stored for {month}: nothing to report")
     timelines = {ch: Timeline.from_runs(r, period, svc.quorum) for ch, r in runs.items()}
     blind = blind_spells(store, service, period, svc.non_critical.blind_after_seconds)
     _unblind(timelines, blind, svc.combine)
@@ -312,7 +320,13 @@ def build_report(
         "unavailable_seconds": {ch: unavailable[ch] for ch in (SERVICE_CHANNEL, *CHANNELS)},
         "availability_percent": availability,
         "availability_measured_percent": measured_pct,
-        "attempts_per_second": _attempt_rates(store, svc, month_start, end),
+        "attempts_per_second": _attempt_rates(
+            store,
+            svc,
+            month_start,
+            end,
+            {ch: total - length(timelines[ch].unknown) for ch in CHANNELS},
+        ),
         "coverage_percent": coverage,
         "slo_target_percent": svc.slo_target_percent,
         "met": met,
@@ -443,10 +457,11 @@ def _evidence(
 
 
 def _attempt_rates(
-    store: Store, svc: ServiceConfig, start: int, end: int
+    store: Store, svc: ServiceConfig, start: int, end: int, measured: dict[str, int]
 ) -> dict[str, dict[str, float | None]]:
     """Configured k per channel (summed over its probes) and the mean observed from the
-    per-minute counts over the reported seconds."""
+    per-minute counts over the channel's *measured* seconds (not over the seconds the
+    monitor was down, which would make a healthy 2/s read 0.004/s)."""
     observed = {ch: 0 for ch in CHANNELS}
     if isinstance(store, AttemptTotals):
         for channel, n in store.attempt_totals(svc.name, start, end).items():
@@ -456,10 +471,10 @@ def _attempt_rates(
         for mc in store.minute_counts(svc.name, start, end):
             if mc.channel in observed:
                 observed[mc.channel] += mc.count
-    seconds = end - start
     rates: dict[str, dict[str, float | None]] = {}
     for ch in CHANNELS:
         k = sum(p.attempts_per_second for p in svc.probes if p.enabled and p.channel == ch)
+        seconds = measured.get(ch, end - start)
         rates[ch] = {
             "configured": float(k),
             "observed": None if seconds <= 0 else round(observed[ch] / seconds, 4),

@@ -23,7 +23,7 @@ from alerting.notifiers.email import EmailConfig, send_via
 from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.intervals import month_bounds, previous_month
-from monitor.reports.compute import build_report
+from monitor.reports.compute import NoData, build_report
 from monitor.reports.render import EXTENSIONS, fmt_value, render
 from monitor.store.base import Store
 
@@ -79,7 +79,13 @@ def _write(
         if fmt not in EXTENSIONS:
             raise ValueError(f"unknown report format {fmt!r} (json, csv, md, html)")
     names = services if services is not None else [s.name for s in settings.services]
-    reports = [build_report(store, settings, name, month, now=now) for name in names]
+    reports = []
+    for name in names:
+        try:
+            reports.append(build_report(store, settings, name, month, now=now))
+        except NoData:
+            # the month before the monitor existed: no report (not a 100 % one)
+            log.info("monthly report: no second of %s is stored for %s; none written", name, month)
     written: list[Path] = []
     for fmt in formats:
         docs: list[tuple[str | None, list[dict[str, Any]]]] = [(r["service"], [r]) for r in reports]
@@ -150,6 +156,8 @@ class ReportJob:
                 await asyncio.to_thread(
                     self.store.set_state, ledger_key(r["service"], month), entry
                 )
+            if not reports:
+                return paths
             log.info("wrote %d report files for %s", len(paths), month)
             if self.send_email and self._email_target() is not None:
                 await self._email(month, reports, paths)
@@ -171,7 +179,7 @@ class ReportJob:
         missing = [n for n, e in entries.items() if e is None]
         paths: list[Path] = []
         if missing:
-            log.info("report catch-up: writing %s for %s", month, ", ".join(missing))
+            log.debug("report catch-up: %s for %s", month, ", ".join(missing))
             paths = await self.run_month(month, missing)
         unsent = [n for n, e in entries.items() if e is not None and e.get("emailed") is False]
         if unsent and self.send_email and self._email_target() is not None:

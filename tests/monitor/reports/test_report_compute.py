@@ -13,6 +13,7 @@ from monitor.reports.compute import (
     REPORT_KEYS,
     AttemptTotals,
     BlindMinutes,
+    NoData,
     _blind_minutes,
     build_report,
 )
@@ -162,7 +163,8 @@ def test_evidence_samples_distinct_seconds(store: Store) -> None:
     )
     r = build_report(store, settings, "mail", "2026-05", now=AFTER)
     assert [e["second"] - start for e in r["outages"][0]["evidence"]] == [60, 61, 62]
-    assert r["attempts_per_second"]["api"]["observed"] == round(600 / (31 * DAY), 4)
+    # over the seconds measured (a few minutes of the month), not over the whole month
+    assert r["attempts_per_second"]["api"]["observed"] == 2.0
 
 
 def test_merge_gap_joins_close_outages(store: Store) -> None:
@@ -183,7 +185,7 @@ def test_report_has_exactly_the_documented_keys(store: Store) -> None:
     assert set(r["attempts_per_second"]) == {"api", "smtp"}
     assert r["attempts_per_second"]["api"]["configured"] == 1.0
     # 18000 April seconds measured, one attempt each, minus the 10 s launch gap
-    assert r["attempts_per_second"]["api"]["observed"] == round((18000 - 10) / (30 * DAY), 4)
+    assert r["attempts_per_second"]["api"]["observed"] == 1.0  # over the measured seconds
 
 
 def test_dst_month_in_new_york(store: Store) -> None:
@@ -279,13 +281,15 @@ def test_current_month_is_partial_and_fully_covered(store: Store) -> None:
     assert any("coverage" in w for w in r["warnings"])
 
 
-def test_future_month_is_empty_and_partial(store: Store) -> None:
-    r = build_report(store, settings_for(), "mail", "2026-07", now=T("2026-06-01T12:00:00Z"))
-    assert r["partial"] is True
-    assert r["total_seconds"] == 0
-    assert r["availability_percent"] is None and r["met"] is None
-    assert r["daily"] == [] and r["outages"] == []
-    assert "no seconds to report in this period" in r["warnings"]
+def test_a_month_with_no_stored_second_is_refused(store: Store) -> None:
+    settings = settings_for()
+    # a future month, and a month before the monitor existed: nothing is stored
+    with pytest.raises(NoData, match="no second of mail is stored for 2026-07"):
+        build_report(store, settings, "mail", "2026-07", now=T("2026-06-01T12:00:00Z"))
+    Feeder(settings, store).run(T("2026-05-10T00:00:00Z"), T("2026-05-10T00:01:00Z"), Pattern())
+    with pytest.raises(NoData, match="2026-04"):
+        build_report(store, settings, "mail", "2026-04", now=AFTER)
+    assert build_report(store, settings, "mail", "2026-05", now=AFTER)["total_seconds"] > 0
 
 
 def test_credit_tier_and_missed_target(store: Store) -> None:
@@ -372,6 +376,7 @@ def test_incidents_with_callback_and_updates(store: Store) -> None:
             resolved_at=float(T("2026-03-02T00:00:00Z")),
         )
     )
+    Feeder(settings, store).run(T("2026-04-16T00:00:00Z"), T("2026-04-16T00:01:00Z"), Pattern())
     r = build_report(store, settings, "mail", "2026-04", now=AFTER)
     assert [i["id"] for i in r["incidents"]] == [late.id, inc.id]  # March's resolved one is out
     first, second = r["incidents"]
@@ -450,7 +455,7 @@ def test_aggregate_attempt_totals_give_the_same_rates(tmp_path: Path) -> None:
     plain = SQLiteStore(str(tmp_path / "s.db"))  # the same file, without the aggregate
     slow = build_report(plain, settings, "mail", "2026-05", now=AFTER)
     assert fast["attempts_per_second"] == slow["attempts_per_second"]
-    assert slow["attempts_per_second"]["api"]["observed"] == round(590 / (31 * DAY), 4)
+    assert slow["attempts_per_second"]["api"]["observed"] == 1.0
     summing.close()
     plain.close()
 
@@ -463,7 +468,7 @@ def test_service_without_smtp_probe(store: Store) -> None:
     )
     r = build_report(store, settings, "api-only", "2026-05", now=AFTER)
     assert r["unavailable_seconds"] == {"service": 2, "api": 2, "smtp": 0}
-    assert r["attempts_per_second"]["smtp"] == {"configured": 0.0, "observed": 0.0}
+    assert r["attempts_per_second"]["smtp"] == {"configured": 0.0, "observed": None}
     assert r["attempts_per_second"]["api"]["configured"] == 2.0
     assert set(r["timeline"]) == {"service", "api"}  # no strip for a channel never probed
 

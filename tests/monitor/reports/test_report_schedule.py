@@ -112,6 +112,18 @@ async def test_catch_up_writes_a_missed_month_once(tmp_path: Path, store: Store)
     assert not (tmp_path / "reports" / "2026-04" / "availmon-2026-04-mail.md").exists()
 
 
+async def test_first_start_writes_no_report_for_a_month_before_the_monitor(
+    tmp_path: Path, store: Store
+) -> None:
+    settings = job_settings(tmp_path)
+    # the monitor's first second is in May: April was before it existed
+    Feeder(settings, store).run(T("2026-05-03T07:59:00Z"), T("2026-05-03T08:00:00Z"), Pattern())
+    job = ReportJob(settings, store, FakeClock(T("2026-05-03T08:00:00Z")), send_email=False)
+    assert await job.catch_up() == []
+    assert store.get_state(ledger_key("mail", "2026-04")) is None
+    assert not (tmp_path / "reports" / "2026-04").exists()
+
+
 async def test_catch_up_leaves_the_first_minutes_to_the_cron_job(
     tmp_path: Path, store: Store
 ) -> None:
