@@ -27,7 +27,9 @@ Non-Critical Issue (``[services.non_critical]``), at most one unresolved per ser
     * ``unavailable``: at least ``min_unavailable_seconds`` unavailable seconds in its
       ``window_seconds`` that are *short of a Critical Issue*: a second counts once it has
       left the Critical window without a Critical Issue opening, so an outage that becomes
-      Critical does not also file a ticket a minute earlier.
+      Critical does not also file a ticket a minute earlier; and a second a Critical Issue
+      counted never counts, also after a person resolves it mid-outage and after a
+      restart (`_rebuild` reads the resolved Critical Issues' last counted second).
     * ``failure_ratio``: qualifying failures (timeout + server_error) are at least
       ``failure_ratio`` of conclusive attempts (every outcome but probe_error) of the
       channels' ``counts`` over ``window_seconds``; judged only once the policy has watched
@@ -313,6 +315,7 @@ class Policy:
         if inc is not None and inc.state.ongoing:
             inc.unavailable_seconds += 1
             inc.last_unavailable = s
+            w.nc_floor = s  # counted by the Critical Issue: never by a Non-Critical one
             _merge_channels(inc, channels)
             since = self._dirty.setdefault(inc.id, s)
             if s - since + 1 >= FLUSH_EVERY:
@@ -324,6 +327,7 @@ class Policy:
                 _merge_channels(inc, channels)
                 inc = self.incidents.relapse(inc, s, at=now)
                 self._active[inc.id] = inc
+                w.nc_floor = s
                 self._supersede(w, inc, s, now)
                 return
         if len(w.crit) < cc.min_unavailable_seconds:
@@ -586,6 +590,14 @@ class Policy:
             floor = last
         elif crit is not None:
             floor = max(floor, int(crit.data.get("recovered_second", floor)))
+        # A Critical Issue resolved before the restart still owns the seconds it counted:
+        # they open neither a Non-Critical Issue nor, after a person's resolve (which
+        # clears the Critical window), a new Critical one.
+        owned = start - 1
+        for done in self._store.list_incidents(name, severity=Severity.CRITICAL, limit=5):
+            if done.state == IncidentState.RESOLVED and done.last_unavailable is not None:
+                owned = max(owned, done.last_unavailable)
+        floor = max(floor, owned)
         w.nc_floor = floor
         runs = self._store.runs(name, SERVICE_CHANNEL, start, last + 1, vantage)
         w.crit.clear()
@@ -597,7 +609,8 @@ class Policy:
                 if excluded(second):
                     continue
                 if second > last - cc.window_seconds:
-                    w.crit.append(second)  # leaves for nc_unav later only if > nc_floor
+                    if second > owned:
+                        w.crit.append(second)  # leaves for nc_unav later only if > nc_floor
                 elif second > last - ncc.window_seconds and second > floor:
                     w.nc_unav.append(second)
         w.streak = _trailing_available(runs, last, excluded)

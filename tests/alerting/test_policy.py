@@ -636,3 +636,23 @@ def test_unknown_seconds_with_failed_attempts_count_for_blindness_not_failures(
         rig.policy.on_second(s, vs)
     [inc] = rig.incidents()
     assert inc.kind == "blind" and inc.data["kinds"] == ["blind"]
+
+
+def test_seconds_a_critical_issue_counted_never_open_a_non_critical_one(rig: Rig) -> None:
+    """Resolved by a person before it recovered: the seconds it counted (which have left
+    the Critical window meanwhile) are not "short of a Critical Issue"; nor after a
+    restart, when the resolved incident is no longer tracked."""
+    rig.feed("A" * 5 + "U" * 120)
+    [crit] = rig.incidents()
+    Incidents(rig.settings, rig.store, rig.clock).resolve(crit.id, "alice", "known")
+    rig.policy.absorb({crit.id: rig.store.get_incident(crit.id)})
+    rig.feed("A" * 3)
+    assert [i.severity for i in rig.incidents()] == ["critical"]
+    # a restart rebuilds the windows from the stored seconds
+    rig.policy = rig.new_policy()
+    rig.policy.restore()
+    rig.feed("A" * 3)
+    assert [i.severity for i in rig.incidents()] == ["critical"]
+    # a short outage afterwards is still a Non-Critical Issue
+    rig.feed("U" * 20 + "A" * 70)
+    assert [i.severity for i in rig.incidents()] == ["critical", "non_critical"]
