@@ -55,9 +55,12 @@ class MalformedRequestLine(logging.Filter):
             # the client wrote it: no control characters (terminal escapes) in our log
             why = text.encode("ascii", "backslashreplace").decode("ascii")
             why = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in why)
-            record.msg, record.args = "malformed HTTP request from %s answered 400: %s", (
-                peer,
-                why or type(exc).__name__,
+            record.msg, record.args = (
+                "malformed HTTP request from %s answered 400: %s",
+                (
+                    peer,
+                    why or type(exc).__name__,
+                ),
             )
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.INFO, "INFO"
