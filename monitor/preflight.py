@@ -24,13 +24,17 @@ from pydantic import BaseModel, SecretStr
 from alerting.notifiers import NOTIFIERS
 from monitor.clock import SystemClock
 from monitor.config import Settings
-from monitor.schema import ConfigError
+from monitor.schema import ConfigError, unresolved_secrets
 from monitor.store import BACKENDS
 from probes import PROBES
 
 
 async def preflight(settings: Settings, source: str) -> None:
-    """Raise `ConfigError` (one line) for the first part of `settings` that cannot work."""
+    """Raise `ConfigError` (one line) for the first part of `settings` that cannot work;
+    every secret reference that cannot be resolved is named, not just the first."""
+    missing = unresolved_secrets(settings)
+    if missing:
+        raise ConfigError(f"{source}: secrets not available: {'; '.join(missing)}")
     clock = SystemClock()
     scheme = settings.store.url.partition("://")[0]
     if scheme not in BACKENDS:

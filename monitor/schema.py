@@ -43,11 +43,62 @@ def resolve_secret(value: str) -> str:
     return value
 
 
+class SecretRef(SecretStr):
+    """A secret named by reference (``env:NAME``, ``file:PATH``), resolved when first used:
+    so a command that never uses a secret (``availmon report``) does not need it set.
+    `run` and `check-config` resolve every one before starting (`unresolved_secrets`),
+    naming each that is missing."""
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(reference)  # the reference, not the secret: shown masked anyway
+        self.reference = reference
+        self._resolved: str | None = None
+
+    def get_secret_value(self) -> str:
+        if self._resolved is None:
+            self._resolved = resolve_secret(self.reference)  # ValueError: what is missing
+        return self._resolved
+
+
+def is_reference(value: str) -> bool:
+    return value.startswith(("env:", "file:"))
+
+
 def secret(value: Any) -> Any:
-    """A `mode="before"` validator body: a string becomes a `SecretStr` of what it names."""
+    """A `mode="before"` validator body: a reference becomes a `SecretRef` (resolved when
+    used), any other string a `SecretStr` of itself."""
     if isinstance(value, str):
-        return SecretStr(resolve_secret(value))
+        if is_reference(value):
+            if not value.partition(":")[2].strip():
+                raise ValueError(f"{value!r} names no variable or file")
+            return SecretRef(value)
+        return SecretStr(value)
     return value
+
+
+def unresolved_secrets(model: BaseModel) -> list[str]:
+    """``path: why`` for every secret reference of `model` that cannot be resolved now
+    (a variable not set, a file not readable), all of them, in config order."""
+    found: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, SecretRef):
+            try:
+                value.get_secret_value()
+            except ValueError as exc:
+                found.append(f"{path}: {exc}")
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name), f"{path}.{name}" if path else name)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}")
+        elif isinstance(value, list | tuple):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+
+    walk(model, "")
+    return found
 
 
 def secret_map(value: Any) -> Any:
@@ -92,6 +143,8 @@ def header_names(headers: dict[str, Any]) -> dict[str, Any]:
     for name, value in headers.items():
         if not is_token(name):
             raise ValueError(f"header name {name!r} is not a valid HTTP field name")
+        if isinstance(value, SecretRef):
+            continue  # resolved when used: the probe checks it then (probes/http.py)
         raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
         if any(c in raw for c in "\r\n\0"):
             raise ValueError(f"header {name}: a value may not contain a line break")

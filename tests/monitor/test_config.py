@@ -290,3 +290,21 @@ def test_relative_paths_are_the_config_files_folder(
     assert done.returncode == 0, done.stderr
     assert f"store:   {home / 'data' / 'availmon.db'}" in done.stdout
     assert f"reports: {home / 'reports'}" in done.stdout
+
+
+def test_commands_that_never_use_a_secret_do_not_need_it(tmp_path: Path) -> None:
+    extra = (
+        'headers = { Authorization = "env:AVAILMON_SURELY_UNSET_KEY" }\n'
+        '[[notifiers]]\ntype = "pagerduty"\nname = "pd"\n'
+        'routing_key = "env:AVAILMON_SURELY_UNSET_PD"\n'
+    )
+    path = minimal_config(tmp_path / "c.toml", f"sqlite:///{tmp_path / 'a.db'}", extra=extra)
+    listed = run_cli("incidents", "-c", str(path), "list")
+    assert listed.returncode == 0, listed.stderr
+    windows = run_cli("maintenance", "-c", str(path), "list")
+    assert windows.returncode == 0, windows.stderr
+    # the daemon does use them: every missing one is named, on one line
+    checked = run_cli("check-config", "-c", str(path))
+    assert checked.returncode == 2
+    [line] = checked.stderr.splitlines()
+    assert "AVAILMON_SURELY_UNSET_KEY" in line and "AVAILMON_SURELY_UNSET_PD" in line
