@@ -155,6 +155,12 @@ class LiveView:
             self.counts[v.channel][v.verdict] += 1
         if self.tty:
             self.draw()
+        else:
+            # piped (| tee, a log): one line per decided second, nothing redrawn
+            stamp = time.strftime("%H:%M:%SZ", time.gmtime(second))
+            marks = "  ".join(f"{v.channel} {MARKS[v.verdict]}" for v in verdicts)
+            self.out.write(f"{stamp}  {marks}\n")
+            self.out.flush()
 
     def draw(self) -> None:
         lines = []
@@ -266,12 +272,14 @@ async def run_demo(
             out.write(f"measured {measured[ch]:>3}  {ok}\n")
         ci = summary["critical_issue"]
         if ci["opened"]:
+            opened = ci["opened_at"] - ci["outage_start"]
             out.write(
-                f"Critical Issue opened {ci['opened_at'] - ci['outage_start']:.1f} s after the "
-                f"outage started; page received {ci['notified_at'] - ci['outage_start']:.1f} s "
-                "after it\n"
+                f"Critical Issue opened {opened:.1f} s after the outage started; page received"
+                f" {ci['notified_at'] - ci['outage_start']:.1f} s after the outage started"
+                f" ({ci['notified_at'] - ci['opened_at']:.2f} s after the opening)\n"
                 if ci["notified_at"]
-                else "Critical Issue opened; no page received\n"
+                else f"Critical Issue opened {opened:.1f} s after the outage started; no page"
+                " received\n"
             )
         else:
             out.write("no Critical Issue opened\n")

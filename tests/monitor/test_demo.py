@@ -114,3 +114,24 @@ def test_port_free_sees_a_bound_port() -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         assert not port_free(s.getsockname()[1])
+
+
+def test_the_live_view_piped_prints_one_line_per_second() -> None:
+    import io
+
+    from monitor.demo import LiveView
+    from monitor.verdicts import SecondVerdict, Verdict
+
+    out = io.StringIO()  # not a terminal: nothing is redrawn
+    view = LiveView(out)
+    for second, verdict in (
+        (1_800_000_000, Verdict.AVAILABLE),
+        (1_800_000_001, Verdict.UNAVAILABLE),
+    ):
+        view(
+            second,
+            [SecondVerdict("simulated", ch, second, verdict, "demo") for ch in ("api", "service")],
+        )
+    lines = out.getvalue().splitlines()
+    assert lines == ["08:00:00Z  api .  service .", "08:00:01Z  api X  service X"]
+    assert "\x1b[" not in out.getvalue()
