@@ -108,8 +108,10 @@ MIN_INSTANT, MAX_INSTANT = 0, 253_402_300_799  # 1970-01-01 .. 9999-12-31T23:59:
 MAX_ID = 2**63 - 1
 
 
-def parse_instant(value: str, name: str) -> int:
-    """Epoch seconds (int or float) or ISO-8601 (a zone-less time is UTC) → epoch second."""
+def parse_instant(value: str, name: str, *, need_offset: bool = False) -> int:
+    """Epoch seconds (int or float) or ISO-8601 → epoch second. A zone-less time is UTC,
+    unless `need_offset` (a maintenance window: an hour off is an hour of SLA excluded
+    wrongly), when it is refused."""
     value = value.strip()
     shown = value if len(value) <= 40 else value[:40] + "…"
     if re.fullmatch(r"-?[0-9]{1,20}(\.[0-9]{1,9})?", value, re.ASCII):
@@ -120,6 +122,10 @@ def parse_instant(value: str, name: str) -> int:
         except (ValueError, OverflowError):
             raise BadRequest(f"{name}: not an epoch second or ISO-8601 time: {shown!r}") from None
         if dt.tzinfo is None:
+            if need_offset:
+                raise BadRequest(
+                    f"{name}: give the time with its UTC offset (Z or +hh:mm): {shown!r}"
+                )
             dt = dt.replace(tzinfo=UTC)
         try:
             t = int(dt.timestamp())
@@ -128,6 +134,19 @@ def parse_instant(value: str, name: str) -> int:
     if not MIN_INSTANT <= t <= MAX_INSTANT:
         raise BadRequest(f"{name}: out of range (1970 to 9999): {shown!r}")
     return t
+
+
+def overlap_warnings(existing: Any, service: str, start: int, end: int) -> list[str]:
+    """One line per window of the same service (or of every service) that [start, end)
+    overlaps: allowed (the exclusion is their union), but likely a mistake."""
+    out = []
+    for w in existing:
+        same_scope = w.service == service or "*" in (service, w.service)
+        if same_scope and w.start < end and start < w.end:
+            a = datetime.fromtimestamp(w.start, UTC).isoformat()
+            b = datetime.fromtimestamp(w.end, UTC).isoformat()
+            out.append(f"overlaps maintenance window {w.id} ({w.service}, {a} .. {b})")
+    return out
 
 
 def parse_id(raw: str, what: str) -> int:
@@ -449,16 +468,20 @@ async def maintenance_add(request: web.Request) -> web.Response:
         raise BadRequest(f"service: unknown service {service!r}")
     if "start" not in body or "end" not in body:
         raise BadRequest("start/end: both are required")
-    start = parse_instant(str(body["start"]), "start")
-    end = parse_instant(str(body["end"]), "end")
+    start = parse_instant(str(body["start"]), "start", need_offset=True)
+    end = parse_instant(str(body["end"]), "end", need_offset=True)
     if end <= start:
         raise BadRequest("end: must be after start")
     assert d.store is not None
-    w = await asyncio.to_thread(
-        d.store.add_maintenance, service, start, end, str(body.get("reason", ""))
-    )
+    store = d.store
+
+    def add() -> tuple[Any, list[str]]:
+        warnings = overlap_warnings(store.list_maintenance(None, start, end), service, start, end)
+        return store.add_maintenance(service, start, end, str(body.get("reason", ""))), warnings
+
+    w, warnings = await asyncio.to_thread(add)
     await d.reload_maintenance()
-    return _json(dataclasses.asdict(w), 201)
+    return _json({**dataclasses.asdict(w), "warnings": warnings}, 201)
 
 
 async def maintenance_remove(request: web.Request) -> web.Response:

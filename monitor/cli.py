@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
 
 from alerting.model import IncidentState, Severity
 from monitor import __version__
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     il.add_argument("--json", action="store_true")
     ish = isub.add_parser("show")
     ish.add_argument("id", type=int)
+    ish.add_argument("--json", action="store_true", help="the whole record as JSON")
     ia = isub.add_parser("ack")
     ia.add_argument("id", type=int)
     ia.add_argument("--by", required=True)
@@ -307,6 +309,50 @@ def _print_incident_table(rows: Sequence[dict[str, Any]]) -> None:
         )
 
 
+def _incident_text(shown: dict[str, Any], tz: ZoneInfo) -> str:
+    """`incidents show` for a person: the incident, its timeline and its notifications,
+    times in the report's zone."""
+    from datetime import datetime
+
+    def when(t: float | None) -> str:
+        if t is None:
+            return "-"
+        return datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    i = shown["incident"]
+    label = "Critical Issue" if i["severity"] == "critical" else "Non-Critical Issue"
+    lines = [f"{label} #{i['id']} — {i['service']} — {i['state']}", i["summary"] or "", ""]
+    rows = [
+        ("opened", when(i["opened_at"])),
+        ("acknowledged", f"{when(i['acknowledged_at'])} by {i['acknowledged_by']}")
+        if i["acknowledged_at"]
+        else ("acknowledge by", when(i["ack_due_at"])),
+        ("recovered", when(i["recovered_at"])),
+        ("resolved", f"{when(i['resolved_at'])} by {i['resolved_by']}")
+        if i["resolved_at"]
+        else ("resolved", "-"),
+        ("unavailable", f"{i['unavailable_seconds']} s, from {when(i['first_unavailable'])}"
+         f" to {when(i['last_unavailable'])}"),
+        ("dedup key", i["dedup_key"]),
+    ]  # fmt: skip
+    lines += [f"  {k:<15} {v}" for k, v in rows]
+    lines += ["", "timeline:"]
+    for e in shown["timeline"]:
+        data = ", ".join(f"{k}={v}" for k, v in e["data"].items() if k not in ("notify", "seq"))
+        lines.append(f"  {when(e['at'])}  {e['kind']:<18} {data}")
+    lines += ["", "notifications:"]
+    for n in shown["notifications"] or []:
+        tail = f"sent {when(n['sent_at'])}" if n["sent_at"] else f"{n['state']}"
+        error = f" — {n['last_error']}" if n["last_error"] else ""
+        lines.append(
+            f"  {n['notifier']:<14} {n['event']:<12} {n['tier'] or '-':<10} {tail}"
+            f" ({n['tries']} tries){error}"
+        )
+    if not shown["notifications"]:
+        lines.append("  none (no notifier for its tier)")
+    return "\n".join(lines)
+
+
 def cmd_incidents(args: argparse.Namespace) -> int:
     from alerting.incidents import Incidents, IncidentStateError
     from monitor.clock import SystemClock
@@ -323,7 +369,11 @@ def cmd_incidents(args: argparse.Namespace) -> int:
             else:
                 _print_incident_table(rows)
         elif args.action == "show":
-            print(json.dumps(inc.show(args.id), indent=2, default=str))
+            shown = inc.show(args.id)
+            if args.json:
+                print(json.dumps(shown, indent=2, default=str, ensure_ascii=False))
+            else:
+                print(_incident_text(shown, ZoneInfo(s.report.timezone)))
         elif args.action == "ack":
             inc.ack(args.id, args.by)
             print(f"incident {args.id} acknowledged by {args.by}")
@@ -343,7 +393,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 def cmd_maintenance(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from monitor.api import BadRequest, parse_instant
+    from monitor.api import BadRequest, overlap_warnings, parse_instant
     from monitor.store.base import NotFound
 
     s = _settings(args)
@@ -352,19 +402,25 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
         if args.service != "*" and args.service not in [x.name for x in s.services]:
             raise UsageError(f"--service: unknown service {args.service!r}")
         try:
-            start = parse_instant(args.start, "--start")
-            end = parse_instant(args.end, "--end")
+            start = parse_instant(args.start, "--start", need_offset=True)
+            end = parse_instant(args.end, "--end", need_offset=True)
         except BadRequest as exc:
             raise UsageError(str(exc)) from None
         if end <= start:
             raise UsageError("--end: must be after --start")
+        existing = store.list_maintenance(None, start, end)
+        for warning in overlap_warnings(existing, args.service, start, end):
+            sys.stderr.write(f"availmon: warning: {warning}\n")
         w = store.add_maintenance(args.service, start, end, args.reason, "cli")
         print(f"maintenance window {w.id} added")
     elif args.action == "list":
+        print(
+            f"{'ID':>4}  {'SERVICE':<16} {'START (UTC)':<25}    {'END (UTC)':<25}  SOURCE  REASON"
+        )
         for w in store.list_maintenance(args.service):
             a = datetime.fromtimestamp(w.start, UTC).isoformat()
             b = datetime.fromtimestamp(w.end, UTC).isoformat()
-            print(f"{w.id:>4}  {w.service:<16} {a} .. {b}  [{w.source}] {w.reason}")
+            print(f"{w.id:>4}  {w.service:<16} {a:<25} .. {b:<25}  {w.source:<6}  {w.reason}")
     elif args.action == "remove":
         try:
             store.remove_maintenance(args.id)

@@ -227,15 +227,32 @@ def spec() -> dict[str, Any]:
                                     "required": ["start", "end"],
                                     "properties": {
                                         "service": {"type": "string"},
-                                        "start": {"type": ["string", "number"]},
-                                        "end": {"type": ["string", "number"]},
+                                        "start": {
+                                            "type": ["string", "number"],
+                                            "description": "epoch, or ISO-8601 with offset",
+                                        },
+                                        "end": {
+                                            "type": ["string", "number"],
+                                            "description": "epoch, or ISO-8601 with offset",
+                                        },
                                         "reason": {"type": "string"},
                                     },
                                 }
                             }
                         },
                     },
-                    "responses": {"201": _ok("the window", _ref("Maintenance")), **errors},
+                    "responses": {
+                        "201": _ok(
+                            "the window, with warnings (windows it overlaps)",
+                            {
+                                "allOf": [
+                                    _ref("Maintenance"),
+                                    _obj({"warnings": {"type": "array", "items": _STR}}),
+                                ]
+                            },
+                        ),
+                        **errors,
+                    },
                 },
             },
             "/api/v1/maintenance/{id}": {

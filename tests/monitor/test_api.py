@@ -173,9 +173,24 @@ async def test_maintenance_windows_through_the_api(api: tuple[TestClient, int, P
     r = await client.post("/api/v1/maintenance", json=window, headers=AUTH)
     assert r.status == 201
     created = await r.json()
-    assert created["end"] - created["start"] == 3600
+    assert created["end"] - created["start"] == 3600 and created["warnings"] == []
     listed = (await (await client.get("/api/v1/maintenance")).json())["maintenance"]
     assert [w["id"] for w in listed] == [created["id"]]
+    r = await client.post(
+        "/api/v1/maintenance", headers=AUTH, json={**window, "start": "2026-12-06T02:30:00"}
+    )
+    assert r.status == 400 and "UTC offset" in (await r.json())["error"]
+    r = await client.post(
+        "/api/v1/maintenance",
+        headers=AUTH,
+        json={**window, "service": "*", "start": "2026-12-06T02:30:00+00:00"},
+    )
+    overlapping = await r.json()
+    assert r.status == 201
+    assert overlapping["warnings"][0].startswith(f"overlaps maintenance window {created['id']}")
+    assert (
+        await client.delete(f"/api/v1/maintenance/{overlapping['id']}", headers=AUTH)
+    ).status == 200
     r = await client.post(
         "/api/v1/maintenance", headers=AUTH, json={**window, "end": "2026-12-06T01:00:00Z"}
     )
@@ -228,8 +243,13 @@ def test_cli_incidents_and_maintenance(
         main(["incidents", "-c", cfg, "resolve", str(ident), "--by", "carol", "--note", "fixed"])
         == 0
     )
+    capsys.readouterr()
     assert main(["incidents", "-c", cfg, "show", str(ident)]) == 0
-    shown = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    text = capsys.readouterr().out
+    assert text.startswith(f"Critical Issue #{ident} — svc — resolved")
+    assert "by carol" in text and "timeline:" in text and "\\u" not in text
+    assert main(["incidents", "-c", cfg, "show", str(ident), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
     assert shown["incident"]["state"] == "resolved"
     assert (
         main(
@@ -250,8 +270,22 @@ def test_cli_incidents_and_maintenance(
         )
         == 0
     )
+    capsys.readouterr()
+    # a time without its UTC offset is refused; an overlapping window is warned about
+    for start in ("2026-12-06T02:30", "2026-12-06T02:30+00:00"):
+        code = main(
+            ["maintenance", "-c", cfg, "add", "--start", start, "--end", "2026-12-06T04:00Z"]
+        )
+        out = capsys.readouterr()
+        if start.endswith("+00:00"):
+            assert code == 0
+            assert out.err.startswith("availmon: warning: overlaps maintenance window")
+        else:
+            assert code == 2 and "UTC offset" in out.err and out.err.count("\n") == 1
     assert main(["maintenance", "-c", cfg, "list"]) == 0
-    assert "2026-12-06T02:00:00+00:00" in capsys.readouterr().out
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].split()[:3] == ["ID", "SERVICE", "START"]
+    assert "2026-12-06T02:00:00+00:00" in listed[1]
     assert (
         main(["maintenance", "-c", cfg, "add", "--service", "nope", "--start", "1", "--end", "2"])
         == 2
