@@ -96,6 +96,7 @@ class Daemon:
         self.serve_http = serve_http
         self.vantage = settings.monitor.vantage
         self.started_at = self.clock.wall()
+        self._started = False  # start() finished: stop() logs the stop
         self.last_final: dict[str, int] = {}
         self.last_verdicts: dict[tuple[str, str], SecondVerdict] = {}
         #: the last verdict per (service, channel) that is in the store: what the API
@@ -210,6 +211,7 @@ class Daemon:
         job.install(self.scheduler)
         self._tasks.append(asyncio.create_task(job.catch_up(), name="report-catch-up"))
         self.scheduler.start()
+        self._started = True
         log.info(
             "availmon started: vantage=%s services=%s listen=%s store=%s",
             self.vantage,
@@ -242,6 +244,8 @@ class Daemon:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+        if not self._started:
+            return  # a start that failed said so itself, in one line
         last = {name: second for name, second in sorted(self.last_final.items())}
         log.info(
             "availmon stopped: last final second %s",
