@@ -20,8 +20,6 @@ import asyncio
 import json
 import logging
 import resource
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,18 +28,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from simproc import simulator  # noqa: E402  (bench/, beside this script)
+
 from monitor.clock import SystemClock  # noqa: E402
 from monitor.config import Settings, parse  # noqa: E402
 from monitor.detector import Detector  # noqa: E402
 from monitor.gcpacer import start_pacer  # noqa: E402
 from monitor.launcher import Launcher  # noqa: E402
 from probes.compat_asyncio import backport_transport_cycle_fix  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def settings(n: int, url: str, aligned: bool) -> Settings:
@@ -105,26 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     backport_transport_cycle_fix()  # as `availmon run` does at start
-    port = free_port()
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "simulate", "--host", "127.0.0.1", "--http-port",
-         str(port), "--smtp-port", str(free_port()), "--no-tls"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.monotonic() > deadline:
-                print("fanout: the simulator did not start", file=sys.stderr)
-                return 2
-            time.sleep(0.1)
-        rows = asyncio.run(bench(args, f"http://127.0.0.1:{port}/api/v1/account"))
-    finally:
-        sim.terminate()
-        sim.wait(10)
+    with simulator() as url:
+        if url is None:
+            print("fanout: the simulator did not start", file=sys.stderr)
+            return 2
+        rows = asyncio.run(bench(args, url))
     if args.json:
         print(json.dumps(rows))
         return 0

@@ -20,8 +20,6 @@ import asyncio
 import json
 import logging
 import resource
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from simproc import simulator  # noqa: E402  (bench/, beside this script)
+
 from monitor.config import Settings, parse  # noqa: E402
 from monitor.daemon import Daemon  # noqa: E402
 from monitor.gcpacer import start_pacer  # noqa: E402
@@ -39,12 +39,6 @@ from probes.compat_asyncio import backport_transport_cycle_fix  # noqa: E402
 #: attempts per second of each probe; the number of services makes up the rate
 K = 5
 SERVICES_MAX = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def settings(rate: int, url: str, db: Path) -> Settings:
@@ -128,25 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--rates: each at least {2 * K}; --duration: 1 to 600 s")
     logging.basicConfig(level=logging.ERROR)
     backport_transport_cycle_fix()  # as `availmon run` does at start
-    port = free_port()
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "simulate", "--host", "127.0.0.1", "--http-port",
-         str(port), "--smtp-port", str(free_port()), "--no-tls"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-    )  # fmt: skip
-    try:
-        for _ in range(150):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        else:
+    with simulator() as url:
+        if url is None:
             print("overload: the simulator did not start", file=sys.stderr)
             return 2
-        rows = asyncio.run(bench(rates, f"http://127.0.0.1:{port}/api/v1/account", args.duration))
-    finally:
-        sim.terminate()
-        sim.wait(10)
+        rows = asyncio.run(bench(rates, url, args.duration))
     if args.json:
         print(json.dumps(rows))
         return 0

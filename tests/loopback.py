@@ -73,12 +73,19 @@ def minimal_config(
     return path
 
 
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`python -m monitor ARGS` in a child process, its output captured."""
+def run_cli(
+    *args: str,
+    timeout: float = 60,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m monitor ARGS` in a child process (in `cwd`, with `env`), output captured."""
     return subprocess.run(
         [sys.executable, "-m", "monitor", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        cwd=cwd,
+        env=env,
     )

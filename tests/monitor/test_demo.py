@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from monitor.demo import SIMULATOR_PORTS, port_free
+from tests.loopback import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -57,15 +58,7 @@ def test_demo_summary_equals_ground_truth(tmp_path: Path) -> None:
 
 def _availmon(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "AVAILMON_CONFIG"}
-    return subprocess.run(
-        [sys.executable, "-m", "monitor", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(*args, cwd=cwd, env=env)
 
 
 def test_run_without_a_config_is_found_by_the_other_commands(tmp_path: Path) -> None:
