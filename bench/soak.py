@@ -205,7 +205,7 @@ def compare(db: Path, sim: Simulator, start: int, end: int) -> dict[str, Any]:
                 "stored_twice": twice,
                 "unknown": sum(1 for v in stored.values() if v == "unknown"),
             }
-        critical = store.list_incidents(service=SERVICE, severity="critical")
+        critical = store.list_incidents(service=SERVICE, severity="critical", limit=10**6)
         out["critical"] = [(i.id, i.first_unavailable) for i in critical]
         return out
     finally:
