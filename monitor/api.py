@@ -81,7 +81,7 @@ class DaemonView(Protocol):
     vantage: str
     started_at: float
     last_final: dict[str, int]
-    stored_verdicts: dict[tuple[str, str], SecondVerdict]
+    stored_verdicts: dict[str, dict[str, SecondVerdict]]
     incidents: Incidents | None
 
     def ready(self) -> tuple[bool, str]: ...
@@ -280,9 +280,10 @@ async def status(request: web.Request) -> web.Response:
     services = []
     for svc in d.settings.services:
         verdicts = {}
+        stored = d.stored_verdicts.get(svc.name, {})
         for channel in [*svc.channels, "service"]:
             # the last one stored: never one a crash could take back
-            v = d.stored_verdicts.get((svc.name, channel))
+            v = stored.get(channel)
             verdicts[channel] = (
                 None
                 if v is None

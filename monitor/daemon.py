@@ -99,9 +99,9 @@ class Daemon:
         self._started = False  # start() finished: stop() logs the stop
         self.last_final: dict[str, int] = {}
         self.last_verdicts: dict[tuple[str, str], SecondVerdict] = {}
-        #: the last verdict per (service, channel) that is in the store: what the API
+        #: per service, the last verdict per channel that is in the store: what the API
         #: shows, so that nothing it shows can be lost by a crash (SIGKILL)
-        self.stored_verdicts: dict[tuple[str, str], SecondVerdict] = {}
+        self.stored_verdicts: dict[str, dict[str, SecondVerdict]] = {}
         #: extra callbacks (second, verdicts), e.g. the demo's view
         self.listeners: list[Callable[[int, list[SecondVerdict]], None]] = []
         self._pending_counts: collections.Counter[tuple[str, str, str, int, str]] = (
@@ -396,11 +396,13 @@ class Daemon:
             self._loop.call_soon_threadsafe(dispatcher.wake)
 
     def _stored(self, verdicts: list[SecondVerdict]) -> None:
-        # a new dict swapped in whole: an API answer never mixes two jobs' seconds
-        shown = dict(self.stored_verdicts)
-        for v in verdicts:  # in order: the last one of each key wins
-            shown[(v.service, v.channel)] = v
-        self.stored_verdicts = shown
+        # one small dict per service, swapped in whole: an answer never mixes two seconds
+        # of a service, and nothing grows with the number of services per job
+        fresh: dict[str, dict[str, SecondVerdict]] = {}
+        for v in verdicts:  # in order: the last one of each channel wins
+            fresh.setdefault(v.service, {})[v.channel] = v
+        for service, channels in fresh.items():
+            self.stored_verdicts[service] = {**self.stored_verdicts.get(service, {}), **channels}
 
     def _on_stuck(self, items: list[OutboxItem]) -> None:
         """Writer thread: the store has refused these pages' items for a while."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, quote_plus
@@ -76,28 +77,32 @@ def secret(value: Any) -> Any:
     return value
 
 
+def _secret_fields(value: Any, path: str = "") -> Iterator[tuple[str, SecretStr]]:
+    """(TOML-ish path, secret) for every `SecretStr` field of a config model, also inside
+    dicts, lists and nested models, in config order."""
+    if isinstance(value, SecretStr):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _secret_fields(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _secret_fields(v, f"{path}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _secret_fields(v, f"{path}[{i}]")
+
+
 def unresolved_secrets(model: BaseModel) -> list[str]:
     """``path: why`` for every secret reference of `model` that cannot be resolved now
     (a variable not set, a file not readable), all of them, in config order."""
     found: list[str] = []
-
-    def walk(value: Any, path: str) -> None:
+    for path, value in _secret_fields(model):
         if isinstance(value, SecretRef):
             try:
                 value.get_secret_value()
             except ValueError as exc:
                 found.append(f"{path}: {exc}")
-        elif isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                walk(getattr(value, name), f"{path}.{name}" if path else name)
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, f"{path}.{k}")
-        elif isinstance(value, list | tuple):
-            for i, v in enumerate(value):
-                walk(v, f"{path}[{i}]")
-
-    walk(model, "")
     return found
 
 
@@ -175,23 +180,7 @@ ExistingFile = Annotated[Path | None, AfterValidator(existing_file)]
 def secret_values(model: BaseModel) -> list[str]:
     """Every secret a config model holds (its `SecretStr` fields, also inside dicts and
     nested models), for scrubbing them out of whatever a target says back."""
-    found: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, SecretStr):
-            found.append(value.get_secret_value())
-        elif isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                walk(getattr(value, name))
-        elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list | tuple):
-            for v in value:
-                walk(v)
-
-    walk(model)
-    return [s for s in found if s]
+    return [v for _, field in _secret_fields(model) if (v := field.get_secret_value())]
 
 
 class Scrubber:

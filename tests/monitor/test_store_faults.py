@@ -100,7 +100,7 @@ async def _outage_while_refusing(
     assert behind is not None and behind < d.last_final[SERVICE]
     # and what the API shows of the verdicts is only what is stored (a crash now would
     # lose the rest): the last stored second, not the last decided one
-    shown = d.stored_verdicts[(SERVICE, "service")]
+    shown = d.stored_verdicts[SERVICE]["service"]
     assert shown.second <= behind < d.last_verdicts[(SERVICE, "service")].second
     await _until(
         lambda: (_sample(d, "availmon_store_pending", kind="verdicts") or 0) > 0,
