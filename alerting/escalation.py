@@ -239,11 +239,17 @@ class Herald:
         self._writes = writes
         self._clock = clock
         self._on_outbox = on_outbox
+        self._calendars: dict[str, BusinessCalendar] = {}
+        self.reconfigure(settings)
+        # times at which items held for business hours become due: the dispatcher is woken
+        self._releases: list[float] = []
+
+    def reconfigure(self, settings: Settings) -> None:
+        """A reload's config (monitor/reload.py): recipients and business calendars."""
+        self._settings = settings
         self._calendars = {
             s.name: BusinessCalendar(s.service_time_zone, s.us_holidays) for s in settings.services
         }
-        # times at which items held for business hours become due: the dispatcher is woken
-        self._releases: list[float] = []
 
     def calendar(self, service: str) -> BusinessCalendar:
         return self._calendars[service]
@@ -374,6 +380,10 @@ class Escalation:
     def __init__(self, settings: Settings, herald: Herald) -> None:
         self._settings = settings
         self._herald = herald
+
+    def reconfigure(self, settings: Settings) -> None:
+        """A reload's config: ack deadlines and update intervals as they are now."""
+        self._settings = settings
 
     def run(self, incident: Incident, now: float) -> Incident:
         """Do what is due at `now` for `incident`; returns it (persisted when changed)."""

@@ -76,7 +76,14 @@ class Incidents:
         self._settings = settings
         self._store = store
         self._clock = clock
+        self._own_herald = herald is None
         self.herald = herald or Herald(settings, store, clock, on_outbox=on_outbox)
+
+    def reconfigure(self, settings: Settings) -> None:
+        """A reload's config (and its herald's, when it is this object's own)."""
+        self._settings = settings
+        if self._own_herald:
+            self.herald.reconfigure(settings)
 
     # ------------------------------------------------------------------ human actions
 

@@ -110,6 +110,8 @@ class Dispatcher:
         self._memory: dict[Key, _MemoryPage] = {}
         self._memory_lock = threading.Lock()
         self._memory_tasks: set[asyncio.Task[None]] = set()
+        #: notifiers a reload replaced, closed once their sends have ended
+        self._closing: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ public
 
@@ -195,9 +197,11 @@ class Dispatcher:
             if tasks:
                 await asyncio.wait(tasks, timeout=remaining)
 
-    async def restore(self) -> None:
-        """Hand stateful notifiers (Alertmanager) what they delivered before a restart."""
-        stateful = {n: x for n, x in self.notifiers.items() if isinstance(x, Restorable)}
+    async def restore(self, notifiers: Mapping[str, Notifier] | None = None) -> None:
+        """Hand stateful notifiers (Alertmanager) what they delivered before a restart
+        (or before a reload replaced them)."""
+        given = self.notifiers if notifiers is None else notifiers
+        stateful = {n: x for n, x in given.items() if isinstance(x, Restorable)}
         if not stateful:
             return
         items = await asyncio.to_thread(self.store.outbox)
@@ -208,6 +212,34 @@ class Dispatcher:
             except Exception:
                 log.exception("outbox: notifier %s could not restore its state", name)
 
+    async def replace_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
+        """A reload's notifiers (monitor/reload.py): stateful ones (Alertmanager) first
+        learn what was delivered, then they take over; sends in flight finish with the
+        notifier they started with, which is then closed. Items pending for a notifier
+        the reload removed fail as "not configured" when they come due."""
+        old = self.notifiers
+        await self.restore(notifiers)
+        self.notifiers = notifiers
+        busy = [*self._inflight.values(), *self._memory_tasks]
+        task = asyncio.get_running_loop().create_task(self._close_later(old, busy))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        self.wake()
+
+    async def _close_later(
+        self, notifiers: Mapping[str, Notifier], busy: Sequence[asyncio.Task[None]]
+    ) -> None:
+        if busy:
+            await asyncio.wait(busy)
+        await self._close_all(notifiers)
+
+    async def _close_all(self, notifiers: Mapping[str, Notifier]) -> None:
+        for name, notifier in notifiers.items():
+            try:
+                await notifier.close()
+            except Exception:
+                log.exception("outbox: closing notifier %s failed", name)
+
     async def close(self) -> None:
         """Stop in-flight sends (their items stay pending) and close the notifiers."""
         tasks = [*self._inflight.values(), *self._memory_tasks]
@@ -216,11 +248,9 @@ class Dispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         # a task cancelled before it ever ran never reached its own cleanup
         self._inflight.clear()
-        for name, notifier in self.notifiers.items():
-            try:
-                await notifier.close()
-            except Exception:
-                log.exception("outbox: closing notifier %s failed", name)
+        # notifiers a reload replaced close as soon as their sends (cancelled above) end
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        await self._close_all(self.notifiers)
 
     def backoff(self, tries: int, retry_after: float | None, cap: float | None = None) -> float:
         """Seconds before try number `tries + 1` (at most `cap`, unless the receiver's

@@ -57,6 +57,12 @@ Restart (`Policy.restore`)
     mid-incident continues it without a second page. Failure ratio and blindness restart
     empty (runs do not keep attempt counts).
 
+Reload (`Policy.prepare` off the loop, then `Policy.reconfigure`)
+    A changed service keeps its windows, streak and incidents and is judged by the new
+    rules from the next second on; an added service starts with the windows and
+    unresolved incidents the store holds for it; a removed service's unresolved incidents
+    are left in the store, unwatched (one WARNING each).
+
 Human actions (`alerting.incidents.Incidents`) may run in another object or process on the
 same store: the policy re-reads its unresolved incidents before acting on them.
 """
@@ -65,7 +71,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from alerting.effects import EffectLog, IncidentWrites
@@ -140,6 +146,14 @@ class _Watch:
         self.ratio_since = second + 1
 
 
+@dataclass
+class Prepared:
+    """What `Policy.prepare` read for a reload: new services' watches and incidents."""
+
+    watches: dict[str, _Watch] = field(default_factory=dict)
+    incidents: dict[int, Incident] = field(default_factory=dict)
+
+
 class Policy:
     """Turns final seconds into incident events; see the module docstring for the rules."""
 
@@ -199,6 +213,67 @@ class Policy:
                 w.nc_id = incident.id
         for w in self._watch.values():
             self._rebuild(w)
+
+    def prepare(self, settings: Settings) -> Prepared:
+        """What a reload's config needs from the store (off the event loop): for each
+        service it adds, its unresolved incidents and its windows rebuilt from the stored
+        runs (a service removed by an earlier reload and added again continues where it
+        was)."""
+        prepared = Prepared()
+        for cfg in settings.services:
+            if cfg.name in self._watch:
+                continue
+            w = _Watch(cfg)
+            for state in ACTIVE_STATES:
+                for incident in self._store.list_incidents(cfg.name, state=state, limit=1_000_000):
+                    prepared.incidents[incident.id] = incident
+            for incident in sorted(prepared.incidents.values(), key=lambda i: i.id):
+                if incident.service != cfg.name:
+                    continue
+                if incident.severity == Severity.CRITICAL:
+                    w.critical_id = incident.id
+                else:
+                    w.nc_id = incident.id
+            self._rebuild(w, prepared.incidents)
+            prepared.watches[cfg.name] = w
+        return prepared
+
+    def reconfigure(self, settings: Settings, prepared: Prepared) -> None:
+        """Apply a reload's config (on the loop, between two seconds): services added
+        (from `prepare`), changed (their windows and open incidents carry on under the new
+        rules) and removed (their unresolved incidents stay so in the store, said in one
+        WARNING each: nothing watches them any more)."""
+        names = {s.name for s in settings.services}
+        for incident in list(self._active.values()):
+            if incident.service not in names:
+                log.warning(
+                    "incident %d (%s) of service %r stays unresolved: the service is no longer"
+                    " configured; resolve it with `availmon incidents resolve %d`",
+                    incident.id,
+                    incident.severity,
+                    incident.service,
+                    incident.id,
+                )
+                self._drop(incident.id)
+        for name in [n for n in self._watch if n not in names]:
+            del self._watch[name]
+        for cfg in settings.services:
+            w = self._watch.get(cfg.name)
+            if w is None:
+                w = self._watch[cfg.name] = prepared.watches.get(cfg.name) or _Watch(cfg)
+                for incident in prepared.incidents.values():
+                    if incident.service == cfg.name:
+                        self._active.setdefault(incident.id, incident)
+                continue
+            w.cfg = cfg
+            kept = set(cfg.channels)
+            for channel in [c for c in w.blind if c not in kept]:
+                del w.blind[channel]
+                w.blind_outcomes.pop(channel, None)
+        self._settings = settings
+        self.herald.reconfigure(settings)
+        self.incidents.reconfigure(settings)
+        self._escalation.reconfigure(settings)
 
     def on_second(self, second: int, verdicts: Sequence[SecondVerdict]) -> None:
         """All verdicts of one final second (every service; channels and ``service``)."""
@@ -568,8 +643,9 @@ class Policy:
             w.nc_hold = True
         self._drop(incident_id)
 
-    def _rebuild(self, w: _Watch) -> None:
-        """Critical and Non-Critical unavailability windows and the streak, from runs."""
+    def _rebuild(self, w: _Watch, active: Mapping[int, Incident] | None = None) -> None:
+        """Critical and Non-Critical unavailability windows and the streak, from runs
+        (`active`: the unresolved incidents to read instead of the policy's own)."""
         name = w.cfg.name
         vantage = self._settings.monitor.vantage
         last = self._store.last_second(name, SERVICE_CHANNEL, vantage)
@@ -584,7 +660,7 @@ class Policy:
         def excluded(second: int) -> bool:
             return contains(windows, second)
 
-        crit = self._get(w.critical_id)
+        crit = self._get(w.critical_id) if active is None else active.get(w.critical_id or 0)
         floor = start - 1  # Non-Critical seconds must be later than this
         if crit is not None and crit.state.ongoing:
             floor = last

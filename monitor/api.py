@@ -1,8 +1,9 @@
 """The HTTP listener: /metrics, health, and the JSON API that reads the store.
 
-Reads go through the store in a worker thread. Writes (ack, resolve, notes, maintenance)
-need `Authorization: Bearer <monitor.api_token>`; with no token configured they are off
-(403). Every error is JSON `{"error": "<one line>"}` with a fitting status.
+Reads go through the store in a worker thread. Writes (ack, resolve, notes, maintenance,
+and ``POST /-/reload``, which reads the config file again as SIGHUP does) need
+`Authorization: Bearer <monitor.api_token>`; with no token configured they are off (403).
+Every error is JSON `{"error": "<one line>"}` with a fitting status.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from monitor import __version__
 from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.metrics import Metrics
+from monitor.reload import ReloadResult
 from monitor.store.base import NotFound, Store
 from monitor.verdicts import SecondVerdict
 
@@ -89,6 +91,8 @@ class DaemonView(Protocol):
     def stored_through(self, service: str) -> int | None: ...
 
     async def reload_maintenance(self) -> None: ...
+
+    async def reload(self, why: str = "request") -> ReloadResult: ...
 
 
 log = logging.getLogger("availmon.api")
@@ -416,6 +420,25 @@ async def notes(request: web.Request) -> web.Response:
     return await _act(request, "note")
 
 
+async def reload(request: web.Request) -> web.Response:
+    """Read the config file again (as SIGHUP does): 200 when applied, 409 when refused
+    (the config in force is kept; the answer says why in one line)."""
+    _require_token(request)
+    # shielded: a client that hangs up must not cut a reload in half
+    result = await asyncio.shield(_daemon(request).reload("POST /-/reload"))
+    if not result.applied:
+        return web.json_response({"error": result.message}, status=409)
+    assert result.changes is not None
+    return web.json_response(
+        {
+            "status": "applied",
+            "message": result.message,
+            "changes": result.changes.as_dict(),
+            "measured_from": result.boundary,
+        }
+    )
+
+
 async def report(request: web.Request) -> web.Response:
     from monitor.reports import build_report, render
 
@@ -507,6 +530,7 @@ def make_app(daemon: DaemonView) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_post("/-/reload", reload)
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/api/v1/status", status)
     app.router.add_get("/api/v1/seconds", seconds)

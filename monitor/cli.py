@@ -209,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return asyncio.run(run_embedded())
     settings = _checked_settings(args)
     _setup_logging(settings.monitor.log_level, args.log_format or settings.monitor.log_format)
-    asyncio.run(Daemon(settings).run())
+    asyncio.run(Daemon(settings, config_path=args.config).run())
     return 0
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import logging
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,27 +32,30 @@ from alerting.effects import CreateIncident, EffectLog
 from alerting.escalation import iso
 from alerting.incidents import Incidents
 from alerting.model import Incident, IncidentState, OutboxItem, Severity
-from alerting.notifiers import build_notifiers
+from alerting.notifiers import Notifier, build_notifiers
 from alerting.outbox import PAGE_TIERS, Dispatcher
 from alerting.policy import Policy
 from monitor.api import make_app
 from monitor.clock import Clock, SystemClock
-from monitor.config import Settings
+from monitor.config import Settings, load
 from monitor.detector import Detector
 from monitor.gcpacer import start_pacer
 from monitor.intervals import Interval, contains, month_of, overlap
-from monitor.launcher import Launcher
+from monitor.launcher import Launcher, make_probes
 from monitor.metrics import Metrics
 from monitor.overload import OverloadWatch
+from monitor.preflight import check_secrets
+from monitor.reload import Changes, Handover, ReloadResult, compare, restart_needed
 from monitor.reports import warm as warm_report_templates
 from monitor.reports.schedule import ReportJob
+from monitor.schema import ConfigError
 from monitor.store import Store, open_store
 from monitor.store.base import MaintenanceWindow, MinuteCount, NotFound, excluded_spans
 from monitor.store.guard import guarded
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
 from monitor.watchdog import LoopWatchdog
 from monitor.writer import EffectsJob, Job, SecondsJob, StoreWriter
-from probes.base import Attempt
+from probes.base import Attempt, Probe, ProbeConfigError
 from probes.compat_asyncio import backport_transport_cycle_fix
 
 log = logging.getLogger("availmon")
@@ -73,6 +78,14 @@ def _read_incidents(store: Store, ids: list[int]) -> dict[int, Incident | None]:
     return out
 
 
+async def _close_probes(probes: dict[tuple[str, str], Probe]) -> None:
+    for probe in probes.values():
+        try:
+            await probe.close()
+        except Exception:
+            log.exception("closing probe %s failed", probe.name)
+
+
 class DaemonError(Exception):
     """The daemon cannot start (listener in use, store unusable); str() is one line."""
 
@@ -88,8 +101,11 @@ class Daemon:
         metrics: Metrics | None = None,
         store: Store | None = None,
         serve_http: bool = True,
+        config_path: str | Path | None = None,
     ) -> None:
         self.settings = settings
+        #: the file `reload()` reads again (None: started without one, nothing to reload)
+        self.config_path = None if config_path is None else Path(config_path)
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
         self.store: Store | None = None if store is None else guarded(store)
@@ -133,6 +149,16 @@ class Daemon:
         self.detector: Detector | None = None
         self.launcher: Launcher | None = None
         self.watchdog: LoopWatchdog | None = None
+        # a reload (monitor/reload.py): the detector built by the latest one carries this
+        # generation; the one before it, while it finishes its seconds, the one before
+        self._generation = 0
+        self._handover: Handover | None = None
+        self._handover_task: asyncio.Task[None] | None = None
+        self._retiring: list[Launcher] = []
+        self._reload_lock = asyncio.Lock()
+        self._reloads: set[asyncio.Task[ReloadResult]] = set()
+        #: services a reload added → the first second measured for them
+        self._measured_from: dict[str, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -185,7 +211,10 @@ class Daemon:
             on_lag=self.metrics.loop_lag.observe,
         )
         self.detector = Detector(
-            s.services, self.vantage, self._on_second, start_second=start_second
+            s.services,
+            self.vantage,
+            functools.partial(self._route, self._generation),
+            start_second=start_second,
         )
         self.launcher = Launcher(
             s,
@@ -212,6 +241,7 @@ class Daemon:
         self._tasks.append(asyncio.create_task(job.catch_up(), name="report-catch-up"))
         self.scheduler.start()
         self._started = True
+        self.metrics.reload_time.set(self.clock.wall())
         log.info(
             "availmon started: vantage=%s services=%s listen=%s store=%s",
             self.vantage,
@@ -224,6 +254,15 @@ class Daemon:
         self._stopping.set()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        for task in self._reloads:
+            task.cancel()
+        await asyncio.gather(*self._reloads, return_exceptions=True)
+        if self._handover_task is not None:
+            self._handover_task.cancel()
+            await asyncio.gather(self._handover_task, return_exceptions=True)
+        for old in self._retiring:
+            await old.stop()  # a reload's hand-over cut short: its held seconds are lost
+        self._retiring.clear()
         if self.launcher is not None:
             await self.launcher.stop()
         if self.watchdog is not None:
@@ -257,6 +296,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_soon, "SIGHUP")
         # Process-wide runtime tuning, only here (not in start(), which tests and benches
         # call in their own processes), each gated on the Python versions it was measured
         # on: 3.12's fix of a reference cycle in closed socket transports, backported to
@@ -278,7 +318,11 @@ class Daemon:
 
     def in_flight(self) -> int:
         """Attempts launched and not yet ended."""
-        return self.launcher.in_flight if self.launcher is not None else 0
+        return sum(x.in_flight for x in self._launchers())
+
+    def _launchers(self) -> list[Launcher]:
+        """The launcher measuring now, and any a reload is retiring."""
+        return [*self._retiring, *([self.launcher] if self.launcher is not None else [])]
 
     async def _start_http(self) -> None:
         host, port = self.settings.monitor.host_port
@@ -304,7 +348,169 @@ class Daemon:
             return int(address[1])
         return None
 
+    # ------------------------------------------------------------------ reload
+    def reload_soon(self, why: str = "SIGHUP") -> None:
+        """Reload in a task of its own (a signal handler cannot wait)."""
+        task = asyncio.get_running_loop().create_task(self.reload(why), name=f"reload ({why})")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reload(self, why: str = "request") -> ReloadResult:
+        """Read the config file again and apply all of it, or refuse it and keep the config
+        in force (monitor/reload.py). Never raises: the answer says which, in one line."""
+        async with self._reload_lock:
+            if not self._started or self._stopping.is_set():
+                return ReloadResult(False, "reload refused: the daemon is not running")
+            if self._handover_task is not None:
+                # the previous reload's old seconds finish first (at most a timeout or so)
+                await asyncio.gather(self._handover_task, return_exceptions=True)
+            probes: dict[tuple[str, str], Probe] = {}
+            notifiers: dict[str, Notifier] = {}
+            try:
+                new, changes = await asyncio.to_thread(self._read_config)
+                probes = await asyncio.to_thread(make_probes, new, self.clock)
+                assert self._session is not None
+                notifiers = build_notifiers(new.notifiers, self._session, self.clock)
+                assert self.policy is not None
+                prepared = await asyncio.to_thread(self.policy.prepare, new)
+            except Exception as exc:
+                await _close_probes(probes)
+                for notifier in notifiers.values():
+                    await notifier.close()
+                if isinstance(exc, ConfigError | ProbeConfigError):
+                    why_not = str(exc)
+                else:  # the store refused a read, or a bug: still one line, no traceback
+                    why_not = f"{type(exc).__name__}: {exc}"
+                return self._refused(why, why_not)
+            boundary = self._apply(new, changes, probes, prepared)
+            assert self.launcher is not None and self.dispatcher is not None
+            await self.launcher.start()
+            await self.dispatcher.replace_notifiers(notifiers)
+            try:
+                await asyncio.to_thread(self._sync_config_maintenance)
+                await self.reload_maintenance()
+            except Exception as exc:  # the rest is applied: the windows follow at the next
+                log.warning("config reload: maintenance windows not stored yet: %s", exc)
+            self.metrics.reload_ok.set(1)
+            self.metrics.reload_time.set(self.clock.wall())
+            self.metrics.reloads.labels("applied").inc()
+            message = f"config reloaded ({why}) from {self.config_path}: {changes.summary()}"
+            log.info("%s; the new config measures from %s", message, iso(boundary))
+            return ReloadResult(True, message, changes, boundary)
+
+    def _read_config(self) -> tuple[Settings, Changes]:
+        """Worker thread: the file parsed and checked, with what it changes."""
+        path = self.config_path
+        if path is None:
+            raise ConfigError("no config file to reload: the daemon was started without one")
+        new = load(path)
+        check_secrets(new, str(path))
+        restart = restart_needed(self.settings, new)
+        if restart:
+            raise ConfigError(f"{path}: {'; '.join(restart)}")
+        return new, compare(self.settings, new)
+
+    def _refused(self, why: str, reason: str) -> ReloadResult:
+        self.metrics.reload_ok.set(0)
+        self.metrics.reloads.labels("refused").inc()
+        message = f"config reload ({why}) refused, the config in force is kept: {reason}"
+        log.error("%s", message)
+        return ReloadResult(False, message)
+
+    def _apply(
+        self,
+        new: Settings,
+        changes: Changes,
+        probes: dict[tuple[str, str], Probe],
+        prepared: Any,
+    ) -> int:
+        """On the loop, without a pause: hand measurement over at the first second the
+        running launcher has not scheduled; everything else takes the new config now."""
+        old, detector = self.launcher, self.detector
+        assert old is not None and detector is not None and self.policy is not None
+        boundary = old.retire()
+        old_settings = self.settings
+        self._generation += 1
+        self._handover = Handover.start(
+            boundary,
+            self._on_second,
+            [s.name for s in old_settings.services if detector.next_for(s.name) < boundary],
+        )
+        self.detector = Detector(
+            new.services,
+            self.vantage,
+            functools.partial(self._route, self._generation),
+            start_second=boundary,
+        )
+        self.launcher = Launcher(
+            new,
+            self.clock,
+            self.detector,
+            on_attempt=self._on_attempt,
+            on_skip=self.metrics.observe_skip,
+            watchdog=self.watchdog,
+            probes=probes,
+        )
+        self._retiring.append(old)
+        self.settings = new
+        self.policy.reconfigure(new, prepared)
+        if self.incidents is not None:
+            self.incidents.reconfigure(new)
+        self._set_maintenance(self._maintenance)  # the new services' spans
+        for name in changes.added:
+            self._measured_from[name] = boundary
+        self.metrics.declare(
+            (
+                (svc.name, svc.channels, [(p.channel, p.name) for p in svc.probes if p.enabled])
+                for svc in new.services
+            ),
+            [n.name for n in new.notifiers],
+        )
+        if self.scheduler is not None and self.store is not None:
+            ReportJob(new, self.store, self.clock).install(self.scheduler)
+        logging.getLogger().setLevel(new.monitor.log_level)
+        self.overload.reset()  # the new launcher counts from zero
+        removed = [s for s in old_settings.services if s.name in changes.removed]
+        self._handover_task = asyncio.get_running_loop().create_task(
+            self._finish_handover(old, removed), name="reload hand-over"
+        )
+        return boundary
+
+    async def _finish_handover(self, old: Launcher, removed: list[Any]) -> None:
+        """Once the old launcher's seconds are all final: close it, and drop what is
+        left of the services the reload removed."""
+        await old.wait_retired()
+        self._handover = None
+        await old.stop()
+        if old in self._retiring:
+            self._retiring.remove(old)
+        for svc in removed:
+            self.metrics.forget(svc.name, svc.channels)
+            self.stored_verdicts.pop(svc.name, None)
+            self.last_final.pop(svc.name, None)
+            self._month_recent.pop(svc.name, None)
+            for channel in [*svc.channels, SERVICE_CHANNEL]:
+                self.last_verdicts.pop((svc.name, channel), None)
+        log.info("config reload: the previous config's seconds are all final")
+
+    def _store(self) -> Store:
+        assert self.store is not None
+        return self.store
+
     # ------------------------------------------------------------------ hot path
+    def _route(
+        self, generation: int, second: int, verdicts: list[SecondVerdict], evidence: list[Attempt]
+    ) -> None:
+        """Every detector's sink: straight to `_on_second`, except during a reload's
+        hand-over, when `Handover` keeps each service's seconds in order."""
+        handover = self._handover
+        if handover is None:
+            self._on_second(second, verdicts, evidence)
+        elif generation == self._generation:
+            handover.from_new(second, verdicts, evidence)
+        else:
+            handover.from_old(second, verdicts, evidence)
+
     def _on_attempt(self, a: Attempt) -> None:
         self.metrics.observe_attempt(a)
         self._pending_counts[
@@ -424,8 +630,8 @@ class Daemon:
         process), handed to the policy on the loop."""
         while True:
             await asyncio.sleep(POLL_INCIDENTS_EVERY)
-            if self.launcher is not None:
-                stats = self.launcher.stats.values()
+            stats = [s for x in self._launchers() for s in x.stats.values()]
+            if stats:
                 self.overload.sample(
                     sum(s["launched"] for s in stats), sum(s["skipped"] for s in stats)
                 )
@@ -468,14 +674,14 @@ class Daemon:
                         UnknownReason.MONITOR_DOWN,
                     )
 
-    def _sync_config_maintenance(self) -> None:
+    def _sync_config_maintenance(self, settings: Settings | None = None) -> None:
         """Config windows replace earlier config windows; API/CLI windows are kept."""
         store = self.store
         assert store is not None
         for w in store.list_maintenance():
             if w.source == "config":
                 store.remove_maintenance(w.id)
-        for m in self.settings.maintenance:
+        for m in (settings or self.settings).maintenance:
             store.add_maintenance(
                 m.service, int(m.start.timestamp()), int(m.end.timestamp()), m.reason, "config"
             )
@@ -569,6 +775,11 @@ class Daemon:
         for svc in self.settings.services:
             allowed = svc.max_timeout + 2
             last = self.last_final.get(svc.name)
+            added = self._measured_from.get(svc.name)
+            if last is None and added is not None:
+                if now - added > allowed + 1:  # a reload added it: no blip meanwhile
+                    return False, f"{svc.name}: no final second yet"
+                continue
             if last is None:
                 if now - self.started_at > allowed + 1:
                     return False, f"{svc.name}: no final second yet"

@@ -350,7 +350,7 @@ async def run_embedded(workdir: Path = Path("availmon-data")) -> int:
             f"POST {sim.http_url}/_sim/fault); config written to {config_path}; "
             "metrics and API on http://127.0.0.1:9310/\n"
         )
-        await Daemon(load(config_path)).run()
+        await Daemon(load(config_path), config_path=config_path).run()
     finally:
         await sim.stop()
     return 0

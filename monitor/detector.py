@@ -178,6 +178,8 @@ class Detector:
         #: second ended (`decided`), final as soon as nothing of them is in flight
         self._early: dict[str, set[int]] = {s.name: set() for s in self._services}
         self._now = float("-inf")
+        #: a reload handed the seconds from this one on to a new detector (`retire`)
+        self._until: int | None = None
         #: attempts that arrived for a second already emitted (or an unknown channel)
         self.late = 0
         self.unexpected = 0
@@ -193,6 +195,20 @@ class Detector:
         """Seconds after a second's end at which it is final even with attempts in flight
         (the longest over the services)."""
         return self._hard
+
+    def next_for(self, service: str) -> int:
+        """The next second of `service` to finalise."""
+        return self._next[service]
+
+    def retire(self, until: int) -> None:
+        """Emit no second at or after `until`: a reload hands those to a new detector
+        (monitor/reload.py). The seconds before it are finalised as usual."""
+        self._until = until if self._until is None else min(self._until, until)
+
+    @property
+    def retired(self) -> bool:
+        """Retired, and every second before the hand-over has been emitted."""
+        return self._until is not None and self.next_second >= self._until
 
     def pending(self) -> int:
         """Seconds held (started but not final); bounded by about max_timeout + 2."""
@@ -271,11 +287,14 @@ class Detector:
         if now_wall > self._now:
             self._now = now_wall
         now = self._now
+        until = self._until
         for svc in self._services if service is None else (self._by_name[service],):
             held = self._seconds[svc.name]
             early = self._early[svc.name]
             while True:
                 s = self._next[svc.name]
+                if until is not None and s >= until:
+                    break
                 sec = held.get(s)
                 forced = self._forced_reason(s) if self._forced else None
                 if s + 1 > now:

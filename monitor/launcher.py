@@ -12,7 +12,8 @@ decided for that service at once (`Detector.decided`): it is final as soon as it
 end, not at the tick, unless the clock moved since the tick. Every launch is its own task,
 whatever is still in flight; a launch later than `max_launch_lag_ms`, or beyond the per-probe
 in-flight bound ``k·(timeout+1)+k``, is skipped: counted and reported, never moved to
-another second.
+another second. A reload (monitor/reload.py) `retire`s a launcher: it schedules no further
+second, finishes the ones it has and hands over to a new one.
 
 A timeout is the monitor's fault (probe_error, reason monitor_stalled) when the loop
 stalled for more than `stall_threshold_ms` between the slot's *scheduled* instant and
@@ -30,7 +31,7 @@ import math
 import resource
 import zlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +132,34 @@ def raise_open_file_limit() -> tuple[int, int]:
     return soft, hard
 
 
+def make_probe(cfg: Any, clock: Clock) -> Probe:
+    """The probe `cfg` configures (raises `ProbeConfigError`)."""
+    kind = cfg.type
+    if kind not in PROBES:
+        # Implementations register themselves on import (probes/<type>.py).
+        with contextlib.suppress(ImportError):
+            importlib.import_module(f"probes.{kind}")
+    if kind not in PROBES:
+        raise ProbeConfigError(f"probe {cfg.name!r}: no implementation for type {kind!r}")
+    return PROBES[kind](cfg, clock)
+
+
+def make_probes(settings: Settings, clock: Clock) -> dict[tuple[str, str], Probe]:
+    """Every enabled probe of `settings`, by (service, probe), for `Launcher(probes=)`:
+    a reload builds them in a worker thread (constructing one reads CA files and secret
+    files). A probe that cannot be built raises `ProbeConfigError` naming it."""
+    out: dict[tuple[str, str], Probe] = {}
+    for svc in settings.services:
+        for cfg in svc.probes:
+            if not cfg.enabled:
+                continue
+            try:
+                out[(svc.name, cfg.name)] = make_probe(cfg, clock)
+            except Exception as exc:  # ProbeConfigError, or a bug: it cannot run either way
+                raise ProbeConfigError(f"service {svc.name!r}: probe {cfg.name!r}: {exc}") from None
+    return out
+
+
 class Launcher:
     """Schedules every enabled probe of every service and reports attempts.
 
@@ -148,7 +177,7 @@ class Launcher:
         on_attempt: AttemptSink | None = None,
         on_skip: SkipSink | None = None,
         watchdog: LoopWatchdog | None = None,
-        probes: dict[tuple[str, str], Probe] | None = None,
+        probes: Mapping[tuple[str, str], Probe] | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -173,6 +202,11 @@ class Launcher:
         self._decided = 0  # every slot of every second before this has fired or skipped
         self._progress = float("-inf")  # the `now` last given to the detector
         self._running = False
+        #: the latest second whose slots have been scheduled
+        self._scheduled: int | None = None
+        #: `retire()`: the first second this launcher no longer measures
+        self._until: int | None = None
+        self._retired = asyncio.Event()
         self.clock_steps = 0
 
     @property
@@ -219,14 +253,7 @@ class Launcher:
                 )
 
     def _make_probe(self, cfg: Any) -> Probe:
-        kind = cfg.type
-        if kind not in PROBES:
-            # Implementations register themselves on import (probes/<type>.py).
-            with contextlib.suppress(ImportError):
-                importlib.import_module(f"probes.{kind}")
-        if kind not in PROBES:
-            raise ProbeConfigError(f"probe {cfg.name!r}: no implementation for type {kind!r}")
-        return PROBES[kind](cfg, self._clock)
+        return make_probe(cfg, self._clock)
 
     async def start(self) -> None:
         """Raise the open-file limit, build the probes and schedule the first seconds."""
@@ -255,6 +282,26 @@ class Launcher:
         self._schedule_second(first, only_ahead=True)
         self._schedule_tick(first - 1)
         self._advance()
+
+    def retire(self) -> int:
+        """Schedule no further second; return the first second not scheduled, from
+        which a new launcher takes over (a reload, monitor/reload.py). The seconds already
+        scheduled are launched and finalised as usual: the tick goes on advancing the
+        detector (up to the hard deadline of attempts still in flight) until all of them
+        are final, then `wait_retired()` returns; `stop()` then closes the probes."""
+        if self._until is None:
+            self._until = (self._scheduled + 1) if self._scheduled is not None else self._decided
+            self._detector.retire(self._until)
+            self._check_retired()
+        return self._until
+
+    async def wait_retired(self) -> None:
+        """After `retire()`: every second before the hand-over is final."""
+        await self._retired.wait()
+
+    def _check_retired(self) -> None:
+        if self._until is not None and self._detector.retired:
+            self._retired.set()
 
     async def stop(self) -> None:
         """Stop launching, cancel in-flight attempts, close the probes."""
@@ -299,6 +346,8 @@ class Launcher:
                     self._call_at(second, at, self._fire, plan, second, j)
                     key = (plan.service, second)
                     unfired[key] = unfired.get(key, 0) + 1
+        if self._scheduled is None or second > self._scheduled:
+            self._scheduled = second
 
     def _schedule_tick(self, second: int) -> None:
         self._call_at(second, second + 1 + TICK_DELAY, self._tick, second)
@@ -313,6 +362,12 @@ class Launcher:
         for key in [k for k in self._unfired if k[1] <= second]:
             del self._unfired[key]
         nxt = self._check_clock(second)
+        if self._until is not None:
+            # retired: nothing more to schedule; tick on until the detector is done
+            self._advance()
+            if not self._retired.is_set():
+                self._schedule_tick(second + 1)
+            return
         if nxt is None:
             self._schedule_second(second + 2)
             self._schedule_tick(second + 1)
@@ -370,6 +425,8 @@ class Launcher:
             self._detector.advance(self._progress, service)
         except Exception:
             log.exception("detector.advance failed")
+        if self._until is not None:
+            self._check_retired()
 
     # ------------------------------------------------------------------ attempts
 

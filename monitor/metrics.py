@@ -8,6 +8,7 @@ allowance, (1 − target) × (month seconds − excluded seconds); budget left i
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -119,6 +120,26 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.reload_ok = Gauge(
+            "availmon_config_last_reload_successful",
+            "1 if the last config reload (SIGHUP, POST /-/reload) was applied, 0 if it was "
+            "refused and the config before it is still in force.",
+            registry=r,
+        )
+        self.reload_ok.set(1)
+        self.reload_time = Gauge(
+            "availmon_config_last_reload_success_timestamp_seconds",
+            "When the config in force was loaded (the start, or the last applied reload).",
+            registry=r,
+        )
+        self.reloads = Counter(
+            "availmon_config_reloads_total",
+            "Config reloads by result (applied, refused).",
+            ["result"],
+            registry=r,
+        )
+        for result in ("applied", "refused"):
+            self.reloads.labels(result)
         self.store_dropped = Counter(
             "availmon_store_dropped_total",
             "Attempt evidence dropped past the writer's bound while the store refused.",
@@ -160,6 +181,25 @@ class Metrics:
         for kind in self.STORE_KINDS:
             self.store_pending.labels(kind)
         self.store_dropped.labels("evidence")
+
+    def forget(self, service: str, channels: Sequence[str]) -> None:
+        """Drop the gauges of a service a reload removed: a last verdict or an open-incident
+        count that nothing updates any more would mislead a dashboard. (Counters stay:
+        their history is true.)"""
+        for channel in [*channels, SERVICE_CHANNEL]:
+            for gauge, labels in (
+                (self.available, [(service, channel)]),
+                (self.verdict, [(service, channel, v) for v in VERDICT_LABELS]),
+            ):
+                for values in labels:
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(*values)
+        for severity in Severity:
+            with contextlib.suppress(KeyError):
+                self.incidents_open.remove(service, severity)
+        for gauge in (self.month_unavailable, self.month_budget, self.last_final):
+            with contextlib.suppress(KeyError):
+                gauge.remove(service)
 
     def observe_attempt(self, a: Attempt) -> None:
         self.attempts.labels(a.service, a.channel, a.probe, a.outcome.value).inc()

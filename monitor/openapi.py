@@ -129,6 +129,18 @@ def spec() -> dict[str, Any]:
                     },
                 }
             },
+            "/-/reload": {
+                "post": {
+                    "summary": "read the config file again and apply it (as SIGHUP does)",
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": _ok("applied", _ref("Reload")),
+                        "401": _ERROR,
+                        "403": _ERROR,
+                        "409": _ERROR,
+                    },
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {"summary": "this description", "responses": {"200": _ok("it", _OBJECT)}}
             },
@@ -426,6 +438,22 @@ def spec() -> dict[str, Any]:
                     {"maintenance": {"type": "array", "items": _ref("Maintenance")}}
                 ),
                 "Removed": _obj({"removed": _INT}),
+                "Reload": _obj(
+                    {
+                        "status": {"enum": ["applied"]},
+                        "message": _STR,
+                        "changes": _obj(
+                            {
+                                "added": {"type": "array", "items": _STR},
+                                "removed": {"type": "array", "items": _STR},
+                                "changed": {"type": "array", "items": _STR},
+                                "notifiers_changed": {"type": "boolean"},
+                                "other": {"type": "array", "items": _STR},
+                            }
+                        ),
+                        "measured_from": _INT,
+                    }
+                ),
                 "Error": {
                     "type": "object",
                     "required": ["error"],

@@ -32,6 +32,10 @@ class OverloadWatch:
         self._samples: collections.deque[tuple[int, int]] = collections.deque()
         self.reason: str | None = None
 
+    def reset(self) -> None:
+        """Forget the samples: the totals start again (a reload's new launcher)."""
+        self._samples.clear()
+
     def sample(self, launched: int, skipped: int) -> str | None:
         """Running totals now; returns the overload reason, or None while coping."""
         self._samples.append((launched, skipped))

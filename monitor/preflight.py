@@ -32,9 +32,7 @@ from probes import PROBES
 async def preflight(settings: Settings, source: str) -> None:
     """Raise `ConfigError` (one line) for the first part of `settings` that cannot work;
     every secret reference that cannot be resolved is named, not just the first."""
-    missing = unresolved_secrets(settings)
-    if missing:
-        raise ConfigError(f"{source}: secrets not available: {'; '.join(missing)}")
+    check_secrets(settings, source)
     clock = SystemClock()
     scheme = settings.store.url.partition("://")[0]
     if scheme not in BACKENDS:
@@ -65,6 +63,14 @@ async def preflight(settings: Settings, source: str) -> None:
             except Exception as exc:
                 raise ConfigError(f"{source}: notifiers[{k}]: {exc}") from None
             await notifier.close()
+
+
+def check_secrets(settings: Settings, source: str) -> None:
+    """Raise `ConfigError` naming every secret reference that cannot be resolved (reads
+    files: off the event loop)."""
+    missing = unresolved_secrets(settings)
+    if missing:
+        raise ConfigError(f"{source}: secrets not available: {'; '.join(missing)}")
 
 
 def literal_secrets(model: BaseModel, raw: Any, path: str = "") -> list[str]:

@@ -50,6 +50,7 @@ def test_the_unit_is_hardened_and_runs_a_real_command() -> None:
     }.items():
         assert d.get(key) == [value], key
     assert int(d["LimitNOFILE"][0]) >= 65536
+    assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]  # the daemon reloads on SIGHUP
     # the command line parses as availmon's own
     argv = d["ExecStart"][0].split()
     assert argv[0].endswith("/availmon")

@@ -656,3 +656,42 @@ def test_seconds_a_critical_issue_counted_never_open_a_non_critical_one(rig: Rig
     # a short outage afterwards is still a Non-Critical Issue
     rig.feed("U" * 20 + "A" * 70)
     assert [i.severity for i in rig.incidents()] == ["critical", "non_critical"]
+
+
+# ---------------------------------------------------------------------------- reload
+
+
+def _without_sp(settings: Settings) -> Settings:
+    other = settings.services[0].model_copy(update={"name": "other"})
+    return settings.model_copy(update={"services": [other]})
+
+
+def test_reload_keeps_a_changed_service_incident_and_rules_take_effect(rig: Rig) -> None:
+    rig.feed("A" * 5 + "U" * 40)
+    [inc] = rig.incidents()
+    stricter = make_settings(critical={"recover_after_seconds": 5})
+    rig.policy.reconfigure(stricter, rig.policy.prepare(stricter))
+    rig.feed("A" * 4)
+    assert rig.store.get_incident(inc.id).state == "open"
+    rig.feed("A")  # the new rule: 5 available seconds recover it (the default took 20)
+    assert rig.store.get_incident(inc.id).state == "recovered"
+    assert len(rig.incidents()) == 1 and len(rig.items("pager", "trigger")) == 1
+
+
+def test_reload_removing_and_re_adding_a_service_continues_its_incident(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig.feed("A" * 5 + "U" * 40)
+    [inc] = rig.incidents()
+    gone = _without_sp(rig.settings)
+    rig.policy.reconfigure(gone, rig.policy.prepare(gone))
+    assert rig.policy.active() == []
+    assert f"incident {inc.id} (critical) of service 'sp' stays unresolved" in caplog.text
+    rig.feed("U" * 5)  # seconds of a service no longer configured are not judged
+    assert rig.store.get_incident(inc.id).unavailable_seconds == 40
+    back = rig.settings
+    rig.policy.reconfigure(back, rig.policy.prepare(back))
+    assert [i.id for i in rig.policy.active()] == [inc.id]
+    rig.feed("U" * 10)
+    assert len(rig.incidents()) == 1 and len(rig.items("pager", "trigger")) == 1
+    assert rig.store.get_incident(inc.id).unavailable_seconds == 50
