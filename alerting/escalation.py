@@ -45,7 +45,7 @@ from typing import Any
 
 from alerting.effects import IncidentWrites
 from alerting.model import IncidentState, Severity
-from monitor.calendar import BusinessCalendar
+from monitor.calendar import BusinessCalendar, calendar_of
 from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.store.base import Incident, IncidentEvent, OutboxItem, Store
@@ -248,7 +248,7 @@ class Herald:
         """A reload's config (monitor/reload.py): recipients and business calendars."""
         self._settings = settings
         self._calendars = {
-            s.name: BusinessCalendar(s.service_time_zone, s.us_holidays) for s in settings.services
+            s.name: calendar_of(s.service_time_zone, s.us_holidays) for s in settings.services
         }
 
     def calendar(self, service: str) -> BusinessCalendar:

@@ -54,3 +54,24 @@ class FakeClock:
 
     def step_wall(self, delta: float) -> None:
         self._wall += delta
+
+
+class ThreadShare:
+    """Keeps a worker thread's share of the GIL small: call it between units of work
+    (a service's probes, a service's series); after every `slice` seconds of the thread's
+    own CPU it sleeps long enough that the thread takes at most `share` of the time. Work a
+    reload does in a thread (building hundreds of probes) would otherwise take half the
+    interpreter from a loop that is busy launching attempts, and launches would be late."""
+
+    def __init__(self, share: float = 0.2, slice: float = 0.002) -> None:
+        self._slice = slice
+        self._nap = slice * (1 - share) / share
+        self._since: float | None = None  # the CPU clock of the thread that calls it
+
+    def __call__(self) -> None:
+        now = time.thread_time()
+        if self._since is None:
+            self._since = now
+        elif now - self._since >= self._slice:
+            time.sleep(self._nap)
+            self._since = time.thread_time()

@@ -60,7 +60,7 @@ LAG_SAMPLE = 2048
 
 
 @dataclass(eq=False)
-class _Plan:
+class Plan:
     """One probe's schedule and counters."""
 
     service: str
@@ -144,20 +144,56 @@ def make_probe(cfg: Any, clock: Clock) -> Probe:
     return PROBES[kind](cfg, clock)
 
 
-def make_probes(settings: Settings, clock: Clock) -> dict[tuple[str, str], Probe]:
-    """Every enabled probe of `settings`, by (service, probe), for `Launcher(probes=)`:
-    a reload builds them in a worker thread (constructing one reads CA files and secret
-    files). A probe that cannot be built raises `ProbeConfigError` naming it."""
-    out: dict[tuple[str, str], Probe] = {}
+def plan_probes(
+    settings: Settings,
+    clock: Clock,
+    given: Mapping[tuple[str, str], Probe] | None = None,
+    pause: Callable[[], None] | None = None,
+) -> list[Plan]:
+    """Every enabled probe of `settings` with its schedule, counters and scrubber (those of
+    `given`, by (service, probe), instead of building them). A reload calls it in a worker
+    thread (`Launcher(plans=)`): building a probe reads CA and secret files, and a
+    scrubber costs ~0.2 ms, so 500 probes would hold the loop for a tenth of a second. A
+    probe that cannot be built raises `ProbeConfigError` naming it. `pause` is called
+    between services (`monitor.clock.ThreadShare`)."""
+    plans: list[Plan] = []
     for svc in settings.services:
-        for cfg in svc.probes:
-            if not cfg.enabled:
-                continue
-            try:
-                out[(svc.name, cfg.name)] = make_probe(cfg, clock)
-            except Exception as exc:  # ProbeConfigError, or a bug: it cannot run either way
-                raise ProbeConfigError(f"service {svc.name!r}: probe {cfg.name!r}: {exc}") from None
-    return out
+        if pause is not None:
+            pause()
+        enabled = [p for p in svc.probes if p.enabled]
+        phases = auto_phases(enabled, svc.name)
+        for cfg in enabled:
+            probe = given.get((svc.name, cfg.name)) if given is not None else None
+            if probe is None:
+                try:
+                    probe = make_probe(cfg, clock)
+                except Exception as exc:  # ProbeConfigError, or a bug: it cannot run either way
+                    why = f"service {svc.name!r}: probe {cfg.name!r}: {exc}"
+                    raise ProbeConfigError(why) from None
+            stats: dict[str, Any] = {
+                "launched": 0,
+                "skipped": 0,
+                "skipped_late": 0,
+                "skipped_bound": 0,
+                "max_in_flight": 0,
+                "in_flight_bound": in_flight_bound(cfg.attempts_per_second, cfg.timeout_seconds),
+                "lags": deque(maxlen=LAG_SAMPLE),
+            }
+            plans.append(
+                Plan(
+                    service=svc.name,
+                    channel=cfg.channel,
+                    name=cfg.name,
+                    probe=probe,
+                    k=cfg.attempts_per_second,
+                    timeout=cfg.timeout_seconds,
+                    offsets=slot_offsets(phases[cfg.name], cfg.attempts_per_second),
+                    bound=stats["in_flight_bound"],
+                    stats=stats,
+                    scrub=Scrubber.for_config(cfg),
+                )
+            )
+    return plans
 
 
 class Launcher:
@@ -178,6 +214,7 @@ class Launcher:
         on_skip: SkipSink | None = None,
         watchdog: LoopWatchdog | None = None,
         probes: Mapping[tuple[str, str], Probe] | None = None,
+        plans: list[Plan] | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -190,7 +227,8 @@ class Launcher:
         self._stall_threshold = stall
         self._max_lag = settings.monitor.max_launch_lag_ms / 1000
         self._given = probes
-        self._plans: list[_Plan] = []
+        self._prepared = plans
+        self._plans: list[Plan] = []
         self.stats: dict[tuple[str, str], dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._handles: dict[int, list[asyncio.TimerHandle]] = {}
@@ -217,40 +255,11 @@ class Launcher:
     # ------------------------------------------------------------------ lifecycle
 
     def _build_probes(self) -> None:
-        self._plans = []
-        for svc in self._settings.services:
-            enabled = [p for p in svc.probes if p.enabled]
-            phases = auto_phases(enabled, svc.name)
-            for cfg in enabled:
-                probe = self._given.get((svc.name, cfg.name)) if self._given is not None else None
-                if probe is None:
-                    probe = self._make_probe(cfg)
-                stats: dict[str, Any] = {
-                    "launched": 0,
-                    "skipped": 0,
-                    "skipped_late": 0,
-                    "skipped_bound": 0,
-                    "max_in_flight": 0,
-                    "in_flight_bound": in_flight_bound(
-                        cfg.attempts_per_second, cfg.timeout_seconds
-                    ),
-                    "lags": deque(maxlen=LAG_SAMPLE),
-                }
-                self.stats[(svc.name, cfg.name)] = stats
-                self._plans.append(
-                    _Plan(
-                        service=svc.name,
-                        channel=cfg.channel,
-                        name=cfg.name,
-                        probe=probe,
-                        k=cfg.attempts_per_second,
-                        timeout=cfg.timeout_seconds,
-                        offsets=slot_offsets(phases[cfg.name], cfg.attempts_per_second),
-                        bound=stats["in_flight_bound"],
-                        stats=stats,
-                        scrub=Scrubber.for_config(cfg),
-                    )
-                )
+        plans = self._prepared
+        if plans is None:
+            plans = plan_probes(self._settings, self._clock, self._given)
+        self._plans = plans
+        self.stats = {(p.service, p.name): p.stats for p in plans}
 
     def _make_probe(self, cfg: Any) -> Probe:
         return make_probe(cfg, self._clock)
@@ -430,7 +439,7 @@ class Launcher:
 
     # ------------------------------------------------------------------ attempts
 
-    def _skip(self, plan: _Plan, second: int, why: str) -> None:
+    def _skip(self, plan: Plan, second: int, why: str) -> None:
         plan.stats["skipped"] += 1
         plan.stats[why] += 1
         self._detector.skipped(plan.service, plan.channel, plan.name, second)
@@ -440,7 +449,7 @@ class Launcher:
             except Exception:
                 log.exception("on_skip callback failed")
 
-    def _fire(self, plan: _Plan, second: int, slot: int, scheduled: float) -> None:
+    def _fire(self, plan: Plan, second: int, slot: int, scheduled: float) -> None:
         if not self._running:
             return
         self._launch(plan, second, slot, scheduled)
@@ -460,7 +469,7 @@ class Launcher:
                 except Exception:
                     log.exception("detector.decided failed")
 
-    def _launch(self, plan: _Plan, second: int, slot: int, scheduled: float) -> None:
+    def _launch(self, plan: Plan, second: int, slot: int, scheduled: float) -> None:
         assert self._loop is not None
         clock = self._clock
         now = clock.monotonic()
@@ -490,7 +499,7 @@ class Launcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _attempt(
-        self, plan: _Plan, ctx: ProbeContext, scheduled: float, launched: float, wall: float
+        self, plan: Plan, ctx: ProbeContext, scheduled: float, launched: float, wall: float
     ) -> None:
         detail: dict[str, Any]
         # A probe must end by its deadline; one that does not is cut off a little later

@@ -77,9 +77,14 @@ def secret(value: Any) -> Any:
     return value
 
 
+_SCALARS = frozenset({str, int, float, bool})
+
+
 def _secret_fields(value: Any, path: str = "") -> Iterator[tuple[str, SecretStr]]:
     """(TOML-ish path, secret) for every `SecretStr` field of a config model, also inside
     dicts, lists and nested models, in config order."""
+    if value is None or type(value) in _SCALARS:
+        return  # most values (`expect_status` holds a hundred ints): nothing inside
     if isinstance(value, SecretStr):
         yield path, value
     elif isinstance(value, BaseModel):
