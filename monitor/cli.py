@@ -193,7 +193,7 @@ def _setup_logging(level: str = "INFO", fmt: str | None = None) -> None:
 def _open_store(settings: Settings) -> Any:
     from monitor.store import open_store
 
-    return open_store(settings.store.url)
+    return open_store(settings.store.url, settings.store.password_value())
 
 
 # --------------------------------------------------------------------------- commands

@@ -191,13 +191,26 @@ class MonitorConfig(ConfigModel):
 
 
 class StoreConfig(ConfigModel):
-    #: sqlite:///relative/or/absolute/path.db  (postgresql:// is the scale-out backend)
+    #: sqlite:///relative/or/absolute/path.db, or postgresql://user@host/db?libpq-options
+    #: (several vantage points in one database; monitor/store/postgres.py)
     url: str = Field(
         default="sqlite:///availmon-data/availmon.db", pattern=r"^(sqlite|postgresql)://"
     )
+    #: the PostgreSQL password (env:/file:), when neither the URL nor libpq has it
+    password: SecretStr | None = None
     #: keep per-attempt evidence, per-minute counts and the delivered notifications of
     #: resolved incidents this long (verdict runs and incidents are kept)
     evidence_retention_days: int = Field(default=400, ge=1)
+    _sec = field_validator("password", mode="before")(classmethod(lambda cls, v: secret(v)))
+
+    def password_value(self) -> str | None:
+        """The password, resolved (a reference is read when the store is opened)."""
+        if self.password is None:
+            return None
+        try:
+            return self.password.get_secret_value()
+        except ValueError as exc:
+            raise ConfigError(f"store.password: {exc}") from None
 
 
 ReportFormat = Literal["json", "csv", "md", "html"]

@@ -165,7 +165,7 @@ class Daemon:
         s = self.settings
         self._loop = asyncio.get_running_loop()
         if self.store is None:
-            self.store = await asyncio.to_thread(open_store, s.store.url)
+            self.store = await asyncio.to_thread(open_store, s.store.url, s.store.password_value())
         store = self.store
         if self.writer is None:
             self.writer = self._new_writer(store)

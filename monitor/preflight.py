@@ -40,6 +40,10 @@ async def preflight(settings: Settings, source: str) -> None:
         raise ConfigError(
             f"{source}: store.url: no {scheme}:// backend in this availmon (built: {built})"
         )
+    if scheme == "postgresql":
+        why = postgresql_url_problem(settings.store.url)
+        if why is not None:
+            raise ConfigError(f"{source}: store.url: not a valid PostgreSQL URL: {why}")
     host, port = settings.monitor.host_port
     try:
         await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -63,6 +67,23 @@ async def preflight(settings: Settings, source: str) -> None:
             except Exception as exc:
                 raise ConfigError(f"{source}: notifiers[{k}]: {exc}") from None
             await notifier.close()
+
+
+def postgresql_url_problem(url: str) -> str | None:
+    """What libpq would refuse in `url` (an unknown option, a port that is no number), or
+    None; nothing is connected to."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        params = conninfo_to_dict(url)
+    except ImportError as exc:
+        return f"psycopg is not installed ({exc.name})"
+    except Exception as exc:  # psycopg.ProgrammingError: one line of libpq's
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for port in str(params.get("port", "5432")).split(","):
+        if not port.isdigit():
+            return f"port {port!r} is not a number"
+    return None
 
 
 def check_secrets(settings: Settings, source: str) -> None:

@@ -21,3 +21,10 @@ def _no_store_call_on_the_loop() -> Iterator[None]:
     yield
     caught, guard.VIOLATIONS[:] = list(guard.VIOLATIONS), []
     assert caught == [], f"availmon called the store on the event loop's thread: {caught}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The PostgreSQL cluster some tests started (tests/pgserver.py), stopped by PID."""
+    from tests import pgserver
+
+    pgserver.stop_shared()

@@ -1,26 +1,26 @@
 """The embedded SQLite backend: one file, WAL, schema versioned by numbered migrations.
 
-The class is assembled from one mixin per concern (`sqlite_seconds`,
-`sqlite_incidents`, `sqlite_outbox`), all sharing one connection guarded by one lock.
+The class is assembled from one mixin per concern (`sql_seconds`, `sql_incidents`,
+`sql_outbox`: the SQL shared with PostgreSQL, monitor/store/sql.py), all sharing one
+connection guarded by one lock.
 Migrations are the files `migrations/NNNN_*.sql`, applied in order;
 `PRAGMA user_version` records the last one.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from monitor.store.base import StoreError
-from monitor.store.sqlite_incidents import IncidentsMixin
-from monitor.store.sqlite_outbox import OutboxMixin
-from monitor.store.sqlite_seconds import SecondsMixin
+from monitor.store.sql_incidents import IncidentsMixin
+from monitor.store.sql_outbox import OutboxMixin
+from monitor.store.sql_seconds import SecondsMixin
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -49,6 +49,7 @@ class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise StoreError(f"store: cannot open SQLite store {path}: {why}") from None
         self._lock = threading.RLock()
+        self._integrity_errors = (sqlite3.IntegrityError,)
         super().__init__()
 
     @contextmanager
@@ -64,7 +65,7 @@ class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
             else:
                 self._db.execute("COMMIT")
 
-    def _query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
@@ -100,21 +101,8 @@ class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
         with self._lock:
             self._db.close()
 
-    # --- key/value state
-    def get_state(self, key: str) -> Any | None:
-        rows = self._query("SELECT value FROM kv WHERE key = ?", (key,))
-        return json.loads(rows[0]["value"]) if rows else None
 
-    def set_state(self, key: str, value: Any) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO kv(key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value)),
-            )
-
-
-def open_url(url: str) -> SQLiteStore:
+def open_url(url: str, password: str | None = None) -> SQLiteStore:
     """``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``sqlite:///:memory:``."""
     store = SQLiteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
     store.migrate()

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from monitor.store import open_store
 from monitor.store.base import Store
+from tests import pgserver
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {
     "sqlite": lambda tmp: open_store(f"sqlite:///{tmp}/contract.db"),
+    # a schema of its own in the session's throw-away cluster (tests/pgserver.py)
+    "postgresql": lambda tmp: open_store(pgserver.fresh_url()),
 }
+
+#: the backends built on the shared SQL statements (monitor/store/sql.py): the tests of
+#: those statements (test_sql_*.py) run on each
+SQL_BACKENDS = BACKENDS

@@ -17,6 +17,7 @@ from monitor.store.base import MinuteCount, NotFound, Run, StoreError
 from monitor.store.sqlite import SQLiteStore
 from monitor.verdicts import SecondVerdict, UnknownReason, Verdict
 from probes.base import Attempt, Outcome
+from tests.monitor.store.backends import SQL_BACKENDS
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 A, U, K = Verdict.AVAILABLE, Verdict.UNAVAILABLE, Verdict.UNKNOWN
@@ -29,10 +30,11 @@ def _open(path: Path) -> SQLiteStore:
     return s
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    s = _open(tmp_path / "s.db")
-    yield s
+@pytest.fixture(params=sorted(SQL_BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
+    """Each SQL backend in turn: the statements are shared (monitor/store/sql.py)."""
+    s = SQL_BACKENDS[request.param](tmp_path)
+    yield s  # type: ignore[misc]
     s.close()
 
 
@@ -159,7 +161,7 @@ def test_reopened_store_continues_the_open_run(tmp_path: Path) -> None:
 def test_a_failed_batch_rolls_back_and_the_next_write_continues(store: SQLiteStore) -> None:
     store.write_verdicts([_v(T0 + i, A) for i in range(3)])
     broken = SecondVerdict(None, "api", T0, A, "v1")  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(store._integrity_errors):  # the driver's own constraint error
         store.write_verdicts([_v(T0 + 3, A), _v(T0 + 4, U), broken])
     assert _spans(store.runs("sp", "api", T0, T0 + 10)) == [("available", None, 0, 2)]
     store.write_verdicts([_v(T0 + 3, U)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from alerting.model import IncidentState, OutboxState, Severity
 from monitor.store.base import Incident, NotFound, OutboxItem, StoreError
 from monitor.store.sqlite import SQLiteStore
+from tests.monitor.store.backends import SQL_BACKENDS
 
 T0 = 1_700_000_000.0
 
@@ -29,11 +31,12 @@ def item(
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    s = SQLiteStore(str(tmp_path / "a.db"))
-    s.migrate()
-    return s
+@pytest.fixture(params=sorted(SQL_BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
+    """Each SQL backend in turn: the statements are shared (monitor/store/sql.py)."""
+    s = SQL_BACKENDS[request.param](tmp_path)
+    yield s  # type: ignore[misc]
+    s.close()
 
 
 def test_enqueue_assigns_ids_and_round_trips_payload(store: SQLiteStore) -> None:

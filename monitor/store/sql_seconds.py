@@ -1,4 +1,5 @@
-"""SQLite tables of verdict runs, minute counts, evidence and maintenance windows.
+"""Tables of verdict runs, minute counts, evidence and maintenance windows (the SQL both
+backends speak, monitor/store/sql.py).
 
 Verdicts are stored run-length encoded: appending a second to a stream extends its open
 run (one UPDATE) or starts a new one (one INSERT). The open run of each
@@ -14,15 +15,14 @@ report), never in a backend.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from monitor.store.base import MaintenanceWindow, MinuteCount, NotFound, Run, StoreError
+from monitor.store.sql import Db, SqlEngine
 from monitor.verdicts import SecondVerdict, UnknownReason, Verdict
 from probes.base import QUALIFYING, Attempt
 
@@ -59,17 +59,7 @@ def _evidence_row(source: int, a: Attempt) -> tuple[Any, ...]:
     )
 
 
-class SecondsMixin:
-    if TYPE_CHECKING:
-        path: str
-        _lock: threading.RLock
-
-        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
-
-        def _query(
-            self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
-        ) -> list[sqlite3.Row]: ...
-
+class SecondsMixin(SqlEngine):
     def __init__(self) -> None:
         # Both caches mirror committed rows only; they are dropped when a transaction fails.
         self._open_runs: dict[_Stream, _OpenRun | None] = {}
@@ -125,7 +115,7 @@ class SecondsMixin:
                     self._open_runs[stream] = runs[-1]
 
     def _extend(
-        self, db: sqlite3.Connection, items: Iterable[tuple[_Stream, int, int, str, str | None]]
+        self, db: Db, items: Iterable[tuple[_Stream, int, int, str, str | None]]
     ) -> dict[_Stream, list[_OpenRun]]:
         """Merge the items into each stream's open run, in memory: the runs to save."""
         work: dict[_Stream, list[_OpenRun]] = {}
@@ -151,7 +141,7 @@ class SecondsMixin:
                 runs.append(_OpenRun(None, verdict, reason, first, last, None))
         return work
 
-    def _save(self, db: sqlite3.Connection, work: dict[_Stream, list[_OpenRun]]) -> None:
+    def _save(self, db: Db, work: dict[_Stream, list[_OpenRun]]) -> None:
         """One UPDATE per extended run (batched), one INSERT per new run."""
         updates: list[tuple[int, int]] = []
         for (service, channel, vantage), runs in work.items():
@@ -159,20 +149,20 @@ class SecondsMixin:
                 if run.id is None:
                     cursor = db.execute(
                         "INSERT INTO runs (service, channel, vantage, verdict, reason,"
-                        " first_second, last_second) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        " first_second, last_second) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                         (
                             *(service, channel, vantage),
                             *(run.verdict, run.reason, run.first, run.last),
                         ),
                     )
-                    run.id = cursor.lastrowid
+                    run.id = int(cursor.fetchone()[0])
                 elif run.last != run.stored_last:
                     updates.append((run.last, run.id))
                 run.stored_last = run.last
         if updates:
             db.executemany("UPDATE runs SET last_second = ? WHERE id = ?", updates)
 
-    def _open_run(self, db: sqlite3.Connection, stream: _Stream) -> _OpenRun | None:
+    def _open_run(self, db: Db, stream: _Stream) -> _OpenRun | None:
         if stream in self._open_runs:
             return self._open_runs[stream]
         row = db.execute(
@@ -187,7 +177,7 @@ class SecondsMixin:
 
     # ------------------------------------------------------------- counts and evidence
 
-    def _source_id(self, db: sqlite3.Connection, key: _Source) -> int:
+    def _source_id(self, db: Db, key: _Source) -> int:
         found = self._sources.get(key)
         if found is not None:
             return found
@@ -219,7 +209,7 @@ class SecondsMixin:
             db.executemany(
                 "INSERT INTO minute_counts (source, minute, outcome, count)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (source, minute, outcome)"
-                " DO UPDATE SET count = count + excluded.count",
+                " DO UPDATE SET count = minute_counts.count + excluded.count",
                 [
                     (self._source_id(db, source), minute, outcome, n)
                     for (source, minute, outcome), n in totals.items()
@@ -227,7 +217,7 @@ class SecondsMixin:
             )
 
     @contextmanager
-    def _sourced_tx(self) -> Iterator[sqlite3.Connection]:
+    def _sourced_tx(self) -> Iterator[Db]:
         """A transaction that may add source ids; a rollback forgets the cached ids, and
         the lock keeps a rolled-back id from being seen by another writer."""
         with self._lock:
@@ -289,7 +279,7 @@ class SecondsMixin:
         start: int,
         end: int,
         vantage: str | None,
-    ) -> list[sqlite3.Row]:
+    ) -> list[Any]:
         marks = ", ".join("?" * len(channels))
         sql = (
             "SELECT channel, vantage, verdict, reason, first_second, last_second FROM runs"
@@ -448,10 +438,10 @@ class SecondsMixin:
             else:
                 cursor = db.execute(
                     "INSERT INTO maintenance (service, start_second, end_second, reason, source)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?) RETURNING id",
                     (service, start, end, reason, source),
                 )
-                window_id = int(cursor.lastrowid or 0)
+                window_id = int(cursor.fetchone()[0])
         return MaintenanceWindow(window_id, service, start, end, reason, source)
 
     def list_maintenance(

@@ -1,4 +1,5 @@
-"""SQLite tables of incidents and their timelines (migration 0003_incidents.sql).
+"""Tables of incidents and their timelines (migration 0003_incidents.sql; the SQL both
+backends speak, monitor/store/sql.py).
 
 An incident is one row, rewritten whole by `update_incident`; its timeline is append-only
 (`incident_events`). The `data` columns hold JSON objects.
@@ -8,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from alerting.model import dedup_key
 from monitor.store.base import Incident, IncidentEvent, NotFound
+from monitor.store.sql import SqlEngine
 
-# the row's columns in dataclass order, except `id` (assigned by SQLite) and `data` (JSON)
+# the row's columns in dataclass order, except `id` (assigned by the store) and `data` (JSON)
 _COLUMNS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(Incident) if f.name not in ("id", "data")
 )
@@ -35,12 +35,12 @@ _STICKY: dict[str, str] = {
 }
 
 
-def _incident(row: sqlite3.Row) -> Incident:
+def _incident(row: Any) -> Incident:
     values = {name: row[name] for name in _COLUMNS}
     return Incident(id=row["id"], data=json.loads(row["data"]), **values)
 
 
-def _event(row: sqlite3.Row) -> IncidentEvent:
+def _event(row: Any) -> IncidentEvent:
     return IncidentEvent(
         incident_id=row["incident_id"],
         at=row["at"],
@@ -50,15 +50,7 @@ def _event(row: sqlite3.Row) -> IncidentEvent:
     )
 
 
-class IncidentsMixin:
-    if TYPE_CHECKING:
-
-        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
-
-        def _query(
-            self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
-        ) -> list[sqlite3.Row]: ...
-
+class IncidentsMixin(SqlEngine):
     def create_incident(self, incident: Incident) -> Incident:
         cols = ", ".join((*_COLUMNS, "data"))
         marks = ", ".join("?" for _ in (*_COLUMNS, "data"))
@@ -72,15 +64,14 @@ class IncidentsMixin:
                     " ON CONFLICT(id) DO NOTHING",
                     (incident.id, *values, json.dumps(incident.data)),
                 )
+                self._bump_ids(db, "incidents")
             return dataclasses.replace(incident, dedup_key=key)
         with self._tx() as db:
             cur = db.execute(
-                f"INSERT INTO incidents ({cols}) VALUES ({marks})",
+                f"INSERT INTO incidents ({cols}) VALUES ({marks}) RETURNING id",
                 (*values, json.dumps(incident.data)),
             )
-            new_id = cur.lastrowid
-            if new_id is None:  # pragma: no cover - sqlite3 always sets it after INSERT
-                raise NotFound("incident insert returned no id")
+            new_id = int(cur.fetchone()[0])
             # the key notifiers deduplicate on; it needs the id, hence the second statement
             # inside the same transaction
             key = dedup_key(incident.service, new_id)
@@ -149,12 +140,14 @@ class IncidentsMixin:
         with self._tx() as db:
             try:
                 cur = db.execute(
-                    "INSERT INTO incident_events (incident_id, at, kind, data) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO incident_events (incident_id, at, kind, data)"
+                    " VALUES (?, ?, ?, ?) RETURNING id",
                     (event.incident_id, event.at, event.kind, json.dumps(event.data)),
                 )
-            except sqlite3.IntegrityError:
+                new_id = int(cur.fetchone()[0])
+            except self._integrity_errors:
                 raise NotFound(f"no incident {event.incident_id}") from None
-        return dataclasses.replace(event, id=cur.lastrowid)
+        return dataclasses.replace(event, id=new_id)
 
     def events(self, incident_id: int) -> list[IncidentEvent]:
         rows = self._query(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,15 @@ import pytest
 from alerting.model import IncidentState, Severity
 from monitor.store.base import Incident, IncidentEvent, NotFound
 from monitor.store.sqlite import SQLiteStore
+from tests.monitor.store.backends import SQL_BACKENDS
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    s = SQLiteStore(str(tmp_path / "s.db"))
-    s.migrate()
-    return s
+@pytest.fixture(params=sorted(SQL_BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
+    """Each SQL backend in turn: the statements are shared (monitor/store/sql.py)."""
+    s = SQL_BACKENDS[request.param](tmp_path)
+    yield s  # type: ignore[misc]
+    s.close()
 
 
 def _incident(service: str = "sp-us", **kw: object) -> Incident:

@@ -1,4 +1,5 @@
-"""SQLite table of the notification outbox: one row per (event, notifier) to deliver.
+"""The table of the notification outbox: one row per (event, notifier) to deliver (the SQL
+both backends speak, monitor/store/sql.py).
 
 An item is written here before any attempt to send it, so a daemon killed between the
 write and the send delivers it after restart. Delivery is at-least-once: a kill after the
@@ -8,14 +9,13 @@ send but before `update_outbox` resends it, which the vendors' dedup keys absorb
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from alerting.model import OutboxState
 from monitor.store.base import NotFound, OutboxItem, StoreError
+from monitor.store.sql import SqlEngine
 
 _COLUMNS = (
     "id, incident_id, notifier, event, payload, created_at, next_attempt_at, tries, state, "
@@ -23,7 +23,7 @@ _COLUMNS = (
 )
 
 
-def _item(row: sqlite3.Row) -> OutboxItem:
+def _item(row: Any) -> OutboxItem:
     return OutboxItem(
         id=row["id"],
         incident_id=row["incident_id"],
@@ -50,15 +50,7 @@ def _seq(item: OutboxItem) -> int:
     return seq
 
 
-class OutboxMixin:
-    if TYPE_CHECKING:
-
-        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
-
-        def _query(
-            self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
-        ) -> list[sqlite3.Row]: ...
-
+class OutboxMixin(SqlEngine):
     def enqueue(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         """Insert new items (ids, tries and state ignored) in one transaction.
 
@@ -69,8 +61,9 @@ class OutboxMixin:
         with self._tx() as db:
             for item, seq in zip(items, seqs, strict=True):
                 cur = db.execute(
-                    "INSERT OR IGNORE INTO outbox (incident_id, notifier, event, seq, payload, "
-                    "created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO outbox (incident_id, notifier, event, seq, payload, "
+                    "created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING RETURNING id",
                     (
                         item.incident_id,
                         item.notifier,
@@ -81,11 +74,12 @@ class OutboxMixin:
                         item.next_attempt_at,
                     ),
                 )
-                if cur.rowcount == 1:
+                row = cur.fetchone()  # None: already queued
+                if row is not None:
                     added.append(
                         replace(
                             item,
-                            id=int(cur.lastrowid or 0),
+                            id=int(row[0]),
                             tries=0,
                             state=OutboxState.PENDING,
                             last_error=None,
