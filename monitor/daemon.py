@@ -555,7 +555,7 @@ class Daemon:
     def _take_counts(self) -> list[MinuteCount]:
         counts, self._pending_counts = self._pending_counts, collections.Counter()
         return [
-            MinuteCount(svc, ch, probe, minute, outcome, n)
+            MinuteCount(svc, ch, probe, minute, outcome, n, self.vantage)
             for (svc, ch, probe, minute, outcome), n in counts.items()
         ]
 

@@ -227,6 +227,7 @@ class Launcher:
         self._stall_threshold = stall
         self._max_lag = settings.monitor.max_launch_lag_ms / 1000
         self._given = probes
+        self._vantage = settings.monitor.vantage
         self._prepared = plans
         self._plans: list[Plan] = []
         self.stats: dict[tuple[str, str], dict[str, Any]] = {}
@@ -551,6 +552,7 @@ class Launcher:
             latency=end - launched,
             started=wall,
             detail=detail,
+            vantage=self._vantage,
         )
         if self._on_attempt is not None:
             try:

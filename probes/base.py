@@ -131,6 +131,8 @@ class Attempt:
     latency: float  # seconds from launch to end
     started: float  # wall-clock epoch seconds of the launch
     detail: dict[str, Any] = field(default_factory=dict)
+    #: the vantage point that made it (set by the launcher; "" in hand-made attempts)
+    vantage: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,6 +146,7 @@ class Attempt:
             "latency": round(self.latency, 6),
             "started": self.started,
             "detail": self.detail,
+            "vantage": self.vantage,
         }
 
 

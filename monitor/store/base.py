@@ -72,6 +72,8 @@ class MinuteCount:
     minute: int  # epoch second of the minute's start
     outcome: str
     count: int
+    #: the vantage point whose attempts these are ("" in a store from before vantages)
+    vantage: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,16 +128,29 @@ class Store(Protocol):
         """Runs overlapping [start, end) clipped to it, ordered by first second."""
         ...
 
-    def minute_counts(self, service: str, start: int, end: int) -> list[MinuteCount]: ...
+    def minute_counts(
+        self, service: str, start: int, end: int, vantage: str | None = None
+    ) -> list[MinuteCount]:
+        """Every vantage's counts, or those of the vantage named."""
+        ...
 
-    def attempt_totals(self, service: str, start: int, end: int) -> dict[str, int]:
-        """channel → attempts in the minutes starting in [start, end)."""
+    def attempt_totals(
+        self, service: str, start: int, end: int, vantage: str | None = None
+    ) -> dict[str, int]:
+        """channel → attempts in the minutes starting in [start, end) (every vantage's, or
+        the one named)."""
         ...
 
     def evidence(
-        self, service: str, start: int, end: int, limit: int = 1000
+        self,
+        service: str,
+        start: int,
+        end: int,
+        limit: int = 1000,
+        vantage: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Attempt evidence rows (Attempt.to_json() shape) with second in [start, end)."""
+        """Attempt evidence rows (Attempt.to_json() shape, with its vantage) with second
+        in [start, end), of every vantage or the one named."""
         ...
 
     def prune(self, before: int) -> int:

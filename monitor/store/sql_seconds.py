@@ -27,7 +27,7 @@ from monitor.verdicts import SecondVerdict, UnknownReason, Verdict
 from probes.base import QUALIFYING, Attempt
 
 _Stream = tuple[str, str, str]  # (service, channel, vantage)
-_Source = tuple[str, str, str]  # (service, channel, probe)
+_Source = tuple[str, str, str, str]  # (service, channel, probe, vantage)
 
 _UNKNOWN = str(Verdict.UNKNOWN)
 
@@ -45,7 +45,7 @@ class _OpenRun:
 
 
 def _source(a: Attempt) -> _Source:
-    return (a.service, a.channel, a.probe)
+    return (a.service, a.channel, a.probe, a.vantage)
 
 
 def _evidence_row(source: int, a: Attempt) -> tuple[Any, ...]:
@@ -57,6 +57,11 @@ def _evidence_row(source: int, a: Attempt) -> tuple[Any, ...]:
         *(source, a.second, a.slot, str(a.outcome), round(a.latency * 1e6), started_us),
         *(attempt_id, detail),
     )
+
+
+def _vantage_filter(vantage: str | None) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause (and its parameter) that keeps one vantage's attempts."""
+    return ("", ()) if vantage is None else (" AND s.vantage = ?", (vantage,))
 
 
 class SecondsMixin(SqlEngine):
@@ -182,12 +187,14 @@ class SecondsMixin(SqlEngine):
         if found is not None:
             return found
         db.execute(
-            "INSERT INTO attempt_sources (service, channel, probe) VALUES (?, ?, ?)"
+            "INSERT INTO attempt_sources (service, channel, probe, vantage) VALUES (?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING",
             key,
         )
         row = db.execute(
-            "SELECT id FROM attempt_sources WHERE service = ? AND channel = ? AND probe = ?", key
+            "SELECT id FROM attempt_sources"
+            " WHERE service = ? AND channel = ? AND probe = ? AND vantage = ?",
+            key,
         ).fetchone()
         self._sources[key] = int(row[0])
         return int(row[0])
@@ -202,7 +209,7 @@ class SecondsMixin(SqlEngine):
                     f"minute count {c.service}/{c.channel}/{c.probe}: minute {c.minute} is"
                     " not the start of a minute"
                 )
-            totals[((c.service, c.channel, c.probe), c.minute, c.outcome)] += c.count
+            totals[((c.service, c.channel, c.probe, c.vantage), c.minute, c.outcome)] += c.count
         if not totals:
             return
         with self._sourced_tx() as db:
@@ -312,25 +319,36 @@ class SecondsMixin(SqlEngine):
             for r in self._run_rows(service, (channel,), start, end, vantage)
         ]
 
-    def minute_counts(self, service: str, start: int, end: int) -> list[MinuteCount]:
-        """Counts of the minutes starting in [start, end), by minute, channel, probe."""
+    def minute_counts(
+        self, service: str, start: int, end: int, vantage: str | None = None
+    ) -> list[MinuteCount]:
+        """Counts of the minutes starting in [start, end), by minute, channel, probe (and
+        vantage: every vantage's, or the one named)."""
+        where, params = _vantage_filter(vantage)
         rows = self._query(
-            "SELECT s.service, s.channel, s.probe, m.minute, m.outcome, m.count"
+            "SELECT s.service, s.channel, s.probe, m.minute, m.outcome, m.count, s.vantage"
             " FROM minute_counts m JOIN attempt_sources s ON s.id = m.source"
             " WHERE s.service = ? AND m.minute >= ? AND m.minute < ?"
-            " ORDER BY m.minute, s.channel, s.probe, m.outcome",
-            (service, start, end),
+            + where
+            + " ORDER BY m.minute, s.channel, s.probe, m.outcome, s.vantage",
+            (service, start, end, *params),
         )
         return [MinuteCount(*tuple(r)) for r in rows]
 
-    def attempt_totals(self, service: str, start: int, end: int) -> dict[str, int]:
-        """Attempts per channel in the minutes starting in [start, end): one aggregate
-        query (the report's attempts-per-second figure), not ~90 k minute rows a month."""
+    def attempt_totals(
+        self, service: str, start: int, end: int, vantage: str | None = None
+    ) -> dict[str, int]:
+        """Attempts per channel in the minutes starting in [start, end) (of every vantage,
+        or the one named): one aggregate query (the report's attempts-per-second figure),
+        not ~90 k minute rows a month."""
+        where, params = _vantage_filter(vantage)
         rows = self._query(
             "SELECT s.channel, SUM(m.count) FROM minute_counts m"
             " JOIN attempt_sources s ON s.id = m.source"
-            " WHERE s.service = ? AND m.minute >= ? AND m.minute < ? GROUP BY s.channel",
-            (service, start, end),
+            " WHERE s.service = ? AND m.minute >= ? AND m.minute < ?"
+            + where
+            + " GROUP BY s.channel",
+            (service, start, end, *params),
         )
         return {r[0]: int(r[1]) for r in rows}
 
@@ -374,19 +392,26 @@ class SecondsMixin(SqlEngine):
         return out
 
     def evidence(
-        self, service: str, start: int, end: int, limit: int = 1000
+        self,
+        service: str,
+        start: int,
+        end: int,
+        limit: int = 1000,
+        vantage: str | None = None,
     ) -> list[dict[str, Any]]:
         """Attempt evidence (Attempt.to_json() shape) with second in [start, end), by second.
 
         Latency and launch time are kept to the microsecond; writing the same attempt
         (source, second, slot) twice keeps the first."""
+        where, params = _vantage_filter(vantage)
         rows = self._query(
             "SELECT s.service, s.channel, s.probe, e.second, e.slot, e.outcome, e.latency_us,"
-            " e.started_us, e.attempt_id, e.detail"
+            " e.started_us, e.attempt_id, e.detail, s.vantage"
             " FROM evidence e JOIN attempt_sources s ON s.id = e.source"
             " WHERE s.service = ? AND e.second >= ? AND e.second < ?"
-            " ORDER BY e.second, s.channel, s.probe, e.slot LIMIT ?",
-            (service, start, end, limit),
+            + where
+            + " ORDER BY e.second, s.channel, s.probe, e.slot, s.vantage LIMIT ?",
+            (service, start, end, *params, limit),
         )
         return [
             {
@@ -400,6 +425,7 @@ class SecondsMixin(SqlEngine):
                 "latency": r[6] / 1e6,
                 "started": (r[3] * 1_000_000 + r[7]) / 1e6,
                 "detail": json.loads(r[9]) if r[9] else {},
+                "vantage": r[10],
             }
             for r in rows
         ]

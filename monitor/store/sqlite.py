@@ -82,17 +82,29 @@ class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
                     f"store: {self.path} has schema version {current}, newer than this "
                     f"availmon knows ({latest}); upgrade availmon"
                 )
-            for number, name, sql in known:
-                if number <= current:
-                    continue
-                try:
-                    script = f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;"
-                    self._db.executescript(script)
-                except sqlite3.Error as exc:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    why = f"store: {self.path}: migration {name} failed: {exc}"
-                    raise StoreError(why) from None
+            # A migration that rebuilds a table (SQLite cannot drop a constraint) must run
+            # with foreign keys off, which only takes effect outside a transaction; each
+            # one checks them itself before it commits.
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            try:
+                for number, name, sql in known:
+                    if number <= current:
+                        continue
+                    try:
+                        self._db.executescript(f"BEGIN IMMEDIATE;\n{sql}")
+                        broken = self._db.execute("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise sqlite3.IntegrityError(f"foreign keys broken: {broken[:3]}")
+                        # (not executescript: it would COMMIT first, by itself)
+                        self._db.execute(f"PRAGMA user_version={number}")
+                        self._db.execute("COMMIT")
+                    except sqlite3.Error as exc:
+                        if self._db.in_transaction:
+                            self._db.execute("ROLLBACK")
+                        why = f"store: {self.path}: migration {name} failed: {exc}"
+                        raise StoreError(why) from None
+            finally:
+                self._db.execute("PRAGMA foreign_keys=ON")
 
     def schema_version(self) -> int:
         return int(self._query("PRAGMA user_version")[0][0])

@@ -433,10 +433,12 @@ class SummingStore(SQLiteStore):
 
     calls = 0
 
-    def attempt_totals(self, service: str, start: int, end: int) -> dict[str, int]:
+    def attempt_totals(
+        self, service: str, start: int, end: int, vantage: str | None = None
+    ) -> dict[str, int]:
         self.calls += 1
         totals: Counter[str] = Counter()
-        for mc in self.minute_counts(service, start, end):
+        for mc in self.minute_counts(service, start, end, vantage):
             totals[mc.channel] += mc.count
         return dict(totals)
 

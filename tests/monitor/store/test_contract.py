@@ -120,9 +120,31 @@ def test_minute_counts_add_up(store: Store) -> None:
     assert store.minute_counts("sp", m + 60, m + 120) == []
 
 
-def _attempt(second: int, slot: int = 0) -> Attempt:
+def _attempt(second: int, slot: int = 0, vantage: str = "") -> Attempt:
     return Attempt(f"a{second}.{slot}", "sp", "api", "p", second, slot, Outcome.SERVER_ERROR,
-                   0.123456, second + 0.01, {"status": 503})  # fmt: skip
+                   0.123456, second + 0.01, {"status": 503}, vantage)  # fmt: skip
+
+
+def test_several_vantages_keep_their_own_counts_and_evidence(store: Store) -> None:
+    m = T0 - T0 % 60
+    store.write_minute_counts(
+        [
+            MinuteCount("sp", "api", "p", m, "ok", 3, "eu"),
+            MinuteCount("sp", "api", "p", m, "ok", 2, "us"),
+        ]
+    )
+    # the same probe's same slot, measured from two places: two attempts, both kept
+    store.write_evidence([_attempt(T0, 0, "eu"), _attempt(T0, 0, "us")])
+    assert store.attempt_totals("sp", m, m + 60) == {"api": 5}
+    assert store.attempt_totals("sp", m, m + 60, vantage="eu") == {"api": 3}
+    assert [(c.vantage, c.count) for c in store.minute_counts("sp", m, m + 60)] == [
+        ("eu", 3),
+        ("us", 2),
+    ]
+    assert [c.count for c in store.minute_counts("sp", m, m + 60, vantage="us")] == [2]
+    rows = store.evidence("sp", T0, T0 + 1)
+    assert [(r["vantage"], r["slot"]) for r in rows] == [("eu", 0), ("us", 0)]
+    assert [r["vantage"] for r in store.evidence("sp", T0, T0 + 1, vantage="us")] == ["us"]
 
 
 def test_evidence_is_kept_once_per_attempt_and_pruned(store: Store) -> None:

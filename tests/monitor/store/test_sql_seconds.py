@@ -565,3 +565,36 @@ def test_attempt_totals_sum_minute_counts_per_channel(tmp_path: Path) -> None:
     assert store.attempt_totals("s", 600, 720) == {"api": 120, "smtp": 120}
     assert store.attempt_totals("s", 0, 10_000) == {"api": 120, "smtp": 127}
     assert store.attempt_totals("nobody", 0, 10_000) == {}
+
+
+def test_migration_5_gives_old_sources_the_vantage_that_measured_them(tmp_path: Path) -> None:
+    """A store from before vantages in sources: counts and evidence keep their rows and
+    ids and are said to be the vantage's whose verdicts the store holds."""
+    import sqlite3 as sqlite
+
+    from monitor.store.sqlite import _migrations
+
+    path = tmp_path / "v4.db"
+    db = sqlite.connect(path)
+    for number, _, sql in _migrations():
+        if number <= 4:
+            db.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;")
+    db.executescript(
+        "INSERT INTO runs (service, channel, vantage, verdict, first_second, last_second)"
+        f" VALUES ('sp', 'api', 'host-a', 'available', {T0}, {T0 + 59});"
+        "INSERT INTO attempt_sources (id, service, channel, probe) VALUES (7, 'sp', 'api', 'p');"
+        f"INSERT INTO minute_counts VALUES (7, {T0}, 'ok', 120);"
+        f"INSERT INTO evidence VALUES (7, {T0}, 0, 'timeout', 5000000, 1000, NULL, NULL);"
+    )
+    db.close()
+    store = _open(path)
+    try:
+        assert store.schema_version() >= 5
+        [count] = store.minute_counts("sp", T0, T0 + 60, vantage="host-a")
+        assert (count.count, count.vantage) == (120, "host-a")
+        assert [r["vantage"] for r in store.evidence("sp", T0, T0 + 1)] == ["host-a"]
+        # the same probe from another vantage is a source of its own now
+        store.write_minute_counts([MinuteCount("sp", "api", "p", T0, "ok", 1, "host-b")])
+        assert store.attempt_totals("sp", T0, T0 + 60) == {"api": 121}
+    finally:
+        store.close()
