@@ -18,7 +18,16 @@ Exception tree::
 
     StoreError             anything the backend cannot do (bad URL, corrupt file, schema newer
     │                      than this program)
-    └── NotFound           the incident / window asked for does not exist
+    ├── NotFound           the incident / window asked for does not exist
+    └── StaleEpoch         a fenced write of a leader that another has replaced
+
+Leadership (several vantage points on one database): a **lease** row per name, taken or
+renewed by `acquire_lease` until a time, with an **epoch** that grows by one whenever the
+holder changes — the fencing token. `fenced(name, epoch)` gives a view of the store whose
+writes check, inside their own transaction, that the lease's epoch is still `epoch`, and
+raise `StaleEpoch` otherwise: a leader that was replaced while it paused cannot write
+after its successor. Outbox rows are **claimed** (`claim_due`) by one holder for a while
+before they are sent, so two instances never send the same row at once.
 """
 
 from __future__ import annotations
@@ -62,6 +71,18 @@ class StoreError(Exception):
 
 class NotFound(StoreError, KeyError):
     """No such row."""
+
+
+class StaleEpoch(StoreError):
+    """A fenced write whose epoch is no longer the lease's: another holder took over."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    name: str
+    holder: str
+    epoch: int  # grows by one each time the holder changes
+    expires_at: float  # epoch seconds (the store's clock when it has one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +243,34 @@ class Store(Protocol):
     def prune_outbox(self, before: float) -> int:
         """Delete sent or failed items of incidents resolved before `before`; return how
         many (pending items and those of unresolved incidents stay)."""
+        ...
+
+    def claim_due(
+        self, now: float, holder: str, claim_seconds: float, limit: int = 100
+    ) -> list[OutboxItem]:
+        """The items `due` would return that no other holder has claimed (or whose claim
+        has run out), claimed for `holder` until ``now + claim_seconds``: two instances
+        calling it at once get disjoint items. Recording the outcome (`update_outbox`)
+        ends the claim."""
+        ...
+
+    # --- leadership
+    def acquire_lease(
+        self, name: str, holder: str, ttl: float, now: float | None = None
+    ) -> Lease | None:
+        """Take the lease `name` for `holder` (free, expired, or already its own) until
+        ``now + ttl``; return it, or None while another holder's lease runs. `now` None:
+        the store's own clock (PostgreSQL's, shared by every host)."""
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """End `holder`'s lease now (a clean stop), so a successor need not wait."""
+        ...
+
+    def current_lease(self, name: str) -> Lease | None: ...
+
+    def fenced(self, name: str, epoch: int) -> Store:
+        """This store, with every write checking that lease `name` is at `epoch`."""
         ...
 
     # --- key/value state (policy windows, watermarks, report ledger)

@@ -142,11 +142,21 @@ class PostgresStore(SecondsMixin, IncidentsMixin, OutboxMixin):
     def _tx(self) -> Iterator[_Db]:
         """One write transaction on a pooled connection; rolled back whole on error."""
         with self._lock, self._pool.connection() as conn, conn.transaction():
-            yield _Db(conn)
+            db = _Db(conn)
+            self._check_fence(db)
+            yield db
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._pool.connection() as conn:
             return conn.execute(_pg(sql), params).fetchall()
+
+    _claim_lock = " FOR UPDATE SKIP LOCKED"
+    #: a fenced write holds the lease row against a takeover until it commits
+    _fence_lock = " FOR SHARE"
+
+    def _now(self, db: Any) -> float:
+        row = db.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())").fetchone()
+        return float(row[0])
 
     def _bump_ids(self, db: Any, table: str) -> None:
         db.execute(

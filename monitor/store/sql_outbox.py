@@ -103,12 +103,38 @@ class OutboxMixin(SqlEngine):
         )
         return [_item(r) for r in rows]
 
+    #: `claim_due`'s row lock (PostgreSQL: skip rows another transaction is claiming)
+    _claim_lock = ""
+
+    def claim_due(
+        self, now: float, holder: str, claim_seconds: float, limit: int = 100
+    ) -> list[OutboxItem]:
+        """`due`, claimed: items no other holder has claimed (or whose claim ran out) are
+        claimed for `holder` until ``now + claim_seconds`` and returned. Its own claims it
+        gets again (the caller knows what it is sending)."""
+        with self._tx() as db:
+            rows = db.execute(
+                f"UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN ("
+                "  SELECT o.id FROM outbox AS o"
+                "  WHERE o.state = 'pending' AND o.next_attempt_at <= ?"
+                "  AND (o.claimed_until IS NULL OR o.claimed_until <= ? OR o.claimed_by = ?)"
+                "  AND NOT EXISTS ("
+                "    SELECT 1 FROM outbox AS p WHERE p.state = 'pending'"
+                "    AND p.incident_id = o.incident_id AND p.notifier = o.notifier"
+                "    AND p.id < o.id"
+                f"  ) ORDER BY o.id LIMIT ?{self._claim_lock}"
+                f") RETURNING {_COLUMNS}",
+                (holder, now + claim_seconds, now, now, holder, limit),
+            ).fetchall()
+        return sorted((_item(r) for r in rows), key=lambda i: i.id)
+
     def update_outbox(self, item: OutboxItem) -> None:
-        """Record a delivery attempt: tries, state, last_error, sent_at, next_attempt_at."""
+        """Record a delivery attempt: tries, state, last_error, sent_at, next_attempt_at;
+        the item's claim ends."""
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE outbox SET tries = ?, state = ?, last_error = ?, sent_at = ?, "
-                "next_attempt_at = ? WHERE id = ?",
+                "next_attempt_at = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
                 (
                     item.tries,
                     item.state,

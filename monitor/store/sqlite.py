@@ -58,6 +58,7 @@ class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                self._check_fence(self._db)
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")

@@ -18,6 +18,7 @@ from monitor.store.base import (
     MinuteCount,
     NotFound,
     OutboxItem,
+    StaleEpoch,
     Store,
     excluded_spans,
 )
@@ -289,3 +290,68 @@ def test_state_values_round_trip(store: Store) -> None:
     store.set_state("k", {"a": [1, 2]})
     store.set_state("k", {"a": [3]})
     assert store.get_state("k") == {"a": [3]}
+
+
+# ---------------------------------------------------------------- leadership
+
+
+def test_a_lease_has_one_holder_and_its_epoch_grows_with_each_new_one(store: Store) -> None:
+    a = store.acquire_lease("leader", "a", 10, now=T0)
+    assert a is not None and (a.holder, a.epoch, a.expires_at) == ("a", 1, T0 + 10)
+    assert store.acquire_lease("leader", "b", 10, now=T0 + 1) is None  # a's lease runs
+    renewed = store.acquire_lease("leader", "a", 10, now=T0 + 5)
+    assert renewed is not None and (renewed.epoch, renewed.expires_at) == (1, T0 + 15)
+    b = store.acquire_lease("leader", "b", 10, now=T0 + 15)  # a's ran out
+    assert b is not None and (b.holder, b.epoch) == ("b", 2)
+    assert store.acquire_lease("leader", "a", 10, now=T0 + 16) is None
+    current = store.current_lease("leader")
+    assert current is not None and current.holder == "b"
+    store.release_lease("leader", "a")  # not a's: nothing happens
+    assert store.acquire_lease("leader", "a", 10, now=T0 + 17) is None
+    store.release_lease("leader", "b")  # a clean stop: the successor need not wait
+    again = store.acquire_lease("leader", "a", 10)
+    assert again is not None and (again.holder, again.epoch) == ("a", 3)
+    assert store.current_lease("nobody") is None
+
+
+def test_a_replaced_leader_cannot_write_through_its_fence(store: Store) -> None:
+    a = store.acquire_lease("leader", "a", 10, now=T0)
+    assert a is not None
+    as_a = store.fenced("leader", a.epoch)
+    first = as_a.create_incident(_incident())
+    as_a.enqueue([_item(first.id)])
+    b = store.acquire_lease("leader", "b", 10, now=T0 + 11)
+    assert b is not None
+    with pytest.raises(StaleEpoch):
+        as_a.create_incident(_incident())
+    with pytest.raises(StaleEpoch):
+        as_a.enqueue([_item(first.id, seq=2)])
+    with pytest.raises(StaleEpoch):
+        as_a.set_state("ledger", {"written": True})
+    # nothing of the refused writes is stored; reads through the fence still work
+    assert [i.id for i in as_a.list_incidents()] == [first.id]
+    assert [o.payload["seq"] for o in store.outbox()] == [1]
+    assert store.get_state("ledger") is None
+    # verdicts are no leader's: the unfenced store takes them from anyone
+    store.write_verdicts([_v(T0, A)])
+    as_b = store.fenced("leader", b.epoch)
+    second = as_b.create_incident(_incident())
+    assert second.id > first.id
+
+
+def test_outbox_claims_are_disjoint_and_end_with_the_outcome(store: Store) -> None:
+    inc = store.create_incident(_incident())
+    other = store.create_incident(_incident())
+    store.enqueue([_item(inc.id), _item(other.id), _item(inc.id, notifier="slack")])
+    now = float(T0 + 10)
+    mine = store.claim_due(now, "a", 30)
+    assert len(mine) == 3
+    assert store.claim_due(now + 1, "b", 30) == []  # a holds them
+    assert [i.id for i in store.claim_due(now + 2, "a", 30)] == [i.id for i in mine]
+    sent = dataclasses.replace(mine[0], state=OutboxState.SENT, tries=1, sent_at=now + 3)
+    store.update_outbox(sent)
+    retry = dataclasses.replace(mine[1], tries=1, next_attempt_at=now + 5)
+    store.update_outbox(retry)  # its claim ends with the outcome: b may take the retry
+    assert [i.id for i in store.claim_due(now + 6, "b", 30)] == [mine[1].id]
+    # a's last claim runs out: b takes it over
+    assert [i.id for i in store.claim_due(now + 2 + 31, "b", 30)] == [mine[1].id, mine[2].id]

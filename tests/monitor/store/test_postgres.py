@@ -104,3 +104,62 @@ def test_the_password_comes_from_store_password(tmp_path: Any) -> None:
     with pytest.raises(ConfigError) as unset:
         missing.store.password_value()
     assert "AVAILMON_NO_SUCH_PG_PASSWORD" in str(unset.value)
+
+
+def test_instances_racing_for_the_lease_get_one_holder_and_disjoint_claims() -> None:
+    """Two instances (a pool each, as two hosts) at once: one leader per round, and every
+    outbox row claimed by exactly one of them."""
+    from alerting.model import Incident, IncidentState, OutboxItem, Severity
+
+    url = pgserver.fresh_url()
+    a, b = open_store(url), open_store(url)
+    try:
+        incident = a.create_incident(
+            Incident(0, "sp", Severity.CRITICAL, IncidentState.OPEN, "unavailable", "", T0)
+        )
+        a.enqueue(
+            [
+                OutboxItem(0, incident.id, f"n{i}", "trigger", {"seq": 1}, float(T0), float(T0))
+                for i in range(40)
+            ]
+        )
+
+        def race(store: Any, who: str, at: float, barrier: Any, won: list[Any]) -> None:
+            barrier.wait()
+            got = store.acquire_lease("leader", who, 30, now=at)
+            if got is not None and got.holder == who:
+                won.append(got)
+
+        for round_ in range(5):
+            won: list[Any] = []
+            barrier = threading.Barrier(8)
+            threads = [
+                threading.Thread(
+                    target=race,
+                    args=(a if i % 2 else b, f"h{round_}.{i}", T0 + 100 * round_, barrier, won),
+                )
+                for i in range(8)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=30)
+            assert len(won) == 1, won
+            assert won[0].epoch == round_ + 1
+        claims: dict[str, list[int]] = {"a": [], "b": []}
+        barrier = threading.Barrier(2)
+
+        def claim(store: Any, who: str) -> None:
+            barrier.wait()
+            claims[who] += [i.id for i in store.claim_due(float(T0 + 1), who, 60, limit=40)]
+
+        pair = [threading.Thread(target=claim, args=(s, w)) for s, w in ((a, "a"), (b, "b"))]
+        for t in pair:
+            t.start()
+        for t in pair:
+            t.join(timeout=30)
+        assert not set(claims["a"]) & set(claims["b"])
+        assert len(set(claims["a"]) | set(claims["b"])) == 40
+    finally:
+        a.close()
+        b.close()
