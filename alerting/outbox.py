@@ -3,8 +3,10 @@
 The policy writes an `OutboxItem` to the store (then calls `Dispatcher.wake()`); this
 module only reads the store, sends, and records the outcome. Rules:
 
-- Per (incident, notifier) pair, items go out in id order: `store.due()` returns only the
-  head of each pair, so an update never overtakes a trigger that waits to be retried.
+- Per (incident, notifier) pair, items go out in id order: `store.claim_due()` returns only
+  the head of each pair, so an update never overtakes a trigger that waits to be retried,
+  and claims it for this dispatcher (`holder`) for its longest send plus `CLAIM_MARGIN`:
+  two instances (a replaced leader that does not know it yet) never send one row at once.
 - Notifiers never wait for each other: every pair is its own task, every notifier has
   its own concurrency limit and every send its own deadline, so one hung or failing
   receiver delays only itself.
@@ -44,6 +46,9 @@ from monitor.store.base import IncidentEvent, OutboxItem, Store
 
 log = logging.getLogger("availmon.alerting.outbox")
 
+#: a claimed outbox row stays the claimer's this long past its longest send
+CLAIM_MARGIN = 15.0
+
 #: a Retry-After longer than this is clipped: a page must not wait a day on a header
 MAX_RETRY_AFTER = 3600.0
 #: the tiers whose items are pages: their retries are capped (`page_retry_max_seconds`)
@@ -82,12 +87,16 @@ class Dispatcher:
         concurrency: int = 4,
         poll_interval: float = 5.0,
         batch: int = 100,
+        holder: str | None = None,
     ) -> None:
         """`on_result(notifier, "sent" | "retry" | "failed")` feeds the metric
         ``availmon_notifications_total``. `poll_interval` bounds how long an item
         enqueued without `wake()` (e.g. by the CLI, another process) waits."""
         self.store = store
         self.notifiers = notifiers
+        #: who claims the outbox rows: the vantage, so that a restarted instance takes its
+        #: own claims over at once (a row claimed just before a crash is not held back)
+        self.holder = holder or "availmon"
         self.clock = clock
         self.on_result = on_result
         self.base_backoff = base_backoff
@@ -252,6 +261,12 @@ class Dispatcher:
         await asyncio.gather(*self._closing, return_exceptions=True)
         await self._close_all(self.notifiers)
 
+    def claim_seconds(self) -> float:
+        """How long a claimed row is this dispatcher's: its longest send and a margin (a
+        row claimed by an instance that died is taken over after this)."""
+        longest = max((n.config.timeout_seconds for n in self.notifiers.values()), default=10.0)
+        return longest + CLAIM_MARGIN
+
     def backoff(self, tries: int, retry_after: float | None, cap: float | None = None) -> float:
         """Seconds before try number `tries + 1` (at most `cap`, unless the receiver's
         Retry-After asks for longer: it is honoured)."""
@@ -272,7 +287,11 @@ class Dispatcher:
             # due() gives one row per pair: asking for the in-flight pairs on top of the batch
             # keeps a notifier with many hung pairs from hiding every other notifier's items
             limit = self.batch + len(self._inflight)
-            items = await asyncio.to_thread(self.store.due, now, limit)
+            # claimed for this dispatcher: another instance (a leader that was replaced and
+            # does not know it yet) cannot take the same rows while they are being sent
+            items = await asyncio.to_thread(
+                self.store.claim_due, now, self.holder, self.claim_seconds(), limit
+            )
             with self._memory_lock:
                 memory = set(self._memory)
             started = skipped = 0

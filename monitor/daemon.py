@@ -182,6 +182,7 @@ class Daemon:
             notifiers,
             self.clock,
             on_result=lambda name, outcome: self.metrics.notifications.labels(name, outcome).inc(),
+            holder=self.vantage,
         )
         self.policy = Policy(
             s, store, self.clock, on_outbox=self.dispatcher.wake, effects=self._effects

@@ -133,6 +133,7 @@ PUBLIC_SUBMODULES = {
     "logging.handlers",
     "xml.etree.ElementTree",
     "urllib.parse",
+    "psycopg.conninfo",  # documented: psycopg.org/psycopg3/docs/api/conninfo.html
 }
 #: private attributes of dependencies that code has been tempted by
 PRIVATE_ATTRIBUTES = {
