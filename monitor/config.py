@@ -174,7 +174,20 @@ class MonitorConfig(ConfigModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: "text" lines, or "json": one object a line (monitor/logs.py); --log-format wins
     log_format: Literal["text", "json"] = "text"
+    #: the leader lease among vantages sharing a store (monitor/leader.py): held this
+    #: long, renewed this often; a successor takes over within ttl + renew seconds
+    lease_ttl_seconds: float = Field(default=10, gt=1, le=300)
+    lease_renew_seconds: float = Field(default=2, gt=0.1, le=60)
     _sec = field_validator("api_token", mode="before")(classmethod(lambda cls, v: secret(v)))
+
+    @model_validator(mode="after")
+    def _lease(self) -> MonitorConfig:
+        if self.lease_renew_seconds >= self.lease_ttl_seconds:
+            raise ValueError(
+                f"lease_renew_seconds ({self.lease_renew_seconds:g}) must be shorter than "
+                f"lease_ttl_seconds ({self.lease_ttl_seconds:g})"
+            )
+        return self
 
     @field_validator("listen")
     @classmethod

@@ -42,6 +42,7 @@ from monitor.detector import Detector
 from monitor.gcpacer import start_pacer
 from monitor.intervals import Interval, contains, month_of, overlap
 from monitor.launcher import Launcher, Plan, plan_probes
+from monitor.leader import LEASE, LeaderElector
 from monitor.metrics import Metrics
 from monitor.overload import OverloadWatch
 from monitor.preflight import check_secrets
@@ -143,6 +144,11 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        #: the leader's parts (monitor/leader.py): the policy, the dispatcher and the
+        #: report jobs run only while this instance leads, writing through `_fenced`
+        self.elector: LeaderElector | None = None
+        self._fenced: Store | None = None
+        self._leader_tasks: list[asyncio.Task[Any]] = []
         self.policy: Policy | None = None
         self.incidents: Incidents | None = None
         self.dispatcher: Dispatcher | None = None
@@ -169,26 +175,24 @@ class Daemon:
         store = self.store
         if self.writer is None:
             self.writer = self._new_writer(store)
-        await asyncio.to_thread(self._sync_config_maintenance)
-        self._set_maintenance(await asyncio.to_thread(store.list_maintenance))
-
         self._declare(s)
+        self.metrics.leader.labels(self.vantage).set(0)
 
-        # Alerting: incidents are restored before the first new second arrives.
+        # Alerting: a lone instance (SQLite: always) leads before its first second, and
+        # its incidents are restored before the first new second arrives.
         self._session = aiohttp.ClientSession()
-        notifiers = build_notifiers(s.notifiers, self._session, self.clock)
-        self.dispatcher = Dispatcher(
+        self.incidents = Incidents(s, store, self.clock, on_outbox=self._wake_dispatcher)
+        self.elector = LeaderElector(
             store,
-            notifiers,
-            self.clock,
-            on_result=lambda name, outcome: self.metrics.notifications.labels(name, outcome).inc(),
-            holder=self.vantage,
+            self.vantage,
+            self._leadership,
+            ttl=s.monitor.lease_ttl_seconds,
+            renew=s.monitor.lease_renew_seconds,
         )
-        self.policy = Policy(
-            s, store, self.clock, on_outbox=self.dispatcher.wake, effects=self._effects
-        )
-        self.incidents = Incidents(s, store, self.clock, on_outbox=self.dispatcher.wake)
-        await asyncio.to_thread(self.policy.restore)
+        await self.elector.attempt()
+        if self.elector.leading:
+            await asyncio.to_thread(self._sync_config_maintenance)
+        self._set_maintenance(await asyncio.to_thread(store.list_maintenance))
         for (service, severity), n in (await asyncio.to_thread(self._count_incidents)).items():
             self.metrics.incidents_total.labels(service, severity).inc(n)
 
@@ -225,15 +229,13 @@ class Daemon:
         await asyncio.to_thread(warm_report_templates)
         await self.watchdog.start()
         await self.launcher.start()
-        self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
         self._tasks.append(asyncio.create_task(self._poll_loop(), name="poll-incidents"))
+        self._tasks.append(asyncio.create_task(self.elector.run(), name="leader-lease"))
 
         self.scheduler = AsyncIOScheduler(timezone=ZoneInfo("UTC"))
         self.scheduler.add_job(self._housekeeping, "interval", seconds=30, id="housekeeping")
-        self.scheduler.add_job(self._prune, "cron", hour=3, minute=17, id="retention")
-        job = ReportJob(s, store, self.clock)
-        job.install(self.scheduler)
-        self._tasks.append(asyncio.create_task(job.catch_up(), name="report-catch-up"))
+        if self.elector.leading:
+            self._install_leader_jobs()
         self.scheduler.start()
         self._started = True
         self.metrics.reload_time.set(self.clock.wall())
@@ -262,10 +264,11 @@ class Daemon:
             await self.launcher.stop()
         if self.watchdog is not None:
             await self.watchdog.stop()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._leader_tasks]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._leader_tasks, return_exceptions=True)
         self._tasks.clear()
+        self._leader_tasks.clear()
         if self.writer is not None:
             # what the last seconds and the policy left, before the pages are drained
             await asyncio.to_thread(self.writer.close, STOP_WRITE_TIMEOUT)
@@ -274,6 +277,8 @@ class Daemon:
             # what does not is sent after the next start
             await self.dispatcher.drain(5)
             await self.dispatcher.close()
+        if self.elector is not None:
+            await self.elector.release()  # a successor need not wait for the lease to run out
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
@@ -343,6 +348,76 @@ class Daemon:
             return int(address[1])
         return None
 
+    # ------------------------------------------------------------------ leadership
+    async def _leadership(self, epoch: int | None) -> None:
+        """Take up (an epoch) or give up (None) the leader's parts: the policy, restored
+        from the store; the dispatcher; the report and retention jobs. Every write they
+        make goes through the store fenced at `epoch` (monitor/leader.py)."""
+        self.metrics.leader.labels(self.vantage).set(0 if epoch is None else 1)
+        self.metrics.leader_changes.inc()
+        if epoch is None:
+            await self._step_down()
+            return
+        assert self.store is not None and self._session is not None
+        fenced = guarded(self.store.fenced(LEASE, epoch))
+        dispatcher = Dispatcher(
+            fenced,
+            build_notifiers(self.settings.notifiers, self._session, self.clock),
+            self.clock,
+            on_result=lambda name, outcome: self.metrics.notifications.labels(name, outcome).inc(),
+            holder=self.vantage,
+        )
+        effects = EffectLog()
+        policy = Policy(
+            self.settings, fenced, self.clock, on_outbox=dispatcher.wake, effects=effects
+        )
+        await asyncio.to_thread(policy.restore)
+        self._effects, self._fenced = effects, fenced
+        self.dispatcher, self.policy = dispatcher, policy
+        self._leader_tasks.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
+        if self.scheduler is not None:
+            self._install_leader_jobs()
+
+    async def _step_down(self) -> None:
+        self.policy = None
+        self._fenced = None
+        tasks, self._leader_tasks = self._leader_tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        dispatcher, self.dispatcher = self.dispatcher, None
+        if dispatcher is not None:
+            await dispatcher.close()  # its claims run out; the successor sends what is left
+        if self.scheduler is not None:
+            for job_id in ("retention", "monthly-report"):
+                if self.scheduler.get_job(job_id) is not None:
+                    self.scheduler.remove_job(job_id)
+
+    def _install_leader_jobs(self) -> None:
+        assert self.scheduler is not None and self.store is not None
+        self.scheduler.add_job(
+            self._prune, "cron", hour=3, minute=17, id="retention", replace_existing=True
+        )
+        job = ReportJob(self.settings, self.store, self.clock)
+        job.install(self.scheduler)
+        self._leader_tasks.append(asyncio.create_task(job.catch_up(), name="report-catch-up"))
+
+    def _wake_dispatcher(self) -> None:
+        """A person's action queued notifications (any thread): the leader sends them."""
+        dispatcher = self.dispatcher
+        if dispatcher is not None:
+            dispatcher.wake()
+
+    def _on_stale(self) -> None:
+        """Writer thread: the store says another instance leads now: ask at once rather
+        than at the next renewal."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._recheck_lease)
+
+    def _recheck_lease(self) -> None:
+        if self.elector is not None and self.elector.leading and not self._stopping.is_set():
+            self._tasks.append(asyncio.create_task(self.elector.attempt(), name="lease-recheck"))
+
     # ------------------------------------------------------------------ reload
     def reload_soon(self, why: str = "SIGHUP") -> None:
         """Reload in a task of its own (a signal handler cannot wait)."""
@@ -366,8 +441,8 @@ class Daemon:
                 plans = await asyncio.to_thread(plan_probes, new, self.clock, None, ThreadShare())
                 assert self._session is not None
                 notifiers = build_notifiers(new.notifiers, self._session, self.clock)
-                assert self.policy is not None
-                prepared = await asyncio.to_thread(self.policy.prepare, new)
+                policy = self.policy
+                prepared = None if policy is None else await asyncio.to_thread(policy.prepare, new)
             except Exception as exc:
                 await _close_probes(plans)
                 for notifier in notifiers.values():
@@ -381,9 +456,13 @@ class Daemon:
             # service, in a thread rather than on the loop
             await asyncio.to_thread(self._declare, new, ThreadShare())
             boundary = self._apply(new, changes, plans, prepared)
-            assert self.launcher is not None and self.dispatcher is not None
+            assert self.launcher is not None
             await self.launcher.start()
-            await self.dispatcher.replace_notifiers(notifiers)
+            if self.dispatcher is not None:
+                await self.dispatcher.replace_notifiers(notifiers)
+            else:
+                for notifier in notifiers.values():  # built to check them; a leader builds its own
+                    await notifier.close()
             try:
                 await asyncio.to_thread(self._sync_config_maintenance)
                 await self.reload_maintenance()
@@ -434,7 +513,7 @@ class Daemon:
         """On the loop, without a pause: hand measurement over at the first second the
         running launcher has not scheduled; everything else takes the new config now."""
         old, detector = self.launcher, self.detector
-        assert old is not None and detector is not None and self.policy is not None
+        assert old is not None and detector is not None
         boundary = old.retire()
         old_settings = self.settings
         self._generation += 1
@@ -460,13 +539,14 @@ class Daemon:
         )
         self._retiring.append(old)
         self.settings = new
-        self.policy.reconfigure(new, prepared)
+        if self.policy is not None and prepared is not None:
+            self.policy.reconfigure(new, prepared)
         if self.incidents is not None:
             self.incidents.reconfigure(new)
         self._set_maintenance(self._maintenance)  # the new services' spans
         for name in changes.added:
             self._measured_from[name] = boundary
-        if self.scheduler is not None and self.store is not None:
+        if self.scheduler is not None and self.store is not None and self.dispatcher is not None:
             ReportJob(new, self.store, self.clock).install(self.scheduler)
         if new.monitor.log_level != old_settings.monitor.log_level:
             logging.getLogger().setLevel(new.monitor.log_level)
@@ -546,7 +626,7 @@ class Daemon:
             except Exception:  # a policy bug must never stop the measuring
                 log.exception("incident policy failed on second %d", second)
         if writer is not None:
-            writer.submit_effects(self._effects.take())
+            writer.submit_effects(self._effects.take(), self._fenced)
         for listener in self.listeners:
             try:
                 listener(second, verdicts)
@@ -573,6 +653,7 @@ class Daemon:
             on_stuck=self._on_stuck,
             on_error=lambda operation, _exc: m.store_errors.labels(operation).inc(),
             on_drop=lambda kind, n: m.store_dropped.labels(kind).inc(n),
+            on_stale=self._on_stale,
         )
 
     def _count_incidents(self) -> collections.Counter[tuple[str, str]]:
@@ -656,7 +737,7 @@ class Daemon:
             except Exception:
                 log.exception("incident policy failed on a person's action")
             if self.writer is not None:
-                self.writer.submit_effects(self._effects.take())
+                self.writer.submit_effects(self._effects.take(), self._fenced)
 
     def _fill_restart_gap(self, start_second: int) -> None:
         """Seconds between the last stored one and this start were not measured."""

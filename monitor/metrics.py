@@ -120,6 +120,17 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.leader = Gauge(
+            "availmon_leader",
+            "1 while this instance leads (runs the policies, the outbox and the reports).",
+            ["vantage"],
+            registry=r,
+        )
+        self.leader_changes = Counter(
+            "availmon_leader_changes_total",
+            "Times this instance took or lost the leadership.",
+            registry=r,
+        )
         self.reload_ok = Gauge(
             "availmon_config_last_reload_successful",
             "1 if the last config reload (SIGHUP, POST /-/reload) was applied, 0 if it was "

@@ -20,6 +20,11 @@ longer than `stuck_after` seconds is handed to `on_stuck` once (`report_stuck`),
 a Critical Issue is paged from memory while the store still refuses (alerting/outbox.py
 reconciles the page with the stored item when the store comes back).
 
+Effects are written through the store the job names (`submit_effects(store=)`): the
+leader's fenced view (monitor/leader.py). When that view says the leader was replaced
+(`StaleEpoch`), the job is dropped with one WARNING and `on_stale` is told: the successor
+restores the incidents from the store and decides for itself; retrying would never succeed.
+
 Bounded in one place only: attempt evidence (the bulky part, full detail of failed
 attempts) past `max_evidence` attempts waiting is dropped and counted (`on_drop`); the
 verdicts, the per-minute counts and the effects are never dropped, so a store that refuses
@@ -42,7 +47,7 @@ from dataclasses import dataclass, field
 
 from alerting.effects import Effect, Enqueue, apply
 from alerting.model import OutboxItem
-from monitor.store.base import MinuteCount, Store
+from monitor.store.base import MinuteCount, StaleEpoch, Store
 from monitor.verdicts import SecondVerdict
 from probes.base import Attempt
 
@@ -70,6 +75,8 @@ class EffectsJob:
 
     effects: list[Effect]
     submitted: float
+    #: where to write them (the leader's fenced view); None: the writer's own store
+    store: Store | None = None
     done: int = 0
     stored: list[OutboxItem] = field(default_factory=list)
     stuck_reported: bool = False
@@ -91,6 +98,7 @@ class StoreWriter:
         on_stuck: Callable[[list[OutboxItem]], None] | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
         on_drop: Callable[[str, int], None] | None = None,
+        on_stale: Callable[[], None] | None = None,
         max_evidence: int = 200_000,
         retry_min: float = 0.2,
         retry_max: float = 2.0,
@@ -102,6 +110,7 @@ class StoreWriter:
         self.on_stuck = on_stuck
         self.on_error = on_error
         self.on_drop = on_drop
+        self.on_stale = on_stale
         self.max_evidence = max_evidence
         #: what waits, by kind (kept in step with the queue, under `_cond`)
         self._pending: collections.Counter[str] = collections.Counter()
@@ -150,9 +159,9 @@ class StoreWriter:
                 by_service[v.service] = v.second
         self._put(SecondsJob(list(verdicts), kept, list(counts), through, by_service))
 
-    def submit_effects(self, effects: Sequence[Effect]) -> None:
+    def submit_effects(self, effects: Sequence[Effect], store: Store | None = None) -> None:
         if effects:
-            self._put(EffectsJob(list(effects), self._monotonic()))
+            self._put(EffectsJob(list(effects), self._monotonic(), store))
 
     def pending(self) -> dict[str, int]:
         """What waits to be written, by kind (verdicts, evidence, counts, effects)."""
@@ -287,6 +296,10 @@ class StoreWriter:
                 self._seconds(job)
             else:
                 self._effects(job)
+        except StaleEpoch as exc:
+            self._busy_since = None
+            self._drop_stale(job, exc)
+            return True
         except Exception as exc:
             self._busy_since = None
             self.errors += 1
@@ -340,9 +353,25 @@ class StoreWriter:
             job.step = 3
             self._written("counts", len(job.counts))
 
+    def _drop_stale(self, job: Job, exc: StaleEpoch) -> None:
+        """A replaced leader's effects: dropped, never retried."""
+        assert isinstance(job, EffectsJob)
+        left = len(job.effects) - job.done
+        log.warning("store writer: %d effects of a replaced leader dropped (%s)", left, exc)
+        with self._cond:
+            self._queue.popleft()
+            self._pending["effects"] -= left
+            self._cond.notify_all()
+        if self.on_stale is not None:
+            try:
+                self.on_stale()
+            except Exception:
+                log.exception("store writer: on_stale failed")
+
     def _effects(self, job: EffectsJob) -> None:
+        store = job.store if job.store is not None else self.store
         while job.done < len(job.effects):
-            job.stored += apply(self.store, job.effects[job.done])
+            job.stored += apply(store, job.effects[job.done])
             job.done += 1
             self._written("effects", 1)
 

@@ -117,6 +117,10 @@ def excluded_spans(windows: Iterable[MaintenanceWindow], service: str) -> list[I
 
 
 class Store(Protocol):
+    #: several daemons (vantage points) may share this store and elect a leader (True:
+    #: PostgreSQL); False: one daemon per store (SQLite), which always leads
+    shared: bool
+
     # --- lifecycle
     def migrate(self) -> None: ...
     def close(self) -> None: ...

@@ -47,6 +47,10 @@ def _on_loop() -> bool:
     return True
 
 
+#: calls of the contract that touch no database (a view of the store is built)
+NO_IO = frozenset({"fenced"})
+
+
 class GuardedStore:
     """A `Store` that refuses availmon's calls made on an event loop's thread."""
 
@@ -59,7 +63,7 @@ class GuardedStore:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._store, name)
-        if name.startswith("_") or not callable(value):
+        if name.startswith("_") or not callable(value) or name in NO_IO:
             return value
         method = cast(Callable[..., Any], value)
 

@@ -109,6 +109,9 @@ def redact(url: str) -> str:
 
 
 class PostgresStore(SecondsMixin, IncidentsMixin, OutboxMixin):
+    #: several vantage points share one database and elect a leader
+    shared = True
+
     def __init__(self, url: str, password: str | None = None, max_size: int = 4) -> None:
         self.path = redact(url)
         kwargs: dict[str, Any] = {"row_factory": _row_factory, "autocommit": True}

@@ -33,6 +33,9 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 
 class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
+    #: one daemon per file (the CLI may share it, never a second daemon)
+    shared = False
+
     def __init__(self, path: str) -> None:
         self.path = path
         try:

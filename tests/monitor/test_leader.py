@@ -1,0 +1,105 @@
+"""Two vantage points on one PostgreSQL database (a real server, tests/pgserver.py) probing
+the same simulator: exactly one leads; when it dies without a word, the other takes over
+within the lease's ttl + renew, continues the open Critical Issue from the store, and pages
+nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.config import load
+from monitor.daemon import Daemon
+from monitor.demo import simulated_config
+from monitor.simulator import Simulator
+from tests import pgserver
+
+pytestmark = [pytest.mark.external, pytest.mark.slow]
+
+
+@pytest.fixture
+async def sim() -> Any:
+    s = Simulator(tls=False, api_key="k", smtp_password="k")
+    await s.start()
+    yield s
+    await s.stop()
+
+
+async def _until(what: str, check: Any, limit: int = 300) -> None:
+    for _ in range(limit):  # every 0.1 s
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _daemon(sim: Simulator, tmp_path: Path, vantage: str, url: str) -> Daemon:
+    path = simulated_config(
+        sim,
+        tmp_path / vantage,
+        vantage=vantage,
+        monitor_lines="lease_ttl_seconds = 2\nlease_renew_seconds = 0.5\n",
+    )
+    text = path.read_text().replace("demo-api-key-0123456789abcdef", "k")
+    text = text.replace(
+        text[text.index('url = "sqlite') : text.index("\n", text.index('url = "sqlite'))],
+        f'url = "{url}"',
+    )
+    path.write_text(text)
+    (tmp_path / vantage / "api-key").write_text("k\n")
+    return Daemon(load(path), serve_http=False, config_path=path)
+
+
+async def test_one_leader_and_a_takeover_that_continues_the_incident(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    url = pgserver.fresh_url()
+    a = _daemon(sim, tmp_path, "east", url)
+    b = _daemon(sim, tmp_path, "west", url)
+    await a.start()
+    await b.start()
+    stopped: list[Daemon] = []
+    try:
+        assert a.elector is not None and b.elector is not None
+        assert a.elector.leading and not b.elector.leading  # the first to ask
+        assert b.policy is None and b.dispatcher is None
+        assert a.metrics.value("availmon_leader", vantage="east") == 1
+        assert b.metrics.value("availmon_leader", vantage="west") == 0
+        sim.set_fault("api", "5xx", status=503)
+        await _until("the Critical Issue", lambda: a.policy is not None and a.policy.active())
+        assert a.policy is not None
+        incident = a.policy.active()[0]
+        assert a._flush()
+        # the leader dies without a word: nothing is released, its lease runs out
+        a.elector.release = _nothing  # type: ignore[method-assign]
+        await a.stop()
+        stopped.append(a)
+        await _until("the takeover", lambda: b.elector is not None and b.elector.leading)
+        assert b.policy is not None and [i.id for i in b.policy.active()] == [incident.id]
+        assert b.elector.epoch == (a.elector.lease.epoch if a.elector.lease else 1) + 1
+        assert b.metrics.value("availmon_leader_changes_total") == 1
+        sim.set_fault("api", "ok")
+        await _until(
+            "the recovery under the new leader",
+            lambda: (
+                b.policy is not None
+                and b.policy.active()
+                and b.policy.active()[0].state.value == "recovered"
+            ),
+        )
+        assert b._flush()
+        assert b.store is not None
+        events = [e.kind for e in b.store.events(incident.id)]
+        assert events.count("opened") == 1 and "recovered" in events
+        assert len(b.store.list_incidents(severity="critical")) == 1
+    finally:
+        for d in (a, b):
+            if d not in stopped:
+                await d.stop()
+
+
+async def _nothing() -> None:
+    return None
