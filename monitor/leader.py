@@ -121,8 +121,10 @@ class LeaderElector:
             log.exception("leadership change failed")
 
     async def run(self) -> None:
-        """Renew every `renew` seconds until cancelled."""
-        while True:
+        """Renew every `renew` seconds until cancelled. On a store no other daemon uses,
+        only until the lease is taken (a store locked at the start delays it): nobody else
+        can lead, and a renewal would be one more write every two seconds for nothing."""
+        while not (self.leading and not self.shared):
             await asyncio.sleep(self.renew)
             await self.attempt()
 
