@@ -303,6 +303,11 @@ class Policy:
             self._refresh_orphans()
         self._duties(now)
 
+    def last_second(self, service: str) -> int | None:
+        """The last second of `service` the policy has judged (or rebuilt from the store)."""
+        w = self._watch.get(service)
+        return None if w is None else w.last
+
     def tracked(self) -> list[int]:
         """Ids of the unresolved incidents the policy acts on: what `absorb` wants fresh."""
         return sorted(self._active)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -37,6 +38,7 @@ from alerting.outbox import PAGE_TIERS, Dispatcher
 from alerting.policy import Policy
 from monitor.api import make_app
 from monitor.clock import Clock, SystemClock, ThreadShare
+from monitor.combiner import Combiner
 from monitor.config import Settings, load
 from monitor.detector import Detector
 from monitor.gcpacer import start_pacer
@@ -67,6 +69,11 @@ STOP_WRITE_TIMEOUT = 10.0
 POLL_INCIDENTS_EVERY = 1.0
 #: a store refusing writes this long turns /readyz to 503
 STORE_UNREADY_AFTER = 5.0
+#: the leader on a shared store: how often it combines the vantages' new seconds, and how
+#: long their full verdicts are kept for it (pruned every ten minutes)
+COMBINE_EVERY = 0.5
+RECENT_KEPT = 3600
+PRUNE_RECENT_EVERY = 600.0
 
 
 def _read_incidents(store: Store, ids: list[int]) -> dict[int, Incident | None]:
@@ -149,6 +156,9 @@ class Daemon:
         self.elector: LeaderElector | None = None
         self._fenced: Store | None = None
         self._leader_tasks: list[asyncio.Task[Any]] = []
+        #: several vantages share the store: the leader's policy judges the seconds the
+        #: combiner makes of every vantage's (monitor/combiner.py), not its own detector's
+        self._combining = False
         self.policy: Policy | None = None
         self.incidents: Incidents | None = None
         self.dispatcher: Dispatcher | None = None
@@ -182,6 +192,7 @@ class Daemon:
         # its incidents are restored before the first new second arrives.
         self._session = aiohttp.ClientSession()
         self.incidents = Incidents(s, store, self.clock, on_outbox=self._wake_dispatcher)
+        self._combining = bool(getattr(store, "shared", False))
         self.elector = LeaderElector(
             store,
             self.vantage,
@@ -375,8 +386,47 @@ class Daemon:
         self._effects, self._fenced = effects, fenced
         self.dispatcher, self.policy = dispatcher, policy
         self._leader_tasks.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
+        if self._combining:
+            start = {}
+            for svc in self.settings.services:
+                last = policy.last_second(svc.name)
+                if last is not None:
+                    start[svc.name] = last + 1
+            combiner = Combiner(self.settings, self.store, self.clock, start)
+            self._leader_tasks.append(
+                asyncio.create_task(self._combine_loop(combiner), name="combiner")
+            )
         if self.scheduler is not None:
             self._install_leader_jobs()
+
+    async def _combine_loop(self, combiner: Combiner) -> None:
+        """The leader, on a shared store: every vantage's seconds, combined by quorum,
+        to the policy, in order (monitor/combiner.py); the buffer pruned now and then."""
+        pruned = self.clock.monotonic()
+        while True:
+            await asyncio.sleep(COMBINE_EVERY)
+            try:
+                batch = await asyncio.to_thread(combiner.step)
+            except Exception as exc:
+                log.debug("combining verdicts failed: %r", exc)
+                continue
+            policy = self.policy
+            if policy is None:
+                return
+            for _service, combined in batch:
+                for vantage in combined.late:
+                    self.metrics.combine_late.labels(vantage).inc()
+                try:
+                    policy.on_second(combined.second, combined.verdicts)
+                except Exception:  # a policy bug must never stop the combining
+                    log.exception("incident policy failed on second %d", combined.second)
+            if self.writer is not None:
+                self.writer.submit_effects(self._effects.take(), self._fenced)
+            if self.clock.monotonic() - pruned >= PRUNE_RECENT_EVERY and self.store is not None:
+                pruned = self.clock.monotonic()
+                before = int(self.clock.wall()) - RECENT_KEPT
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.store.prune_recent, before)
 
     async def _step_down(self) -> None:
         self.policy = None
@@ -620,7 +670,7 @@ class Daemon:
             writer.submit_seconds(verdicts, evidence, self._take_counts())
         else:
             self._stored(verdicts)
-        if self.policy is not None:
+        if self.policy is not None and not self._combining:
             try:
                 self.policy.on_second(second, verdicts)
             except Exception:  # a policy bug must never stop the measuring

@@ -131,6 +131,12 @@ class Metrics:
             "Times this instance took or lost the leadership.",
             registry=r,
         )
+        self.combine_late = Counter(
+            "availmon_combine_late_total",
+            "Seconds the leader combined without this vantage's verdict (it came too late).",
+            ["vantage"],
+            registry=r,
+        )
         self.reload_ok = Gauge(
             "availmon_config_last_reload_successful",
             "1 if the last config reload (SIGHUP, POST /-/reload) was applied, 0 if it was "

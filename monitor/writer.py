@@ -65,7 +65,7 @@ class SecondsJob:
     through: int | None
     #: the same per service (services finalise independently)
     by_service: dict[str, int] = field(default_factory=dict)
-    #: how many of the three writes (verdicts, evidence, counts) are done
+    #: how many of the writes (verdicts, evidence, counts, recent verdicts) are done
     step: int = 0
 
 
@@ -111,6 +111,8 @@ class StoreWriter:
         self.on_error = on_error
         self.on_drop = on_drop
         self.on_stale = on_stale
+        #: also keep the verdicts in full for the leader's combiner (a shared store)
+        self.recent = bool(getattr(store, "shared", False))
         self.max_evidence = max_evidence
         #: what waits, by kind (kept in step with the queue, under `_cond`)
         self._pending: collections.Counter[str] = collections.Counter()
@@ -352,6 +354,10 @@ class StoreWriter:
                 self.store.write_minute_counts(job.counts)
             job.step = 3
             self._written("counts", len(job.counts))
+        if job.step < 4:
+            if self.recent and job.verdicts:
+                self.store.write_recent(job.verdicts)  # for the leader's combiner
+            job.step = 4
 
     def _drop_stale(self, job: Job, exc: StaleEpoch) -> None:
         """A replaced leader's effects: dropped, never retried."""

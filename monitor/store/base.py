@@ -195,6 +195,25 @@ class Store(Protocol):
         leaves: monitor_down), clipped to after the stream's last stored second."""
         ...
 
+    def write_recent(self, verdicts: Sequence[SecondVerdict]) -> None:
+        """Keep these verdicts in full for a while (a shared store's leader combines them
+        across vantages, monitor/combiner.py); a verdict already kept is left alone."""
+        ...
+
+    def recent(self, service: str, first: int, last: int) -> list[SecondVerdict]:
+        """The kept verdicts of `service`'s seconds first..last (inclusive), every
+        vantage's and channel's, by second, vantage, channel."""
+        ...
+
+    def recent_progress(self, service: str, since: int) -> dict[str, int]:
+        """vantage → the last second of `service` it has kept, for the vantages that
+        kept one after `since`."""
+        ...
+
+    def prune_recent(self, before: int) -> int:
+        """Forget the kept verdicts of seconds before `before`; return how many."""
+        ...
+
     def streams(self) -> list[tuple[str, str, str]]:
         """Every (service, channel, vantage) with stored seconds."""
         ...

@@ -247,6 +247,64 @@ class SecondsMixin(SqlEngine):
                 [_evidence_row(self._source_id(db, _source(a)), a) for a in batch],
             )
 
+    # ------------------------------------------------------------- recent verdicts
+
+    def write_recent(self, verdicts: Sequence[SecondVerdict]) -> None:
+        if not verdicts:
+            return
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO recent_verdicts (service, second, vantage, channel, verdict,"
+                " reason, degraded, excluded, counts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                [
+                    (
+                        *(v.service, v.second, v.vantage, v.channel, str(v.verdict)),
+                        str(v.reason) if v.reason is not None else None,
+                        int(v.degraded),
+                        int(v.excluded),
+                        json.dumps(v.counts, separators=(",", ":")) if v.counts else None,
+                    )
+                    for v in verdicts
+                ],
+            )
+
+    def recent(self, service: str, first: int, last: int) -> list[SecondVerdict]:
+        rows = self._query(
+            "SELECT service, channel, second, verdict, vantage, reason, degraded, excluded,"
+            " counts FROM recent_verdicts WHERE service = ? AND second >= ? AND second <= ?"
+            " ORDER BY second, vantage, channel",
+            (service, first, last),
+        )
+        return [
+            SecondVerdict(
+                service=r[0],
+                channel=r[1],
+                second=int(r[2]),
+                verdict=Verdict(r[3]),
+                vantage=r[4],
+                reason=UnknownReason(r[5]) if r[5] else None,
+                degraded=bool(r[6]),
+                excluded=bool(r[7]),
+                counts=json.loads(r[8]) if r[8] else {},
+            )
+            for r in rows
+        ]
+
+    def recent_progress(self, service: str, since: int) -> dict[str, int]:
+        rows = self._query(
+            "SELECT vantage, MAX(second) FROM recent_verdicts WHERE service = ? AND second > ?"
+            " GROUP BY vantage",
+            (service, since),
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def prune_recent(self, before: int) -> int:
+        with self._tx() as db:
+            return int(
+                db.execute("DELETE FROM recent_verdicts WHERE second < ?", (before,)).rowcount
+            )
+
     # ------------------------------------------------------------------ reading
 
     def last_second(self, service: str, channel: str, vantage: str | None = None) -> int | None:

@@ -355,3 +355,29 @@ def test_outbox_claims_are_disjoint_and_end_with_the_outcome(store: Store) -> No
     assert [i.id for i in store.claim_due(now + 6, "b", 30)] == [mine[1].id]
     # a's last claim runs out: b takes it over
     assert [i.id for i in store.claim_due(now + 2 + 31, "b", 30)] == [mine[1].id, mine[2].id]
+
+
+def test_recent_verdicts_are_kept_in_full_per_vantage_and_pruned(store: Store) -> None:
+    def v(t: int, vantage: str, verdict: Verdict, **kw: object) -> SecondVerdict:
+        return SecondVerdict("sp", "api", t, verdict, vantage, **kw)  # type: ignore[arg-type]
+
+    store.write_recent(
+        [
+            v(T0, "east", A, degraded=True, counts={"ok": 1, "timeout": 1}),
+            v(T0, "west", U, counts={"timeout": 2}),
+            v(T0 + 1, "east", K, reason=UnknownReason.CONTROL_FAILED),
+        ]
+    )
+    store.write_recent([v(T0, "east", U)])  # already kept: left alone
+    got = store.recent("sp", T0, T0 + 1)
+    assert [(r.second, r.vantage, r.verdict) for r in got] == [
+        (T0, "east", A),
+        (T0, "west", U),
+        (T0 + 1, "east", K),
+    ]
+    assert got[0].degraded and got[0].counts == {"ok": 1, "timeout": 1}
+    assert got[2].reason is UnknownReason.CONTROL_FAILED
+    assert store.recent_progress("sp", T0 - 1) == {"east": T0 + 1, "west": T0}
+    assert store.recent_progress("sp", T0) == {"east": T0 + 1}
+    assert store.prune_recent(T0 + 1) == 2
+    assert [r.second for r in store.recent("sp", T0, T0 + 1)] == [T0 + 1]
