@@ -81,6 +81,7 @@ from alerting.model import ACTIVE_STATES, IncidentState, Severity
 from monitor.clock import Clock
 from monitor.config import ServiceConfig, Settings
 from monitor.intervals import contains
+from monitor.quorum import combined as combined_stretches
 from monitor.store.base import Incident, NotFound, Run, Store, excluded_spans
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, Verdict
 from probes.base import CONCLUSIVE, QUALIFYING, SEEING
@@ -165,6 +166,7 @@ class Policy:
         *,
         on_outbox: Callable[[], None] | None = None,
         effects: EffectLog | None = None,
+        combined: bool = False,
     ) -> None:
         """Without `effects` the policy reads and writes `store` itself, synchronously
         (tests, tools). With them (the daemon) it never touches the store after `restore`:
@@ -172,6 +174,9 @@ class Policy:
         did to its incidents reaches it through `absorb`."""
         self._settings = settings
         self._store = store
+        #: it judges the vantages' seconds combined by quorum (monitor/combiner.py): its
+        #: windows are rebuilt from every vantage's runs, combined the same way
+        self._combined = combined
         self._effects = effects
         self._writes: IncidentWrites = store if effects is None else effects
         self._clock = clock
@@ -652,7 +657,7 @@ class Policy:
         """Critical and Non-Critical unavailability windows and the streak, from runs
         (`active`: the unresolved incidents to read instead of the policy's own)."""
         name = w.cfg.name
-        vantage = self._settings.monitor.vantage
+        vantage = None if self._combined else self._settings.monitor.vantage
         last = self._store.last_second(name, SERVICE_CHANNEL, vantage)
         if last is None:
             return
@@ -681,6 +686,11 @@ class Policy:
         floor = max(floor, owned)
         w.nc_floor = floor
         runs = self._store.runs(name, SERVICE_CHANNEL, start, last + 1, vantage)
+        if self._combined:
+            runs = [
+                Run(name, SERVICE_CHANNEL, "combined", verdict, None, a, b - 1)
+                for a, b, verdict in combined_stretches(runs, start, last + 1, w.cfg.quorum)
+            ]
         w.crit.clear()
         w.nc_unav.clear()
         for run in runs:

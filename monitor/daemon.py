@@ -380,7 +380,12 @@ class Daemon:
         )
         effects = EffectLog()
         policy = Policy(
-            self.settings, fenced, self.clock, on_outbox=dispatcher.wake, effects=effects
+            self.settings,
+            fenced,
+            self.clock,
+            on_outbox=dispatcher.wake,
+            effects=effects,
+            combined=self._combining,
         )
         await asyncio.to_thread(policy.restore)
         self._effects, self._fenced = effects, fenced

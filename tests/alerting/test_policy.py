@@ -695,3 +695,36 @@ def test_reload_removing_and_re_adding_a_service_continues_its_incident(
     rig.feed("U" * 10)
     assert len(rig.incidents()) == 1 and len(rig.items("pager", "trigger")) == 1
     assert rig.store.get_incident(inc.id).unavailable_seconds == 50
+
+
+@pytest.mark.parametrize(("quorum", "opens"), [("all", False), (1, True)])
+def test_a_combined_policy_rebuilds_its_window_from_every_vantage(
+    tmp_path: Path, quorum: Any, opens: bool
+) -> None:
+    """A leader taking over on a shared store: east saw 40 s unavailable, west saw them
+    available. Rebuilt by quorum "all" the window is empty (one more unavailable second
+    opens nothing); by quorum 1 it holds 40 seconds, and the next one opens."""
+    settings = make_settings().model_copy()
+    svc = settings.services[0].model_copy(update={"quorum": quorum})
+    settings = settings.model_copy(update={"services": [svc]})
+    rig = Rig(tmp_path, settings)
+    for i in range(40):
+        s = MONDAY + i
+        rig.store.write_verdicts(
+            [
+                SecondVerdict("sp", "service", s, Verdict.UNAVAILABLE, "east"),
+                SecondVerdict("sp", "service", s, Verdict.AVAILABLE, "west"),
+            ]
+        )
+    policy = Policy(rig.settings, rig.store, rig.clock, combined=True)
+    policy.restore()
+    assert policy.last_second("sp") == MONDAY + 39
+    rig.clock.set_wall(MONDAY + 40 + LAG)
+    policy.on_second(
+        MONDAY + 40,
+        [
+            SecondVerdict("sp", "api", MONDAY + 40, Verdict.UNAVAILABLE, "combined"),
+            SecondVerdict("sp", "service", MONDAY + 40, Verdict.UNAVAILABLE, "combined"),
+        ],
+    )
+    assert bool(rig.incidents("critical")) is opens
