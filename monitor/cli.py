@@ -121,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=["json", "csv", "md", "html"], default="json")
     rep.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
 
+    mig = sub.add_parser(
+        "migrate",
+        help="copy a whole history into a new store (e.g. SQLite to PostgreSQL)",
+        description="Copy every verdict run, attempt count and evidence, incident with its "
+        "timeline, outbox row and maintenance window into an empty store, ids included, and "
+        "verify the row counts. A PostgreSQL password comes from the URL or libpq "
+        "(PGPASSWORD, a passfile).",
+    )
+    mig.add_argument("--from", dest="source", required=True, metavar="URL", help="sqlite:///…")
+    mig.add_argument("--to", dest="target", required=True, metavar="URL", help="postgresql://…")
+
     inc = sub.add_parser("incidents", help="list, show, acknowledge and resolve incidents")
     with_config(inc)
     isub = inc.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -430,8 +441,41 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from monitor.store import open_store
+    from monitor.store.copy import copy_history
+    from monitor.store.guard import GuardedStore
+    from monitor.store.sql import SqlEngine
+
+    if args.source == args.target:
+        raise UsageError("--to: the same store as --from")
+
+    def engine(url: str, flag: str) -> Any:
+        try:
+            store = open_store(url)
+        except Exception as exc:
+            raise UsageError(f"{flag}: {exc}") from None
+        raw = store.wrapped if isinstance(store, GuardedStore) else store
+        if not isinstance(raw, SqlEngine):
+            raise UsageError(f"{flag}: {url.partition('://')[0]}:// stores cannot be copied")
+        return raw
+
+    source = engine(args.source, "--from")
+    target = engine(args.target, "--to")
+    try:
+        copied = copy_history(source, target)
+    finally:
+        source.close()
+        target.close()
+    for table, n in copied.items():
+        print(f"{table:16} {n:>10} rows")
+    print(f"copied and verified: {sum(copied.values())} rows in {len(copied)} tables")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
+    "migrate": cmd_migrate,
     "demo": cmd_demo,
     "simulate": cmd_simulate,
     "check-config": cmd_check_config,
