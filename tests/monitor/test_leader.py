@@ -83,7 +83,11 @@ async def test_one_leader_and_a_takeover_that_continues_the_incident(
         a.elector.release = _nothing  # type: ignore[method-assign]
         await a.stop()
         stopped.append(a)
-        await _until("the takeover", lambda: b.elector is not None and b.elector.leading)
+        # leading, and its policy restored from the store (in a worker thread)
+        await _until(
+            "the takeover",
+            lambda: b.elector is not None and b.elector.leading and b.policy is not None,
+        )
         assert b.policy is not None and [i.id for i in b.policy.active()] == [incident.id]
         assert b.elector.epoch == (a.elector.lease.epoch if a.elector.lease else 1) + 1
         assert b.metrics.value("availmon_leader_changes_total") == 1
