@@ -55,6 +55,7 @@ CONTRACT_KEYS: tuple[str, ...] = (
 )
 EXTRA_KEYS: tuple[str, ...] = (
     "vantage",
+    "vantages",
     "generated_at",
     "partial",
     "period",
@@ -338,6 +339,7 @@ def build_report(
         "vantage": vantage
         if vantage is not None
         else (vantages[0] if len(vantages) == 1 else None),
+        "vantages": _by_vantage(store, svc, runs[SERVICE_CHANNEL], period, excluded),
         "generated_at": _iso(now, tz),
         "partial": partial,
         "period": {
@@ -454,6 +456,43 @@ def _evidence(
             if taken >= EVIDENCE_PER_CHANNEL:
                 break
     return sorted(sample, key=lambda e: (e["second"], e["channel"]))
+
+
+def _by_vantage(
+    store: Store,
+    svc: ServiceConfig,
+    runs: Sequence[Run],
+    period: Interval,
+    excluded: list[Interval],
+) -> list[dict[str, Any]]:
+    """What each vantage measured itself (its own service verdicts, maintenance
+    excluded), beside the combined figures: a regional problem shows as one vantage's
+    unavailable seconds that the quorum did not count."""
+    out: list[dict[str, Any]] = []
+    counted = length([period]) - length(excluded)
+    for name in sorted({r.vantage for r in runs}):
+        mine = [r for r in runs if r.vantage == name]
+        spans: dict[str, list[Interval]] = {}
+        for r in mine:
+            spans.setdefault(str(r.verdict), []).append((r.first, r.last + 1))
+        seconds = {
+            word: length(subtract(intersect(union(ivs), [period]), excluded))
+            for word, ivs in spans.items()
+        }
+        unavailable = seconds.get(str(Verdict.UNAVAILABLE), 0)
+        measured = unavailable + seconds.get(str(Verdict.AVAILABLE), 0)
+        attempts = store.attempt_totals(svc.name, period[0], period[1], vantage=name)
+        out.append(
+            {
+                "vantage": name,
+                "measured_seconds": measured,
+                "unavailable_seconds": unavailable,
+                "unknown_seconds": seconds.get(str(Verdict.UNKNOWN), 0),
+                "not_stored_seconds": max(0, counted - sum(seconds.values())),
+                "attempts": sum(attempts.values()),
+            }
+        )
+    return out
 
 
 def _attempt_rates(

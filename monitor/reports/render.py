@@ -184,6 +184,12 @@ def _md_one(r: dict[str, Any], level: str) -> list[str]:
         out += _md_records(evidence)
     out += [f"{level}# Incidents ({len(r['incidents'])})", ""]
     out += _md_records(r["incidents"]) if r["incidents"] else ["None.", ""]
+    if r.get("vantages"):
+        out += [
+            f"{level}# Vantage points (each one's own seconds; the figures above combine them)",
+            "",
+        ]
+        out += _md_records(r["vantages"])
     if r["blind"]:
         out += [f"{level}# Monitor blind (not measured: only client or probe errors)", ""]
         out += _md_records(r["blind"])

@@ -17,8 +17,10 @@ from monitor.reports.compute import (
     _blind_minutes,
     build_report,
 )
+from monitor.reports.render import render
 from monitor.store.base import Incident, IncidentEvent, Store
 from monitor.store.sqlite import SQLiteStore
+from monitor.verdicts import SecondVerdict, Verdict
 from probes.base import Outcome
 from tests.monitor.reports.conftest import Feeder, Pattern, T, service, settings_for
 
@@ -453,7 +455,7 @@ def test_aggregate_attempt_totals_give_the_same_rates(tmp_path: Path) -> None:
     )
     assert isinstance(summing, AttemptTotals)
     fast = build_report(summing, settings, "mail", "2026-05", now=AFTER)
-    assert summing.calls == 1
+    assert summing.calls == 2  # the rates, and the one vantage's own figures
     plain = SQLiteStore(str(tmp_path / "s.db"))  # the same file, without the aggregate
     slow = build_report(plain, settings, "mail", "2026-05", now=AFTER)
     assert fast["attempts_per_second"] == slow["attempts_per_second"]
@@ -553,3 +555,30 @@ def test_blind_minutes_without_the_aggregate_query(store: Store) -> None:
     expected = store.blind_minutes("mail", *month)  # type: ignore[attr-defined]
     assert _blind_minutes(Plain(), "mail", *month) == expected  # type: ignore[arg-type]
     assert len(expected["api"]) == 10 + 4 and "smtp" not in expected
+
+
+def test_the_report_says_what_each_vantage_measured(store: Store) -> None:
+    """Two vantages, one of which saw five unavailable seconds the other did not: the
+    combined figures follow the quorum, and `vantages` shows each one's own."""
+    settings = settings_for()
+    start = T("2026-05-10T00:00:00Z")
+    for vantage, bad in (("east", True), ("west", False)):
+        store.write_verdicts(
+            [
+                SecondVerdict(
+                    "mail",
+                    "service",
+                    start + i,
+                    Verdict.UNAVAILABLE if bad and 100 <= i < 105 else Verdict.AVAILABLE,
+                    vantage,
+                )
+                for i in range(600)
+            ]
+        )
+    r = build_report(store, settings, "mail", "2026-05", now=AFTER)
+    assert r["unavailable_seconds"]["service"] == 0  # quorum all: west saw them available
+    by = {v["vantage"]: v for v in r["vantages"]}
+    assert (by["east"]["unavailable_seconds"], by["west"]["unavailable_seconds"]) == (5, 0)
+    assert by["east"]["measured_seconds"] == by["west"]["measured_seconds"] == 600
+    text = render([r], "md")
+    assert "Vantage points" in text and "east" in text
