@@ -48,6 +48,7 @@ class Cluster:
         self.port = _free_port()
         self.pid: int | None = None
         self._as: list[str] = []
+        self._options = ""
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
             os.chown(self.root, user.pw_uid, user.pw_gid)
@@ -71,7 +72,7 @@ class Cluster:
             f"host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n"
             "host all all 127.0.0.1/32 trust\nlocal all all trust\n"
         )
-        options = (
+        self._options = options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self.root}"
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             " -c max_connections=300"
@@ -103,8 +104,20 @@ class Cluster:
         self.sql(f"CREATE SCHEMA {schema}")
         return self.url(options=f"-csearch_path%3D{schema}")
 
-    def stop(self) -> None:
-        """Fast shutdown (SIGINT) by PID; SIGKILL if it does not end; the folder removed."""
+    def pause(self) -> None:
+        """Stop the server by PID (fast shutdown), keeping its data: a database outage."""
+        self._halt()
+
+    def resume(self) -> None:
+        """Start the paused server again, on the same port with the same data."""
+        assert BIN is not None
+        self._run(
+            str(BIN / "pg_ctl"), "-D", str(self.data), "-o", self._options,
+            "-l", str(self.root / "server.log"), "-w", "-t", "60", "start",
+        )  # fmt: skip
+        self.pid = int((self.data / "postmaster.pid").read_text().splitlines()[0])
+
+    def _halt(self) -> None:
         pid, self.pid = self.pid, None
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -116,6 +129,10 @@ class Cluster:
             else:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT) by PID; SIGKILL if it does not end; the folder removed."""
+        self._halt()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
