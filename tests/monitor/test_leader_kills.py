@@ -1,0 +1,189 @@
+"""Two real `availmon run` processes on one PostgreSQL (tests/pgserver.py) probing one
+simulator, each paging a webhook receiver in the test. Through two outages the leader is
+killed with SIGKILL ten times at different moments (healthy, before the Critical Issue,
+right after it opened, mid-outage, recovering, after the recovery) and started again.
+Afterwards: one incident per outage, one trigger per incident (the receiver deduplicates
+on the notification id, as the webhook's contract says to, and counts distinct
+triggers), the timeline whole, and each takeover logged with both epochs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from monitor.demo import simulated_config
+from monitor.simulator import Simulator
+from tests import pgserver
+
+pytestmark = [pytest.mark.external, pytest.mark.slow, pytest.mark.faults]
+
+VANTAGES = ("east", "west")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Rig:
+    def __init__(self, sim: Simulator, tmp: Path, url: str, hook: str) -> None:
+        self.tmp = tmp
+        self.ports = {v: _port() for v in VANTAGES}
+        self.configs: dict[str, Path] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.kills: list[tuple[str, str]] = []
+        for v in VANTAGES:
+            path = simulated_config(
+                sim,
+                tmp / v,
+                vantage=v,
+                listen=f"127.0.0.1:{self.ports[v]}",
+                page_url=hook,
+                monitor_lines="lease_ttl_seconds = 2\nlease_renew_seconds = 0.5\n",
+                # the demo's rule, and an outage 5 s after a recovery is a new incident
+                critical_rules="window_seconds = 10\nmin_unavailable_seconds = 5\n"
+                "recover_after_seconds = 5\nreopen_within_seconds = 5\n",
+            )
+            text = path.read_text().replace("demo-api-key-0123456789abcdef", "k")
+            start = text.index('url = "sqlite')
+            text = text[:start] + f'url = "{url}"' + text[text.index("\n", start) :]
+            path.write_text(text)
+            (tmp / v / "api-key").write_text("k\n")
+            self.configs[v] = path
+
+    def start(self, v: str) -> None:
+        log = (self.tmp / f"{v}.log").open("ab")
+        self.procs[v] = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "-c", str(self.configs[v])],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )
+
+    def log(self, v: str) -> str:
+        return (self.tmp / f"{v}.log").read_text(errors="replace")
+
+    async def leader(self, http: aiohttp.ClientSession) -> str | None:
+        for v in VANTAGES:
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with http.get(f"http://127.0.0.1:{self.ports[v]}/metrics") as r:
+                    if f'availmon_leader{{vantage="{v}"}} 1.0' in await r.text():
+                        return v
+        return None
+
+    async def kill_leader(self, http: aiohttp.ClientSession, moment: str) -> None:
+        v = await _until_value("a leader", lambda: self.leader(http))
+        proc = self.procs[v]
+        os.kill(proc.pid, signal.SIGKILL)
+        await asyncio.to_thread(proc.wait, 20)
+        self.kills.append((v, moment))
+        self.start(v)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def _until(what: str, check: Any, limit: int = 600) -> None:
+    for _ in range(limit):  # every 0.1 s
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def _until_value(what: str, get: Any, limit: int = 300) -> Any:
+    for _ in range(limit):
+        value = await get()
+        if value is not None:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_ten_leader_kills_through_two_outages_page_each_incident_once(
+    tmp_path: Path,
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(json.loads(await request.read()))
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    hook_url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    sim = Simulator(tls=False, api_key="k", smtp_password="k")
+    await sim.start()
+    rig = Rig(sim, tmp_path, pgserver.fresh_url(), hook_url)
+
+    def distinct(event: str) -> dict[str, set[int]]:
+        out: dict[str, set[int]] = {}
+        for p in received:
+            if p["event"] == event:
+                out.setdefault(p["incident"]["dedup_key"], set()).add(p["id"])
+        return out
+
+    try:
+        for v in VANTAGES:
+            rig.start(v)
+        async with aiohttp.ClientSession() as http:
+            await _until_value("a leader", lambda: rig.leader(http))
+            for outage in range(2):
+                await rig.kill_leader(http, f"healthy ({outage})")
+                sim.set_fault("api", "5xx", status=503)
+                await asyncio.sleep(1.5)
+                await rig.kill_leader(http, f"before the incident ({outage})")
+                await _until("the trigger", lambda o=outage: len(distinct("trigger")) > o)
+                await rig.kill_leader(http, f"right after it opened ({outage})")
+                await asyncio.sleep(2)
+                if outage == 0:
+                    await rig.kill_leader(http, "mid-outage")
+                sim.set_fault("api", "ok")
+                await asyncio.sleep(1.5)
+                await rig.kill_leader(http, f"recovering ({outage})")
+                await _until("the recovery", lambda o=outage: len(distinct("recover")) > o)
+                if outage == 1:
+                    await rig.kill_leader(http, "after the recovery")
+                await asyncio.sleep(8)  # past reopen_within_seconds: the next is a new one
+        assert len(rig.kills) >= 10, rig.kills
+        triggers = distinct("trigger")
+        assert len(triggers) == 2, triggers  # one incident per outage
+        assert all(len(ids) == 1 for ids in triggers.values()), triggers  # one page each
+        assert all(len(ids) == 1 for ids in distinct("recover").values())
+    finally:
+        rig.stop()
+        await sim.stop()
+        await runner.cleanup()
+    logs = "".join(rig.log(v) for v in VANTAGES)
+    assert "Traceback" not in logs
+    takeovers = re.findall(r"leading \(vantage \w+, epoch (\d+), after epoch (\d+)\)", logs)
+    assert len(takeovers) >= len(rig.kills), takeovers
+    assert all(int(new) == int(old) + 1 for new, old in takeovers)
+    incidents = [p["incident"] for p in received if p["event"] == "trigger"]
+    assert len({i["id"] for i in incidents}) == 2
