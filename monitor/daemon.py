@@ -159,6 +159,8 @@ class Daemon:
         #: several vantages share the store: the leader's policy judges the seconds the
         #: combiner makes of every vantage's (monitor/combiner.py), not its own detector's
         self._combining = False
+        #: the last combination lags (seconds after a second's end), for bench/
+        self.combine_lags: collections.deque[float] = collections.deque(maxlen=100_000)
         self.policy: Policy | None = None
         self.incidents: Incidents | None = None
         self.dispatcher: Dispatcher | None = None
@@ -418,7 +420,11 @@ class Daemon:
             policy = self.policy
             if policy is None:
                 return
+            now = self.clock.wall()
             for _service, combined in batch:
+                lag = now - (combined.second + 1)
+                self.metrics.combine_lag.observe(lag)
+                self.combine_lags.append(lag)
                 for vantage in combined.late:
                     self.metrics.combine_late.labels(vantage).inc()
                 try:

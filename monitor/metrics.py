@@ -131,6 +131,12 @@ class Metrics:
             "Times this instance took or lost the leadership.",
             registry=r,
         )
+        self.combine_lag = Histogram(
+            "availmon_combine_lag_seconds",
+            "The leader's combined verdicts: from a second's end to its combination.",
+            buckets=(0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 20, 30),
+            registry=r,
+        )
         self.combine_late = Counter(
             "availmon_combine_late_total",
             "Seconds the leader combined without this vantage's verdict (it came too late).",
