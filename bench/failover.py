@@ -36,11 +36,7 @@ from tests import pgserver  # noqa: E402
 
 
 def daemon(sim: Simulator, folder: Path, vantage: str, url: str) -> Daemon:
-    path = simulated_config(sim, folder / vantage, vantage=vantage)
-    text = path.read_text()
-    start = text.index('url = "sqlite')
-    text = text[:start] + f'url = "{url}"' + text[text.index("\n", start) :]
-    path.write_text(text)
+    path = simulated_config(sim, folder / vantage, vantage=vantage, store_url=url)
     return Daemon(load(path), serve_http=False, config_path=path)
 
 

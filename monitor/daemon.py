@@ -194,7 +194,7 @@ class Daemon:
         # its incidents are restored before the first new second arrives.
         self._session = aiohttp.ClientSession()
         self.incidents = Incidents(s, store, self.clock, on_outbox=self._wake_dispatcher)
-        self._combining = bool(getattr(store, "shared", False))
+        self._combining = store.shared
         self.elector = LeaderElector(
             store,
             self.vantage,
@@ -202,9 +202,7 @@ class Daemon:
             ttl=s.monitor.lease_ttl_seconds,
             renew=s.monitor.lease_renew_seconds,
         )
-        await self.elector.attempt()
-        if self.elector.leading:
-            await asyncio.to_thread(self._sync_config_maintenance)
+        await self.elector.attempt()  # leading: the config's maintenance windows are stored
         self._set_maintenance(await asyncio.to_thread(store.list_maintenance))
         for (service, severity), n in (await asyncio.to_thread(self._count_incidents)).items():
             self.metrics.incidents_total.labels(service, severity).inc(n)
@@ -391,6 +389,7 @@ class Daemon:
         )
         await asyncio.to_thread(policy.restore)
         self._effects, self._fenced = effects, fenced
+        await asyncio.to_thread(self._sync_config_maintenance)
         self.dispatcher, self.policy = dispatcher, policy
         self._leader_tasks.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
         if self._combining:
@@ -525,7 +524,8 @@ class Daemon:
                 for notifier in notifiers.values():  # built to check them; a leader builds its own
                     await notifier.close()
             try:
-                await asyncio.to_thread(self._sync_config_maintenance)
+                if self._fenced is not None:  # the leader keeps the config's windows
+                    await asyncio.to_thread(self._sync_config_maintenance)
                 await self.reload_maintenance()
             except Exception as exc:  # the rest is applied: the windows follow at the next
                 log.warning("config reload: maintenance windows not stored yet: %s", exc)
@@ -578,10 +578,10 @@ class Daemon:
         boundary = old.retire()
         old_settings = self.settings
         self._generation += 1
-        self._handover = Handover.start(
+        self._handover = Handover(
             boundary,
             self._on_second,
-            [s.name for s in old_settings.services if detector.next_for(s.name) < boundary],
+            {s.name for s in old_settings.services if detector.next_for(s.name) < boundary},
         )
         self.detector = Detector(
             new.services,
@@ -817,14 +817,15 @@ class Daemon:
                         UnknownReason.MONITOR_DOWN,
                     )
 
-    def _sync_config_maintenance(self, settings: Settings | None = None) -> None:
-        """Config windows replace earlier config windows; API/CLI windows are kept."""
-        store = self.store
+    def _sync_config_maintenance(self) -> None:
+        """The leader's (through its fence): config windows replace earlier config
+        windows; API/CLI windows are kept."""
+        store = self._fenced or self.store
         assert store is not None
         for w in store.list_maintenance():
             if w.source == "config":
                 store.remove_maintenance(w.id)
-        for m in (settings or self.settings).maintenance:
+        for m in self.settings.maintenance:
             store.add_maintenance(
                 m.service, int(m.start.timestamp()), int(m.end.timestamp()), m.reason, "config"
             )

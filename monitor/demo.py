@@ -69,15 +69,19 @@ def simulated_config(
     vantage: str = "demo",
     critical_rules: str | None = None,
     monitor_lines: str = "",
+    store_url: str | None = None,
+    api_key: str = DEMO_API_KEY,
 ) -> Path:
     """Write a config for the built-in simulator into `workdir`; return its path.
 
     Secrets go into files beside it (`file:` references), as they would in production.
     `critical_rules` (TOML lines of ``[services.critical]``) replaces the demo's rule;
-    `monitor_lines` are added to ``[monitor]``."""
+    `monitor_lines` are added to ``[monitor]``; `store_url` replaces the SQLite file beside
+    it (a PostgreSQL shared by several vantages); `api_key` is the simulator's key (the
+    SMTP password too)."""
     workdir.mkdir(parents=True, exist_ok=True)
     key_file = workdir / "api-key"
-    key_file.write_text(DEMO_API_KEY + "\n")
+    key_file.write_text(api_key + "\n")
     key_file.chmod(0o600)
     critical = critical_rules or (
         # the demo's outages are seconds long; production keeps the defaults (30 of 60 s)
@@ -98,7 +102,7 @@ vantage = "{vantage}"
 {monitor_lines}listen = "{listen}"
 
 [store]
-url = "sqlite:///{(workdir / "availmon.db").resolve()}"
+url = "{store_url or f"sqlite:///{(workdir / 'availmon.db').resolve()}"}"
 
 [report]
 dir = "{(workdir / "reports").resolve()}"

@@ -55,7 +55,7 @@ class LeaderElector:
             raise ValueError(f"lease renewal ({renew} s) must be shorter than its ttl ({ttl} s)")
         self.store = store
         #: others may take over (a shared store); else leading lasts as long as the process
-        self.shared = bool(getattr(store, "shared", True))
+        self.shared = store.shared
         self.vantage = vantage
         self.holder = f"{vantage}/{uuid.uuid4().hex[:8]}"
         self.on_change = on_change
@@ -68,7 +68,6 @@ class LeaderElector:
         self.lease: Lease | None = None
         #: monotonic time until which our lease is surely still ours
         self._valid_until = 0.0
-        self.changes = 0
 
     @property
     def leading(self) -> bool:
@@ -105,7 +104,6 @@ class LeaderElector:
     async def _set(self, epoch: int | None) -> None:
         before = self.epoch
         self.epoch = epoch
-        self.changes += 1
         if epoch is not None:
             log.info(
                 "leading (vantage %s, epoch %d%s)",

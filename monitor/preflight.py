@@ -24,9 +24,9 @@ from pydantic import BaseModel, SecretStr
 from alerting.notifiers import NOTIFIERS
 from monitor.clock import SystemClock
 from monitor.config import Settings
+from monitor.launcher import make_probe
 from monitor.schema import ConfigError, unresolved_secrets
 from monitor.store import BACKENDS
-from probes import PROBES
 
 
 async def preflight(settings: Settings, source: str) -> None:
@@ -53,7 +53,7 @@ async def preflight(settings: Settings, source: str) -> None:
     for i, svc in enumerate(settings.services):
         for j, cfg in enumerate(svc.probes):
             try:
-                probe = PROBES[cfg.type](cfg, clock)
+                probe = make_probe(cfg, clock)  # as the launcher builds it
             except Exception as exc:  # ProbeConfigError, or a bug: either way it cannot run
                 raise ConfigError(f"{source}: services[{i}].probes[{j}]: {exc}") from None
             await probe.close()

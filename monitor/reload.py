@@ -27,7 +27,7 @@ it the way a start does, and then either applies all of it or none of it:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from monitor.config import Settings
@@ -138,10 +138,6 @@ class Handover:
     sink: SecondSink
     waiting: set[str]
     held: dict[str, list[Emitted]] = field(default_factory=dict)
-
-    @classmethod
-    def start(cls, boundary: int, sink: SecondSink, waiting: Iterable[str]) -> Handover:
-        return cls(boundary, sink, set(waiting))
 
     @property
     def done(self) -> bool:

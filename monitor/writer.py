@@ -112,7 +112,7 @@ class StoreWriter:
         self.on_drop = on_drop
         self.on_stale = on_stale
         #: also keep the verdicts in full for the leader's combiner (a shared store)
-        self.recent = bool(getattr(store, "shared", False))
+        self.recent = store.shared
         self.max_evidence = max_evidence
         #: what waits, by kind (kept in step with the queue, under `_cond`)
         self._pending: collections.Counter[str] = collections.Counter()

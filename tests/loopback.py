@@ -1,13 +1,14 @@
 """Loopback helpers shared by the tests: a free port, a real aiosmtpd mail sink that
-records what it accepts and can be told to refuse, and `availmon` run as a child process
-on a minimal config."""
+records what it accepts and can be told to refuse, `availmon` run as a child process on
+a minimal config, and waits bounded by a count of polls (never by elapsed time)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,22 @@ def run_cli(
         cwd=cwd,
         env=env,
     )
+
+
+async def until(what: str, check: Any, polls: int = 300) -> None:
+    """Poll `check()` every 0.1 s, at most `polls` times; fail naming `what`."""
+    for _ in range(polls):
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def until_value(what: str, get: Callable[[], Awaitable[Any]], polls: int = 300) -> Any:
+    """Poll the coroutine `get` every 0.1 s until it gives something other than None."""
+    for _ in range(polls):
+        value = await get()
+        if value is not None:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

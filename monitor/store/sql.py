@@ -72,8 +72,11 @@ class SqlEngine:
     #: the lease row's lock in a fenced transaction (PostgreSQL: FOR SHARE; SQLite's
     #: write transactions are serial already)
     _fence_lock = ""
-    #: per thread: store id → (lease name, epoch) of the fenced call running in it
-    _fences = threading.local()
+
+    def __init__(self) -> None:
+        #: per thread: (lease name, epoch) of the fenced call running in it, if any
+        self._fence_local = threading.local()
+        super().__init__()
 
     def _now(self, db: Db) -> float:
         """The store's clock (PostgreSQL's is shared by every host)."""
@@ -81,7 +84,7 @@ class SqlEngine:
 
     def _check_fence(self, db: Db) -> None:
         """Inside a write transaction: a fenced write of a replaced leader fails."""
-        fence = getattr(self._fences, "by_store", {}).get(id(self))
+        fence: tuple[str, int] | None = getattr(self._fence_local, "value", None)
         if fence is None:
             return
         name, epoch = fence
@@ -94,17 +97,12 @@ class SqlEngine:
 
     @contextmanager
     def _fenced(self, name: str, epoch: int) -> Iterator[None]:
-        fences: dict[int, tuple[str, int]] = getattr(self._fences, "by_store", None) or {}
-        self._fences.by_store = fences
-        previous = fences.get(id(self))
-        fences[id(self)] = (name, epoch)
+        previous = getattr(self._fence_local, "value", None)
+        self._fence_local.value = (name, epoch)
         try:
             yield
         finally:
-            if previous is None:
-                fences.pop(id(self), None)
-            else:
-                fences[id(self)] = previous
+            self._fence_local.value = previous
 
     def fenced(self, name: str, epoch: int) -> Store:
         return cast(Store, _FencedView(self, name, epoch))

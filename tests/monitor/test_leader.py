@@ -5,7 +5,6 @@ nothing twice."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from monitor.daemon import Daemon
 from monitor.demo import simulated_config
 from monitor.simulator import Simulator
 from tests import pgserver
+from tests.loopback import until
 
 pytestmark = [pytest.mark.external, pytest.mark.slow]
 
@@ -30,32 +30,22 @@ async def sim() -> Any:
     await s.stop()
 
 
-async def _until(what: str, check: Any, limit: int = 300) -> None:
-    for _ in range(limit):  # every 0.1 s
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _daemon(sim: Simulator, tmp_path: Path, vantage: str, url: str, quorum: Any = None) -> Daemon:
     path = simulated_config(
         sim,
         tmp_path / vantage,
         vantage=vantage,
         monitor_lines="lease_ttl_seconds = 2\nlease_renew_seconds = 0.5\n",
-    )
-    text = path.read_text().replace("demo-api-key-0123456789abcdef", "k")
-    text = text.replace(
-        text[text.index('url = "sqlite') : text.index("\n", text.index('url = "sqlite'))],
-        f'url = "{url}"',
+        store_url=url,
+        api_key="k",
     )
     if quorum is not None:
-        text = text.replace(
-            'name = "simulated"\n', f'name = "simulated"\nquorum = {json.dumps(quorum)}\n', 1
+        text = path.read_text()
+        path.write_text(
+            text.replace(
+                'name = "simulated"\n', f'name = "simulated"\nquorum = {json.dumps(quorum)}\n', 1
+            )
         )
-    path.write_text(text)
-    (tmp_path / vantage / "api-key").write_text("k\n")
     return Daemon(load(path), serve_http=False, config_path=path)
 
 
@@ -75,7 +65,7 @@ async def test_one_leader_and_a_takeover_that_continues_the_incident(
         assert a.metrics.value("availmon_leader", vantage="east") == 1
         assert b.metrics.value("availmon_leader", vantage="west") == 0
         sim.set_fault("api", "5xx", status=503)
-        await _until("the Critical Issue", lambda: a.policy is not None and a.policy.active())
+        await until("the Critical Issue", lambda: a.policy is not None and a.policy.active())
         assert a.policy is not None
         incident = a.policy.active()[0]
         assert a._flush()
@@ -84,7 +74,7 @@ async def test_one_leader_and_a_takeover_that_continues_the_incident(
         await a.stop()
         stopped.append(a)
         # leading, and its policy restored from the store (in a worker thread)
-        await _until(
+        await until(
             "the takeover",
             lambda: b.elector is not None and b.elector.leading and b.policy is not None,
         )
@@ -92,7 +82,7 @@ async def test_one_leader_and_a_takeover_that_continues_the_incident(
         assert b.elector.epoch == (a.elector.lease.epoch if a.elector.lease else 1) + 1
         assert b.metrics.value("availmon_leader_changes_total") == 1
         sim.set_fault("api", "ok")
-        await _until(
+        await until(
             "the recovery under the new leader",
             lambda: (
                 b.policy is not None
@@ -138,11 +128,11 @@ async def test_the_leader_judges_every_vantage_by_the_quorum(
         sims[0].set_fault("api", "5xx", status=503)
         bad_from = int(time.time()) + 1
         # the demo's rule: 5 unavailable seconds of 10 open a Critical Issue
-        await _until(
+        await until(
             "east's unavailable seconds",
             lambda: east.last_final.get("simulated", 0) >= bad_from + 8,
         )
-        await _until(
+        await until(
             "the leader has combined them",
             lambda: (
                 leader.policy is not None

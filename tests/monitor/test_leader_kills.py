@@ -14,9 +14,9 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +27,17 @@ from aiohttp import web
 from monitor.demo import simulated_config
 from monitor.simulator import Simulator
 from tests import pgserver
+from tests.loopback import free_port, until, until_value
 
 pytestmark = [pytest.mark.external, pytest.mark.slow, pytest.mark.faults]
 
 VANTAGES = ("east", "west")
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Rig:
     def __init__(self, sim: Simulator, tmp: Path, url: str, hook: str) -> None:
         self.tmp = tmp
-        self.ports = {v: _port() for v in VANTAGES}
+        self.ports = {v: free_port() for v in VANTAGES}
         self.configs: dict[str, Path] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.kills: list[tuple[str, str]] = []
@@ -57,12 +52,9 @@ class Rig:
                 # the demo's rule, and an outage 5 s after a recovery is a new incident
                 critical_rules="window_seconds = 10\nmin_unavailable_seconds = 5\n"
                 "recover_after_seconds = 5\nreopen_within_seconds = 5\n",
+                store_url=url,
+                api_key="k",
             )
-            text = path.read_text().replace("demo-api-key-0123456789abcdef", "k")
-            start = text.index('url = "sqlite')
-            text = text[:start] + f'url = "{url}"' + text[text.index("\n", start) :]
-            path.write_text(text)
-            (tmp / v / "api-key").write_text("k\n")
             self.configs[v] = path
 
     def start(self, v: str) -> None:
@@ -86,7 +78,7 @@ class Rig:
         return None
 
     async def kill_leader(self, http: aiohttp.ClientSession, moment: str) -> None:
-        v = await _until_value("a leader", lambda: self.leader(http))
+        v = await until_value("a leader", lambda: self.leader(http))
         proc = self.procs[v]
         os.kill(proc.pid, signal.SIGKILL)
         await asyncio.to_thread(proc.wait, 20)
@@ -103,23 +95,6 @@ class Rig:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-async def _until(what: str, check: Any, limit: int = 600) -> None:
-    for _ in range(limit):  # every 0.1 s
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def _until_value(what: str, get: Any, limit: int = 300) -> Any:
-    for _ in range(limit):
-        value = await get()
-        if value is not None:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_ten_leader_kills_through_two_outages_page_each_incident_once(
@@ -149,17 +124,20 @@ async def test_ten_leader_kills_through_two_outages_page_each_incident_once(
                 out.setdefault(p["incident"]["dedup_key"], set()).add(p["id"])
         return out
 
+    def more_than(event: str, n: int) -> Callable[[], bool]:
+        return lambda: len(distinct(event)) > n
+
     try:
         for v in VANTAGES:
             rig.start(v)
         async with aiohttp.ClientSession() as http:
-            await _until_value("a leader", lambda: rig.leader(http))
+            await until_value("a leader", lambda: rig.leader(http))
             for outage in range(2):
                 await rig.kill_leader(http, f"healthy ({outage})")
                 sim.set_fault("api", "5xx", status=503)
                 await asyncio.sleep(1.5)
                 await rig.kill_leader(http, f"before the incident ({outage})")
-                await _until("the trigger", lambda o=outage: len(distinct("trigger")) > o)
+                await until("the trigger", more_than("trigger", outage), polls=600)
                 await rig.kill_leader(http, f"right after it opened ({outage})")
                 await asyncio.sleep(2)
                 if outage == 0:
@@ -167,7 +145,7 @@ async def test_ten_leader_kills_through_two_outages_page_each_incident_once(
                 sim.set_fault("api", "ok")
                 await asyncio.sleep(1.5)
                 await rig.kill_leader(http, f"recovering ({outage})")
-                await _until("the recovery", lambda o=outage: len(distinct("recover")) > o)
+                await until("the recovery", more_than("recover", outage), polls=600)
                 if outage == 1:
                     await rig.kill_leader(http, "after the recovery")
                 await asyncio.sleep(8)  # past reopen_within_seconds: the next is a new one

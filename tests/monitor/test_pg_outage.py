@@ -16,7 +16,8 @@ import pytest
 
 from monitor.simulator import Simulator
 from tests import pgserver
-from tests.monitor.test_leader import _daemon, _until
+from tests.loopback import until
+from tests.monitor.test_leader import _daemon
 
 pytestmark = [pytest.mark.external, pytest.mark.slow]
 
@@ -49,31 +50,31 @@ async def test_a_database_outage_loses_no_second(
         await d.start()
     try:
         first = int(time.time()) + 1
-        await _until("stored seconds", lambda: all(d.stored_through("simulated") for d in daemons))
+        await until("stored seconds", lambda: all(d.stored_through("simulated") for d in daemons))
         await asyncio.to_thread(cluster.pause)
         down_at = time.monotonic()
         # both go on measuring, and say why they are not ready
-        await _until(
+        await until(
             "not ready for the store",
             lambda: all(d.ready()[1].startswith("store: ") for d in daemons),
-            limit=200,
+            polls=200,
         )
         marks = {d.vantage: d.last_final["simulated"] for d in daemons}
         await asyncio.sleep(max(0.0, 30 - (time.monotonic() - down_at)))
         assert all(d.last_final["simulated"] >= marks[d.vantage] + 15 for d in daemons)
         await asyncio.to_thread(cluster.resume)
         last = min(d.last_final["simulated"] for d in daemons)
-        await _until(
+        await until(
             "everything written",
             lambda: all((d.stored_through("simulated") or 0) >= last for d in daemons),
-            limit=600,
+            polls=600,
         )
-        await _until(
+        await until(
             "a leader again",
             lambda: sum(1 for d in daemons if d.elector is not None and d.elector.leading) == 1,
-            limit=300,
+            polls=300,
         )
-        await _until("ready again", lambda: all(d.ready()[0] for d in daemons), limit=300)
+        await until("ready again", lambda: all(d.ready()[0] for d in daemons), polls=300)
         for d in daemons:
             assert d.store is not None
             runs = d.store.runs("simulated", "service", first, last + 1, d.vantage)

@@ -32,6 +32,7 @@ from monitor.reload import Handover, compare, restart_needed
 from monitor.simulator import Simulator
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, Verdict
 from probes.base import Attempt, Outcome
+from tests.loopback import until
 from tests.monitor.test_launcher import FakeProbe
 
 # ------------------------------------------------------------------ the hand-over
@@ -111,8 +112,8 @@ async def test_handover_emits_every_second_once_in_order_by_the_config_that_sche
     await asyncio.sleep(2.2)
     boundary = l0.retire()
     assert boundary > time.time(), "the hand-over second is still ahead"
-    state["handover"] = Handover.start(
-        boundary, out.sink, [s.name for s in old.services if det0.next_for(s.name) < boundary]
+    state["handover"] = Handover(
+        boundary, out.sink, {s.name for s in old.services if det0.next_for(s.name) < boundary}
     )
     state["generation"] = 1
     det1 = Detector(new.services, "t", functools.partial(route, 1), start_second=boundary)
@@ -186,15 +187,6 @@ def _service_block(text: str, name: str) -> str:
     return "\n" + block.replace('name = "simulated"', f'name = "{name}"', 1) + "\n"
 
 
-async def _until(what: str, check: Any, limit: int = 300) -> None:
-    """Poll `check` every 0.1 s, at most `limit` times."""
-    for _ in range(limit):
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _contiguous(d: Daemon, service: str, first: int, last: int) -> list[Any]:
     assert d.store is not None
     runs = d.store.runs(service, SERVICE_CHANNEL, first, last + 1, "demo")
@@ -226,21 +218,20 @@ async def test_reload_keeps_an_open_critical_issue_and_every_decided_second(
         tmp_path,
         monitor_lines='api_token = "env:AVAILMON_T"\n',
         page_url=f"http://127.0.0.1:{port}/old",
+        api_key="k",
     )
-    base_text = path.read_text().replace("demo-api-key-0123456789abcdef", "k")
-    (tmp_path / "api-key").write_text("k\n")
-    path.write_text(base_text)
+    base_text = path.read_text()
     d = Daemon(load(path), config_path=path)
     await d.start()
     try:
         assert d.store is not None and d.policy is not None
         t0 = int(time.time()) + 1
-        await _until("a first second", lambda: d.last_final.get("simulated", 0) >= t0)
+        await until("a first second", lambda: d.last_final.get("simulated", 0) >= t0)
         sim.set_fault("api", "5xx", status=503)
-        await _until("the Critical Issue", lambda: d.policy.active())
+        await until("the Critical Issue", lambda: d.policy.active())
         incident = d.policy.active()[0]
 
-        await _until("the page", lambda: pages)
+        await until("the page", lambda: pages)
         # 1. add a service, change the rule of the one with the open incident, move the pager
         text = base_text.replace("recover_after_seconds = 5", "recover_after_seconds = 3")
         text = text.replace(f"{port}/old", f"{port}/new")
@@ -251,7 +242,7 @@ async def test_reload_keeps_an_open_critical_issue_and_every_decided_second(
         assert result.changes.added == ("second",) and result.changes.changed == ("simulated",)
         boundary = result.boundary
         assert boundary is not None
-        await _until(
+        await until(
             "seconds after the hand-over",
             lambda: (
                 min(d.last_final.get("simulated", 0), d.last_final.get("second", 0)) >= boundary + 2
@@ -259,7 +250,7 @@ async def test_reload_keeps_an_open_critical_issue_and_every_decided_second(
         )
         assert d.policy.active()[0].id == incident.id  # the same incident carries on
         sim.set_fault("api", "ok")
-        await _until(
+        await until(
             "the recovery under the new rule",
             lambda: d.policy.active()[0].state.value == "recovered",
         )
@@ -273,7 +264,7 @@ async def test_reload_keeps_an_open_critical_issue_and_every_decided_second(
         events = [e.kind for e in d.store.events(incident.id)]
         assert events.count("opened") == 1 and "recovered" in events
         # one page for the outage, sent before the reload; the recovery to the new pager
-        await _until("the recovery page", lambda: len(pages) >= 2)
+        await until("the recovery page", lambda: len(pages) >= 2)
         assert [p for p, _ in pages] == ["/old", "/new"], pages
         assert result.changes.notifiers
         assert [i.id for i in d.store.list_incidents("simulated", severity="critical")] == [
@@ -292,7 +283,7 @@ async def test_reload_keeps_an_open_critical_issue_and_every_decided_second(
         assert len(errors) == 1 and errors[0].exc_info is None
         assert "the config in force is kept" in errors[0].getMessage()
         before = d.last_final["second"]
-        await _until("still measuring", lambda: d.last_final["second"] >= before + 2)
+        await until("still measuring", lambda: d.last_final["second"] >= before + 2)
         # a field only a restart changes: refused, named
         path.write_text(text.replace('listen = "127.0.0.1:0"', 'listen = "127.0.0.1:1"'))
         refused = await d.reload("test")
@@ -333,21 +324,19 @@ def _spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
 
 @pytest.mark.slow
 async def test_sighup_reloads_a_running_availmon(sim: Simulator, tmp_path: Path) -> None:
-    path = simulated_config(sim, tmp_path, listen="127.0.0.1:0")
-    text = path.read_text().replace("demo-api-key-0123456789abcdef", "k")
-    (tmp_path / "api-key").write_text("k\n")
-    path.write_text(text)
+    path = simulated_config(sim, tmp_path, listen="127.0.0.1:0", api_key="k")
+    text = path.read_text()
     log = tmp_path / "daemon.log"
     proc = _spawn(path, log)
     try:
-        await _until("the start", lambda: "availmon started" in log.read_text(), limit=200)
+        await until("the start", lambda: "availmon started" in log.read_text(), polls=200)
         path.write_text(text + _service_block(text, "second"))
         os.kill(proc.pid, signal.SIGHUP)
-        await _until("the reload", lambda: "config reloaded (SIGHUP)" in log.read_text())
+        await until("the reload", lambda: "config reloaded (SIGHUP)" in log.read_text())
         assert "services added: second" in log.read_text()
         path.write_text("[monitor\n")
         os.kill(proc.pid, signal.SIGHUP)
-        await _until("the refusal", lambda: "refused" in log.read_text())
+        await until("the refusal", lambda: "refused" in log.read_text())
         assert proc.poll() is None, "SIGHUP must not end the daemon"
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 20) == 0
