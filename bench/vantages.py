@@ -1,6 +1,5 @@
 """Benchmark: several vantage points on one PostgreSQL — how late the leader's combined
-verdicts are, how much the vantages write, and what a month of it takes on disk, beside a
-single vantage on SQLite.
+verdicts are, and how much the vantages write.
 
 A throw-away PostgreSQL cluster (tests/pgserver.py) and the simulator in a child process
 (bench/simproc.py); `--vantages` daemons in this process (`monitor.daemon.Daemon`), each
@@ -8,11 +7,11 @@ probing `--services` services × 2 HTTP probes (channels api and smtp) at 2 atte
 for `--duration` seconds after a warm-up. It prints:
 
 * the combination lag: from a second's end until the leader combined it (p50, p99, max);
-* the verdicts the vantages write per second, the history's growth per hour and
-  extrapolated to a 30-day month (runs are run-length encoded: a healthy month is small),
-  and the recent-verdict buffer at its full hour (pruned to an hour: it does not grow
-  with the month);
-* the same daemon alone on SQLite: the file's growth.
+* the verdicts the vantages write per second, and the rows each table gains per hour
+  (the history: runs, run-length encoded, barely grow while healthy; minute counts grow a
+  row per probe, outcome and minute; the recent-verdict buffer holds an hour and is then
+  pruned). What a month takes on disk per vantage is bench/store_write.py's figure, the
+  same tables on SQLite.
 
     python bench/vantages.py                   # 3 vantages x 10 services, 60 s
 """
@@ -25,7 +24,6 @@ import json
 import logging
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +35,6 @@ from simproc import simulator  # noqa: E402  (bench/, beside this script)
 from monitor.config import Settings, parse  # noqa: E402
 from monitor.daemon import Daemon  # noqa: E402
 from tests import pgserver  # noqa: E402
-
-MONTH = 30 * 86400
 
 
 def settings(vantage: str, store: str, url: str, services: int) -> Settings:
@@ -61,19 +57,18 @@ def settings(vantage: str, store: str, url: str, services: int) -> Settings:
     )
 
 
-def pg_size(cluster: pgserver.Cluster, schema: str) -> tuple[int, int]:
-    """(bytes of the history tables, bytes of the recent-verdict buffer) of `schema`."""
+HISTORY = ("runs", "minute_counts", "evidence")
+
+
+def pg_rows(cluster: pgserver.Cluster, schema: str) -> dict[str, int]:
+    """Rows of the history tables and of the recent-verdict buffer in `schema`."""
     import psycopg
 
     with psycopg.connect(cluster.url()) as conn:
-        rows = conn.execute(
-            "SELECT c.relname = 'recent_verdicts', SUM(pg_total_relation_size(c.oid))"
-            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relkind = 'r' GROUP BY 1",
-            (schema,),
-        ).fetchall()
-    sizes = {bool(r[0]): int(r[1]) for r in rows}
-    return sizes.get(False, 0), sizes.get(True, 0)
+        return {
+            table: int(conn.execute(f'SELECT COUNT(*) FROM "{schema}"."{table}"').fetchone()[0])  # type: ignore[index]
+            for table in (*HISTORY, "recent_verdicts")
+        }
 
 
 def pct(values: list[float], q: float) -> float:
@@ -95,16 +90,15 @@ async def run_pg(
         await asyncio.sleep(5)  # past the first seconds and the first combinations
         leader = next(d for d in daemons if d.elector is not None and d.elector.leading)
         leader.combine_lags.clear()
-        history0, recent0 = await asyncio.to_thread(pg_size, cluster, schema)
+        rows0 = await asyncio.to_thread(pg_rows, cluster, schema)
         await asyncio.sleep(duration)
-        history1, recent1 = await asyncio.to_thread(pg_size, cluster, schema)
+        rows1 = await asyncio.to_thread(pg_rows, cluster, schema)
         lags = list(leader.combine_lags)
     finally:
         for d in daemons:
             await d.stop()
     streams = vantages * services * 3  # api, smtp and the service verdict
-    growth = (history1 - history0) / duration
-    buffer_hour = (recent1 - recent0) / duration * 3600
+    per_hour = {t: round((rows1[t] - rows0[t]) / duration * 3600) for t in rows1}
     return {
         "backend": "postgresql",
         "vantages": vantages,
@@ -114,38 +108,7 @@ async def run_pg(
         "combine_lag_p99_s": round(pct(lags, 0.99), 3) if lags else None,
         "combine_lag_max_s": round(max(lags), 3) if lags else None,
         "verdicts_per_second": streams,
-        "growth_mb_per_hour": round(growth * 3600 / 1e6, 2),
-        "month_mb": round(growth * MONTH / 1e6, 1),
-        "recent_buffer_mb": round(buffer_hour / 1e6, 1),
-    }
-
-
-def _files(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.glob("one.db*"))
-
-
-async def run_sqlite(url: str, services: int, duration: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "one.db"
-        d = Daemon(settings("v0", f"sqlite:///{db}", url, services), serve_http=False)
-        await d.start()
-        try:
-            await asyncio.sleep(5)
-            await asyncio.to_thread(d._flush)
-            size0 = await asyncio.to_thread(_files, Path(tmp))
-            await asyncio.sleep(duration)
-            await asyncio.to_thread(d._flush)
-            size1 = await asyncio.to_thread(_files, Path(tmp))
-        finally:
-            await d.stop()
-    growth = (size1 - size0) / duration
-    return {
-        "backend": "sqlite",
-        "vantages": 1,
-        "services": services,
-        "verdicts_per_second": services * 3,
-        "growth_mb_per_hour": round(growth * 3600 / 1e6, 2),
-        "month_mb": round(growth * MONTH / 1e6, 1),
+        "rows_per_hour": per_hour,
     }
 
 
@@ -153,10 +116,9 @@ async def bench(vantages: int, services: int, duration: float, url: str) -> list
     cluster = pgserver.Cluster()
     await asyncio.to_thread(cluster.start)
     try:
-        pg = await run_pg(cluster, url, vantages, services, duration)
+        return [await run_pg(cluster, url, vantages, services, duration)]
     finally:
         await asyncio.to_thread(cluster.stop)
-    return [pg, await run_sqlite(url, services, duration)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,13 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         f"p99 {pg['combine_lag_p99_s']} s, max {pg['combine_lag_max_s']} s "
         f"({pg['combined_seconds']} seconds)"
     )
-    print(f"recent-verdict buffer at its full hour: {pg['recent_buffer_mb']} MB")
-    print("backend      vantages  verdicts/s  growth MB/h  month MB")
-    for r in rows:
-        print(
-            f"{r['backend']:<12} {r['vantages']:>8}  {r['verdicts_per_second']:>10}  "
-            f"{r['growth_mb_per_hour']:>11}  {r['month_mb']:>8}"
-        )
+    print(f"verdicts written: {pg['verdicts_per_second']}/s (every vantage's channels and service)")
+    print(
+        "rows added per hour (all vantages): "
+        + ", ".join(f"{t} {n:,}" for t, n in pg["rows_per_hour"].items())
+    )
     return 0
 
 
