@@ -83,7 +83,7 @@ from monitor.config import ServiceConfig, Settings
 from monitor.intervals import contains
 from monitor.quorum import combined as combined_stretches
 from monitor.store.base import Incident, NotFound, Run, Store, excluded_spans
-from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, Verdict
+from monitor.verdicts import COMBINED, SERVICE_CHANNEL, SecondVerdict, Verdict
 from probes.base import CONCLUSIVE, QUALIFYING, SEEING
 
 log = logging.getLogger(__name__)
@@ -688,7 +688,7 @@ class Policy:
         runs = self._store.runs(name, SERVICE_CHANNEL, start, last + 1, vantage)
         if self._combined:
             runs = [
-                Run(name, SERVICE_CHANNEL, "combined", verdict, None, a, b - 1)
+                Run(name, SERVICE_CHANNEL, COMBINED, verdict, None, a, b - 1)
                 for a, b, verdict in combined_stretches(runs, start, last + 1, w.cfg.quorum)
             ]
         w.crit.clear()

@@ -84,6 +84,8 @@ class DaemonView(Protocol):
     started_at: float
     last_final: dict[str, int]
     stored_verdicts: dict[str, dict[str, SecondVerdict]]
+    #: per service, this month's (unavailable seconds, error budget seconds)
+    month: dict[str, tuple[int, float]]
     incidents: Incidents | None
 
     def ready(self) -> tuple[bool, str]: ...
@@ -284,6 +286,7 @@ async def status(request: web.Request) -> web.Response:
     services = []
     for svc in d.settings.services:
         verdicts = {}
+        month = d.month.get(svc.name)
         stored = d.stored_verdicts.get(svc.name, {})
         for channel in [*svc.channels, "service"]:
             # the last one stored: never one a crash could take back
@@ -306,12 +309,8 @@ async def status(request: web.Request) -> web.Response:
                 # what of it is in the store: behind by the writer's queue when it refuses
                 "stored_through": d.stored_through(svc.name),
                 "verdicts": verdicts,
-                "month_unavailable_seconds": d.metrics.value(
-                    "availmon_month_unavailable_seconds", service=svc.name
-                ),
-                "month_error_budget_seconds": d.metrics.value(
-                    "availmon_month_error_budget_seconds", service=svc.name
-                ),
+                "month_unavailable_seconds": month[0] if month else None,
+                "month_error_budget_seconds": month[1] if month else None,
                 "slo_target_percent": svc.slo_target_percent,
             }
         )

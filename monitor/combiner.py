@@ -28,14 +28,12 @@ from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.quorum import combine_second
 from monitor.store.base import Store
-from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict
+from monitor.verdicts import COMBINED, SERVICE_CHANNEL, SecondVerdict
 
 #: a vantage that kept no second of a service for this long is not waited for
 LIVE_SECONDS = 60
 #: how long past a second's hard deadline the leader waits for a late vantage
 LAG_SLACK = 3.0
-#: the vantage name of combined verdicts
-COMBINED = "combined"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from alerting.notifiers import NOTIFIERS
 from alerting.notifiers.base import NotifierBase, Tier
 from alerting.notifiers.email import EmailConfig
 from monitor.schema import ConfigError, ConfigModel, resolve_secret, secret
+from monitor.verdicts import COMBINED
 from probes import PROBES
 from probes.base import ProbeBase
 from probes.http import HttpProbeConfig
@@ -188,6 +189,13 @@ class MonitorConfig(ConfigModel):
                 f"lease_ttl_seconds ({self.lease_ttl_seconds:g})"
             )
         return self
+
+    @field_validator("vantage")
+    @classmethod
+    def _not_combined(cls, v: str) -> str:
+        if v == COMBINED:
+            raise ValueError(f'"{COMBINED}" names the verdicts of all vantages together')
+        return v
 
     @field_validator("listen")
     @classmethod

@@ -29,7 +29,7 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from alerting.effects import CreateIncident, EffectLog
+from alerting.effects import CreateIncident, EffectLog, UpdateIncident
 from alerting.escalation import iso
 from alerting.incidents import Incidents
 from alerting.model import Incident, IncidentState, OutboxItem, Severity
@@ -52,10 +52,11 @@ from monitor.reload import Changes, Handover, ReloadResult, compare, restart_nee
 from monitor.reports import warm as warm_report_templates
 from monitor.reports.schedule import ReportJob
 from monitor.schema import ConfigError
+from monitor.seconds import verdict_counts
 from monitor.store import Store, open_store
 from monitor.store.base import MaintenanceWindow, MinuteCount, NotFound, excluded_spans
 from monitor.store.guard import guarded
-from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
+from monitor.verdicts import COMBINED, SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
 from monitor.watchdog import LoopWatchdog
 from monitor.writer import EffectsJob, Job, SecondsJob, StoreWriter
 from probes.base import Attempt, ProbeConfigError
@@ -115,10 +116,10 @@ class Daemon:
         #: the file `reload()` reads again (None: started without one, nothing to reload)
         self.config_path = None if config_path is None else Path(config_path)
         self.clock = clock or SystemClock()
-        self.metrics = metrics or Metrics()
+        self.vantage = settings.monitor.vantage
+        self.metrics = metrics or Metrics(vantage=self.vantage)
         self.store: Store | None = None if store is None else guarded(store)
         self.serve_http = serve_http
-        self.vantage = settings.monitor.vantage
         self.started_at = self.clock.wall()
         self._started = False  # start() finished: stop() logs the stop
         self.last_final: dict[str, int] = {}
@@ -135,6 +136,11 @@ class Daemon:
         #: service → the seconds its maintenance windows exclude (sorted, disjoint)
         self._excluded_spans: dict[str, list[Interval]] = {}
         self._month: dict[str, tuple[int, int]] = {}
+        #: per service, this month's (unavailable seconds, error budget seconds), as of the
+        #: last housekeeping (`_refresh_month`)
+        self.month: dict[str, tuple[int, float]] = {}
+        #: the leader's unresolved incidents: id -> (service, severity)
+        self._open_incidents: dict[int, tuple[str, str]] = {}
         self._month_recent: dict[str, collections.deque[int]] = collections.defaultdict(
             collections.deque
         )
@@ -204,8 +210,6 @@ class Daemon:
         )
         await self.elector.attempt()  # leading: the config's maintenance windows are stored
         self._set_maintenance(await asyncio.to_thread(store.list_maintenance))
-        for (service, severity), n in (await asyncio.to_thread(self._count_incidents)).items():
-            self.metrics.incidents_total.labels(service, severity).inc(n)
 
         start_second = int(self.clock.wall()) + 1
         await asyncio.to_thread(self._fill_restart_gap, start_second)
@@ -391,6 +395,12 @@ class Daemon:
         self._effects, self._fenced = effects, fenced
         await asyncio.to_thread(self._sync_config_maintenance)
         self.dispatcher, self.policy = dispatcher, policy
+        self.metrics.lead(self._channels())
+        for (service, severity), n in (await asyncio.to_thread(self._count_incidents)).items():
+            self.metrics.incidents_total.labels(service, severity, COMBINED).inc(n)
+        if self._started:  # a takeover: the gauges now, not at the next housekeeping
+            await asyncio.to_thread(self._refresh_month)
+            await asyncio.to_thread(self._refresh_incident_gauge)
         self._leader_tasks.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
         if self._combining:
             start = {}
@@ -426,6 +436,7 @@ class Daemon:
                 self.combine_lags.append(lag)
                 for vantage in combined.late:
                     self.metrics.combine_late.labels(vantage).inc()
+                self.metrics.observe_verdicts(combined.verdicts, COMBINED)
                 try:
                     policy.on_second(combined.second, combined.verdicts)
                 except Exception:  # a policy bug must never stop the combining
@@ -441,6 +452,7 @@ class Daemon:
     async def _step_down(self) -> None:
         self.policy = None
         self._fenced = None
+        self.metrics.unlead(self._channels())
         tasks, self._leader_tasks = self._leader_tasks, []
         for task in tasks:
             task.cancel()
@@ -452,6 +464,9 @@ class Daemon:
             for job_id in ("retention", "monthly-report"):
                 if self.scheduler.get_job(job_id) is not None:
                     self.scheduler.remove_job(job_id)
+
+    def _channels(self) -> list[tuple[str, list[str]]]:
+        return [(svc.name, svc.channels) for svc in self.settings.services]
 
     def _install_leader_jobs(self) -> None:
         assert self.scheduler is not None and self.store is not None
@@ -544,6 +559,8 @@ class Daemon:
                 yield svc.name, svc.channels, [(p.channel, p.name) for p in svc.probes if p.enabled]
 
         self.metrics.declare(services(), [n.name for n in settings.notifiers])
+        if self.policy is not None:
+            self.metrics.lead([(svc.name, svc.channels) for svc in settings.services])
 
     def _read_config(self) -> tuple[Settings, Changes]:
         """Worker thread: the file parsed and checked, with what it changes."""
@@ -631,6 +648,7 @@ class Daemon:
             self.stored_verdicts.pop(svc.name, None)
             self.last_final.pop(svc.name, None)
             self._month_recent.pop(svc.name, None)
+            self.month.pop(svc.name, None)
             for channel in [*svc.channels, SERVICE_CHANNEL]:
                 self.last_verdicts.pop((svc.name, channel), None)
         log.info("config reload: the previous config's seconds are all final")
@@ -668,7 +686,9 @@ class Daemon:
                 dataclasses.replace(v, excluded=True) if self._excluded(v.service, second) else v
                 for v in verdicts
             ]
-        self.metrics.observe_verdicts(verdicts)
+        self.metrics.observe_verdicts(verdicts, self.vantage)
+        if self.policy is not None and not self._combining:  # a lone leader: its own again
+            self.metrics.observe_verdicts(verdicts, COMBINED)
         for v in verdicts:
             self.last_verdicts[(v.service, v.channel)] = v
             if v.channel == SERVICE_CHANNEL:
@@ -734,9 +754,14 @@ class Daemon:
             self._stored(job.verdicts)
         if isinstance(job, EffectsJob):
             for effect in job.effects:
+                if not isinstance(effect, CreateIncident | UpdateIncident) or self.policy is None:
+                    continue
+                inc = effect.incident
                 if isinstance(effect, CreateIncident):
-                    inc = effect.incident
-                    self.metrics.incidents_total.labels(inc.service, str(inc.severity)).inc()
+                    self.metrics.incidents_total.labels(
+                        inc.service, str(inc.severity), COMBINED
+                    ).inc()
+                self._track_open(inc)
         dispatcher = self.dispatcher
         if dispatcher is None or not isinstance(job, EffectsJob) or not job.stored:
             return
@@ -848,42 +873,76 @@ class Daemon:
         await asyncio.to_thread(self._refresh_incident_gauge)
 
     def _refresh_month(self) -> None:
-        """Month gauges from the store (the truth), plus seconds not yet flushed."""
+        """The month's unavailable seconds and budget per service, from the store (the
+        truth): a lone instance's own verdicts plus its seconds not yet flushed; on a
+        shared store every vantage's, combined by the quorum. Every instance keeps them
+        for its API (`month`); the leader exports them."""
         store = self.store
         assert store is not None
         now = self.clock.wall()
         tz = self.settings.report.timezone
         flushed = max(self._start_floor, (self.writer and self.writer.durable_through) or 0)
+        leading = self.policy is not None
         for svc in self.settings.services:
             start, end = month_of(now, ZoneInfo(tz))
             windows = excluded_spans(self._maintenance, svc.name)
             excluded_month = overlap(windows, start, end)
-            budget = (1 - svc.slo_target_percent / 100) * ((end - start) - excluded_month)
-            self.metrics.month_budget.labels(svc.name).set(round(budget, 3))
-            unavailable = 0
-            for run in store.runs(
-                svc.name, SERVICE_CHANNEL, start, min(end, flushed + 1), self.vantage
-            ):
-                if run.verdict is Verdict.UNAVAILABLE:
-                    unavailable += run.seconds - overlap(windows, run.first, run.last + 1)
-            recent = self._month_recent[svc.name]
-            while recent and recent[0] <= flushed:
-                recent.popleft()
-            unavailable += sum(1 for t in recent if start <= t < end)
-            self.metrics.month_unavailable.labels(svc.name).set(unavailable)
+            budget = round((1 - svc.slo_target_percent / 100) * ((end - start) - excluded_month), 3)
+            if self._combining:
+                unavailable = verdict_counts(
+                    store,
+                    svc.name,
+                    SERVICE_CHANNEL,
+                    start,
+                    end,
+                    quorum=svc.quorum,
+                    maintenance=True,
+                )["unavailable"]
+            else:
+                unavailable = 0
+                for run in store.runs(
+                    svc.name, SERVICE_CHANNEL, start, min(end, flushed + 1), self.vantage
+                ):
+                    if run.verdict is Verdict.UNAVAILABLE:
+                        unavailable += run.seconds - overlap(windows, run.first, run.last + 1)
+                recent = self._month_recent[svc.name]
+                while recent and recent[0] <= flushed:
+                    recent.popleft()
+                unavailable += sum(1 for t in recent if start <= t < end)
+            self.month[svc.name] = (unavailable, budget)
+            if leading:
+                self.metrics.month_budget.labels(svc.name, COMBINED).set(budget)
+                self.metrics.month_unavailable.labels(svc.name, COMBINED).set(unavailable)
 
     def _refresh_incident_gauge(self) -> None:
+        """The open-incident gauges from the store (the leader exports them); between
+        these, the policy's own writes move them (`_track_open`)."""
         store = self.store
         assert store is not None
-        counts: collections.Counter[tuple[str, str]] = collections.Counter()
-        for inc in store.list_incidents(limit=10_000):
-            if inc.state != IncidentState.RESOLVED:
-                counts[(inc.service, inc.severity)] += 1
+        if self.policy is None:
+            return
+        self._open_incidents = {
+            inc.id: (inc.service, str(inc.severity))
+            for inc in store.list_incidents(limit=10_000)
+            if inc.state != IncidentState.RESOLVED
+        }
         for svc in self.settings.services:
-            for severity in Severity:
-                self.metrics.incidents_open.labels(svc.name, severity).set(
-                    counts[(svc.name, severity)]
-                )
+            self._set_open_gauge(svc.name)
+
+    def _track_open(self, inc: Incident) -> None:
+        """Writer thread: an incident the policy wrote is stored; its service's gauge."""
+        if inc.state == IncidentState.RESOLVED:
+            self._open_incidents.pop(inc.id, None)
+        else:
+            self._open_incidents[inc.id] = (inc.service, str(inc.severity))
+        self._set_open_gauge(inc.service)
+
+    def _set_open_gauge(self, service: str) -> None:
+        counts = collections.Counter(self._open_incidents.values())
+        for severity in Severity:
+            self.metrics.incidents_open.labels(service, severity, COMBINED).set(
+                counts[(service, str(severity))]
+            )
 
     async def _prune(self) -> None:
         store = self.store

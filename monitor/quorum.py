@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
 from typing import Literal
 
-from monitor.verdicts import Run, SecondVerdict, UnknownReason, Verdict
+from monitor.verdicts import COMBINED, Run, SecondVerdict, UnknownReason, Verdict
 
 Quorum = int | Literal["all", "majority"] | None
 
@@ -69,7 +69,7 @@ def combine(labels: Iterable[str | None], quorum: Quorum = None) -> str | None:
 
 
 def combine_second(
-    verdicts: Sequence[SecondVerdict], quorum: Quorum = None, vantage: str = "combined"
+    verdicts: Sequence[SecondVerdict], quorum: Quorum = None, vantage: str = COMBINED
 ) -> SecondVerdict:
     """The combined verdict of one (service, channel, second) from its vantages' verdicts
     (at least one): what the policy and the gauges consume when several vantages measure.

@@ -13,6 +13,9 @@ from typing import Any
 
 SERVICE_CHANNEL = "service"
 CHANNELS = ("api", "smtp")
+#: the vantage name of the verdicts combined out of every vantage's by the quorum
+#: (monitor/quorum.py); no vantage point may be called so (monitor/config.py)
+COMBINED = "combined"
 
 
 class Verdict(enum.StrEnum):

@@ -46,9 +46,17 @@ CONTRACT_METRICS = frozenset(
         "availmon_incidents_open",
         "availmon_notifications_total",
         "availmon_launches_skipped_total",
+        "availmon_leader",
+        "availmon_leader_changes_total",
+        "availmon_combine_lag_seconds",
+        "availmon_combine_late_total",
     }
 )
-CONTRACT_HISTOGRAMS = ("availmon_attempt_duration_seconds", "availmon_loop_lag_seconds")
+CONTRACT_HISTOGRAMS = (
+    "availmon_attempt_duration_seconds",
+    "availmon_loop_lag_seconds",
+    "availmon_combine_lag_seconds",
+)
 CONTRACT_SERIES = CONTRACT_METRICS | {
     f"{h}{suffix}" for h in CONTRACT_HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")
 }

@@ -27,7 +27,7 @@ from tests.grafana.promkit import (
     variables,
 )
 
-VALUES = {"service": "mail", "slo_target": "99.99", "channel": "api"}
+VALUES = {"service": "mail", "slo_target": "99.99", "channel": "api", "vantage": "(east|west)"}
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_every_variable_used_is_defined(dashboard: dict[str, Any]) -> None:
     used |= {p["repeat"] for p in all_panels(dashboard) if p.get("repeat")}
     undefined = used - defined - set(GRAFANA_BUILTINS)
     assert not undefined, f"used but not defined: {sorted(undefined)}"
-    assert {"service", "slo_target", "channel"} <= used
+    assert {"service", "slo_target", "channel", "vantage"} <= used
 
 
 def test_slo_target_defaults_to_the_email_sla(dashboard: dict[str, Any]) -> None:
@@ -155,10 +155,60 @@ def test_dashboard_covers_the_issue(dashboard: dict[str, Any]) -> None:
         "availmon_launches_skipped_total",
         "availmon_notifications_total",
         "availmon_verdict",
+        "availmon_leader",  # the vantage points row
+        "availmon_combine_lag_seconds_bucket",
+        "availmon_combine_late_total",
     }
     assert needed <= used, sorted(needed - used)
     queries = " ".join(e for _, e in dashboard_queries(dashboard))
     assert "$slo_target" in queries
+
+
+# what each vantage measured itself, and what the leader judged on (monitor/metrics.py)
+OWN = {
+    "availmon_attempts_total",
+    "availmon_attempt_duration_seconds_bucket",
+    "availmon_launches_skipped_total",
+}
+LEADERS = {
+    "availmon_seconds_total",
+    "availmon_verdict",
+    "availmon_month_error_budget_seconds",
+    "availmon_month_unavailable_seconds",
+    "availmon_incidents_open",
+}
+
+
+def test_the_sla_panels_read_the_combined_verdicts_and_the_rest_follow_the_vantage_selector(
+    dashboard: dict[str, Any],
+) -> None:
+    """Every selector of a leader's series names vantage="combined" (the SLA's verdicts),
+    or the selected vantages beside it; every selector of an instance's own series
+    follows $vantage. A selector without vantage would add the vantages' verdicts up."""
+    import re
+
+    selector = re.compile(r"([a-z_:]+)\{([^}]*)\}")
+    seen = set()
+    for where, expr in dashboard_queries(dashboard):
+        for name, matchers in selector.findall(expr):
+            if name in LEADERS:
+                assert re.search(r'vantage(="combined"|=~"\$vantage\|combined")', matchers), (
+                    f"{where}: {name}{{{matchers}}}"
+                )
+                seen.add(name)
+            if name in OWN:
+                assert 'vantage=~"$vantage"' in matchers, f"{where}: {name}{{{matchers}}}"
+                seen.add(name)
+    assert seen == LEADERS | OWN
+    (vantage,) = [v for v in dashboard["templating"]["list"] if v["name"] == "vantage"]
+    assert vantage["multi"] and vantage["includeAll"]
+    # the per-vantage strip shows every vantage beside the combined verdict
+    strips = [
+        p for p in all_panels(dashboard)
+        if p["type"] == "state-timeline" and "by (vantage)" in p["targets"][0]["expr"]
+        and "availmon_verdict" in p["targets"][0]["expr"]
+    ]  # fmt: skip
+    assert strips and strips[0]["targets"][0]["legendFormat"] == "{{vantage}}"
 
 
 @pytest.mark.external

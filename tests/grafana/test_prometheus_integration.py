@@ -38,6 +38,7 @@ from tests.grafana.promkit import (
 pytestmark = [pytest.mark.external, pytest.mark.slow]
 
 SERVICE = "mail"
+VANTAGE = "rack-1"
 #: long enough for a Critical Issue (30 of 60 s by default) and a 14.4x burn
 OUTAGE_SECONDS = 40
 #: the test's Prometheus has lived about two minutes: windows that fit in it
@@ -45,12 +46,18 @@ VALUES = {
     "service": SERVICE,
     "slo_target": "99.99",
     "channel": "api",
+    "vantage": f"({VANTAGE})",  # Grafana's "All" of one value
     "__rate_interval": "20s",
     "__interval": "5s",
     "__range": "30s",
 }
-#: no notifier is configured here, so notification panels are rightly empty
-NO_DATA_EXPECTED = ("availmon_notifications_total",)
+#: no notifier is configured here, so notification panels are rightly empty; a lone
+#: instance leads and combines nothing (its own verdicts are the combined ones)
+NO_DATA_EXPECTED = (
+    "availmon_notifications_total",
+    "availmon_combine_lag_seconds",
+    "availmon_combine_late_total",
+)
 
 
 @dataclass
@@ -89,6 +96,7 @@ def _config(tmp: Path, listen: int, http_port: int, smtp_port: int) -> Path:
         f"""
 [monitor]
 listen = "127.0.0.1:{listen}"
+vantage = "{VANTAGE}"
 
 [store]
 url = "sqlite:///{tmp}/a.db"
@@ -188,7 +196,7 @@ def outage(stack: Stack) -> dict[str, float]:
     """Ten available seconds, then an API outage of OUTAGE_SECONDS, then recovery, all
     seen by Prometheus. Returns the scrape timestamps bracketing it."""
     prom = stack.prom
-    sel = f'availmon_seconds_total{{service="{SERVICE}",channel="service"'
+    sel = f'availmon_seconds_total{{service="{SERVICE}",channel="service",vantage="combined"'
     wait_until(
         lambda: (_value(prom, f'{sel},verdict="available"}}') or 0) >= 10,
         tries=300, every=0.5, what="10 available seconds in Prometheus",
@@ -213,7 +221,10 @@ def test_unavailable_seconds_in_prometheus_equal_the_daemons_own(
     """Raw counter deltas between two scrapes equal the daemon's per-second record over
     exactly the seconds finalised between those scrapes (last final second L1 < t <= L2)."""
     prom = stack.prom
-    last_final = _raw(prom, f'availmon_last_final_second_timestamp_seconds{{service="{SERVICE}"}}')
+    last_final = _raw(
+        prom,
+        f'availmon_last_final_second_timestamp_seconds{{service="{SERVICE}",vantage="combined"}}',
+    )
     stamps = sorted(last_final)
     t1, t2 = stamps[0], stamps[-1]
     l1, l2 = int(last_final[t1]), int(last_final[t2])
@@ -229,7 +240,7 @@ def test_unavailable_seconds_in_prometheus_equal_the_daemons_own(
         counter = _raw(
             prom,
             f'availmon_seconds_total{{service="{SERVICE}",channel="{channel}",'
-            f'verdict="unavailable"}}',
+            f'vantage="combined",verdict="unavailable"}}',
         )
         values = [counter[t] for t in stamps if t in counter]
         assert values == sorted(values), f"{channel}: counter reset during the test"
@@ -282,8 +293,8 @@ def test_every_dashboard_query_parses_and_returns_data(
 
 @pytest.mark.parametrize(
     ("variable", "expected"),
-    [("service", {SERVICE}), ("channel", {"api", "smtp"})],
-    ids=["service", "channel"],
+    [("service", {SERVICE}), ("channel", {"api", "smtp"}), ("vantage", {VANTAGE})],
+    ids=["service", "channel", "vantage"],
 )
 def test_dashboard_variables_list_the_monitored_values(
     stack: Stack, variable: str, expected: set[str]

@@ -82,10 +82,11 @@ async def test_daemon_measures_outage_serves_api_and_metrics(
             assert all(row["smtp"] == "available" for row in rows)
             async with http.get(f"{base}/metrics") as r:
                 text = await r.text()
-            assert (
-                'availmon_seconds_total{channel="api",service="simulated",verdict="unavailable"}'
-                in text
-            )
+            for vantage in (d.vantage, "combined"):  # its own, and as the lone leader
+                assert (
+                    'availmon_seconds_total{channel="api",service="simulated",'
+                    f'vantage="{vantage}",verdict="unavailable"}}' in text
+                )
             async with http.get(f"{base}/api/v1/status") as r:
                 status = await r.json()
             assert status["services"][0]["name"] == "simulated"
@@ -105,7 +106,12 @@ async def test_daemon_measures_outage_serves_api_and_metrics(
                 assert r.status == 400
         unavailable = d.metrics.registry.get_sample_value(
             "availmon_seconds_total",
-            {"service": "simulated", "channel": "api", "verdict": "unavailable"},
+            {
+                "service": "simulated",
+                "channel": "api",
+                "verdict": "unavailable",
+                "vantage": d.vantage,
+            },
         )
         assert unavailable is not None and unavailable >= bad_to + 1 - bad_from
         assert "k\n" not in json.dumps(status)

@@ -49,15 +49,15 @@ def test_maintenance_seconds_are_excluded_but_keep_their_verdict(tmp_path: Path)
         d._on_second(t, _second(t, Verdict.UNAVAILABLE), [])
     d._flush()
     get = d.metrics.registry.get_sample_value
-    labels = {"service": "svc", "channel": "service"}
+    labels = {"service": "svc", "channel": "service", "vantage": "v"}
     assert get("availmon_seconds_total", {**labels, "verdict": "excluded"}) == 2
     assert get("availmon_seconds_total", {**labels, "verdict": "unavailable"}) == 4
     # the store keeps the verdict of the excluded seconds
     runs = d.store.runs("svc", "service", NOV + 8, NOV + 14, "v")
     assert [(r.verdict, r.seconds) for r in runs] == [(Verdict.UNAVAILABLE, 6)]
-    # the month gauge counts only the non-excluded unavailable seconds
+    # the month counts only the non-excluded unavailable seconds
     d._refresh_month()
-    assert get("availmon_month_unavailable_seconds", {"service": "svc"}) == 4
+    assert d.month["svc"][0] == 4
     d.store.close()
 
 
@@ -71,10 +71,8 @@ def test_month_gauges_count_the_calendar_month_and_unflushed_seconds(tmp_path: P
     d._flush()
     d._on_second(NOV + 5, _second(NOV + 5, Verdict.UNAVAILABLE), [])  # not yet flushed
     d._refresh_month()
-    get = d.metrics.registry.get_sample_value
-    assert get("availmon_month_unavailable_seconds", {"service": "svc"}) == 6
     # 30 days at 99.99 %: 259.2 s of budget
-    assert get("availmon_month_error_budget_seconds", {"service": "svc"}) == 259.2
+    assert d.month["svc"] == (6, 259.2)
     d.store.close()
 
 
@@ -123,13 +121,62 @@ async def test_incident_counters_start_from_the_store(tmp_path: Path) -> None:
     await d.start()
     try:
         get = d.metrics.registry.get_sample_value
-        labels = {"service": "svc", "severity": "critical"}
+        labels = {"service": "svc", "severity": "critical", "vantage": "combined"}
         assert get("availmon_incidents_total", labels) == 2
         assert get("availmon_incidents_total", {**labels, "severity": "non_critical"}) == 1
         opened = Incident(9, "svc", Severity.CRITICAL, IncidentState.OPEN, "unavailable", "",
                           NOV + 50.0)  # fmt: skip
         d._on_applied(EffectsJob([CreateIncident(opened)], 0.0))
         assert get("availmon_incidents_total", labels) == 3
+    finally:
+        await d.stop()
+        await asyncio.to_thread(d.store.close)
+
+
+async def test_the_leader_exports_the_combined_series_and_drops_them_when_it_steps_down(
+    tmp_path: Path,
+) -> None:
+    """A lone instance leads: its own verdicts count under its vantage and again under
+    "combined", the month and incident gauges are its; once it no longer leads, only its
+    own vantage's series remain (the new leader's combined ones are the ones to read)."""
+    import asyncio
+
+    clock = FakeClock(NOV + 1000)
+    d = _daemon(tmp_path, clock)
+    assert d.store is not None
+    d.settings = parse({**d.settings.model_dump(mode="json"), "monitor": {"vantage": "v",
+                        "listen": "127.0.0.1:0"}})  # fmt: skip
+    await d.start()
+    get = d.metrics.registry.get_sample_value
+    try:
+        for t in range(NOV + 10, NOV + 13):
+            d._on_second(t, _second(t, Verdict.UNAVAILABLE), [])
+        assert d._flush()
+        await asyncio.to_thread(d._refresh_month)
+        mine = {"service": "svc", "channel": "service", "verdict": "unavailable"}
+        assert get("availmon_seconds_total", {**mine, "vantage": "v"}) == 3
+        assert get("availmon_seconds_total", {**mine, "vantage": "combined"}) == 3
+        month = {"service": "svc", "vantage": "combined"}
+        assert get("availmon_month_unavailable_seconds", month) == 3
+        assert get("availmon_month_error_budget_seconds", month) == 259.2
+        open_ = {"service": "svc", "severity": "critical", "vantage": "combined"}
+        assert get("availmon_incidents_open", open_) == 0
+        assert get("availmon_last_final_second_timestamp_seconds", month) == NOV + 12
+
+        await d._leadership(None)  # it lost the lease
+        d._on_second(NOV + 13, _second(NOV + 13, Verdict.UNAVAILABLE), [])
+        assert get("availmon_seconds_total", {**mine, "vantage": "v"}) == 4
+        for name, labels in (
+            ("availmon_seconds_total", {**mine, "vantage": "combined"}),
+            ("availmon_month_unavailable_seconds", month),
+            ("availmon_incidents_open", open_),
+            ("availmon_last_final_second_timestamp_seconds", month),
+        ):
+            assert get(name, labels) is None, name
+        assert get("availmon_last_final_second_timestamp_seconds", {**month, "vantage": "v"}) == (
+            NOV + 13
+        )
+        assert d.month["svc"][1] == 259.2  # the API still has the month
     finally:
         await d.stop()
         await asyncio.to_thread(d.store.close)

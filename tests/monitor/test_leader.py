@@ -5,6 +5,7 @@ nothing twice."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -69,6 +70,29 @@ async def test_one_leader_and_a_takeover_that_continues_the_incident(
         assert a.policy is not None
         incident = a.policy.active()[0]
         assert a._flush()
+        # each exports its own vantage's verdicts; the leader alone the combined ones and
+        # the incident gauges
+        unavailable = {"service": "simulated", "channel": "service", "verdict": "unavailable"}
+        critical = {"service": "simulated", "severity": "critical", "vantage": "combined"}
+        for d in (a, b):
+            assert (d.metrics.value("availmon_seconds_total", **unavailable, vantage=d.vantage)
+                    or 0) >= 5  # fmt: skip
+        await until(
+            "the open incident in the leader's gauge",
+            lambda: a.metrics.value("availmon_incidents_open", **critical) == 1,
+        )
+        assert (a.metrics.value("availmon_seconds_total", **unavailable, vantage="combined")
+                or 0) >= 5  # fmt: skip
+        assert b.metrics.value("availmon_seconds_total", **unavailable, vantage="combined") is None
+        assert b.metrics.value("availmon_incidents_open", **critical) is None
+        # the month by the quorum, from the shared store: the leader exports it, the
+        # follower's API shows it too
+        for d in (a, b):
+            await asyncio.to_thread(d._refresh_month)
+            assert d.month["simulated"][0] >= 5
+        month = {"service": "simulated", "vantage": "combined"}
+        assert (a.metrics.value("availmon_month_unavailable_seconds", **month) or 0) >= 5
+        assert b.metrics.value("availmon_month_unavailable_seconds", **month) is None
         # the leader dies without a word: nothing is released, its lease runs out
         a.elector.release = _nothing  # type: ignore[method-assign]
         await a.stop()
@@ -81,6 +105,16 @@ async def test_one_leader_and_a_takeover_that_continues_the_incident(
         assert b.policy is not None and [i.id for i in b.policy.active()] == [incident.id]
         assert b.elector.epoch == (a.elector.lease.epoch if a.elector.lease else 1) + 1
         assert b.metrics.value("availmon_leader_changes_total") == 1
+        # the new leader exports the combined series and counts the incident it took over
+        assert b.metrics.value("availmon_incidents_open", **critical) == 1
+        assert b.metrics.value("availmon_incidents_total", **critical) == 1
+        await until(
+            "combined seconds from the new leader",
+            lambda: b.metrics.value(
+                "availmon_seconds_total", **{**unavailable, "verdict": "available"},
+                vantage="combined",
+            ) is not None,
+        )  # fmt: skip
         sim.set_fault("api", "ok")
         await until(
             "the recovery under the new leader",

@@ -26,7 +26,14 @@ from monitor.metrics import Metrics
 from monitor.quorum import Quorum, combine_second
 from monitor.reports.compute import build_report
 from monitor.store import open_store
-from monitor.verdicts import CHANNELS, SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
+from monitor.verdicts import (
+    CHANNELS,
+    COMBINED,
+    SERVICE_CHANNEL,
+    SecondVerdict,
+    UnknownReason,
+    Verdict,
+)
 
 MONTH = "2026-02"
 START = 1_770_681_600  # 2026-02-10T00:00:00Z
@@ -101,8 +108,8 @@ async def test_api_report_and_metrics_agree_second_by_second(
     for rows in per_vantage.values():
         store.write_verdicts([v for row in rows for v in row])
 
-    metrics = Metrics()
-    metrics.declare([("svc", list(CHANNELS), [("api", "api"), ("smtp", "smtp")])])
+    metrics = Metrics(vantage="here")
+    metrics.lead([("svc", list(CHANNELS))])
     combined: dict[str, list[str]] = {ch: [] for ch in (SERVICE_CHANNEL, *CHANNELS)}
     for i in range(SPAN):
         by_channel: dict[str, list[SecondVerdict]] = {}
@@ -110,7 +117,7 @@ async def test_api_report_and_metrics_agree_second_by_second(
             for v in per_vantage[vantage][i]:
                 by_channel.setdefault(v.channel, []).append(v)
         second = [combine_second(vs, quorum) for vs in by_channel.values()]
-        metrics.observe_verdicts(second)
+        metrics.observe_verdicts(second, COMBINED)
         for v in second:
             combined[v.channel].append(str(v.verdict))
 
@@ -133,7 +140,7 @@ async def test_api_report_and_metrics_agree_second_by_second(
     for column, ch in (("verdict", SERVICE_CHANNEL), ("api", "api"), ("smtp", "smtp")):
         counted = Counter(row[column] for row in rows)
         for verdict in ("available", "unavailable", "unknown"):
-            labels = {"service": "svc", "channel": ch, "verdict": verdict}
+            labels = {"service": "svc", "channel": ch, "verdict": verdict, "vantage": COMBINED}
             assert get("availmon_seconds_total", labels) == counted[verdict], (ch, verdict)
 
     # the report counts and places the same unavailable seconds

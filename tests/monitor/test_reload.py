@@ -306,7 +306,10 @@ async def test_reload_keeps_an_open_critical_issue_and_every_decided_second(
         assert d._flush()
         assert d.store.last_second("second", SERVICE_CHANNEL, "demo") == removed_at - 1
         gauge = {"service": "second", "channel": "service", "verdict": "available"}
-        assert d.metrics.value("availmon_verdict", **gauge) is None
+        for vantage in ("demo", "combined"):
+            assert d.metrics.value("availmon_verdict", **gauge, vantage=vantage) is None
+        kept = {"service": "simulated", "channel": "service", "verdict": "available"}
+        assert d.metrics.value("availmon_verdict", **kept, vantage="combined") is not None
         assert [s.name for s in d.settings.services] == ["simulated"]
     finally:
         await d.stop()
