@@ -11,7 +11,10 @@ seconds that are ready, in order, each service on its own:
   in the last `LIVE_SECONDS`) has kept it;
 * at the latest `bound` = the service's longest timeout + `LAG_SLACK` seconds after its
   end, it is combined from the vantages that have kept it; the others are **late** for
-  it (returned with it, and counted by the daemon).
+  it (returned with it, and counted by the daemon);
+* a vantage that stopped cleanly said so (`stopped_key`, written by its daemon's `stop`
+  after its last verdicts): it is not waited for past what it kept, until it keeps a
+  newer second (it started again).
 
 A vantage that was down, blind or stalled that second votes unknown and does not count
 (`quorum.combine`); a second no vantage kept is not combined (a gap, as when the monitor
@@ -34,6 +37,12 @@ from monitor.verdicts import COMBINED, SERVICE_CHANNEL, SecondVerdict
 LIVE_SECONDS = 60
 #: how long past a second's hard deadline the leader waits for a late vantage
 LAG_SLACK = 3.0
+
+
+def stopped_key(vantage: str) -> str:
+    """The store state key under which a vantage that stopped cleanly leaves the time it
+    stopped at (epoch seconds): everything it kept is before it."""
+    return f"vantage-stopped/{vantage}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ class Combiner:
         """Worker thread: every ready second of every service, in order per service."""
         now = self.clock.wall()
         out: list[tuple[str, CombinedSecond]] = []
+        stops: dict[str, float | None] = {}  # read once a step, for the vantages seen
         for svc in self.settings.services:
             nxt = self._next.get(svc.name)
             if nxt is None:
@@ -68,8 +78,14 @@ class Combiner:
             progress = self.store.recent_progress(svc.name, int(now) - LIVE_SECONDS)
             if not progress:
                 continue
+            for vantage in progress:
+                if vantage not in stops:
+                    stops[vantage] = self.store.get_state(stopped_key(vantage))
+            gone = {v for v, kept in progress.items() if (stops[v] or -1) > kept}
+            waited = [kept for v, kept in progress.items() if v not in gone]
+            newest = max(progress.values())
             forced = math.floor(now - 1 - (svc.max_timeout + LAG_SLACK))
-            last = max(min(progress.values()), min(forced, max(progress.values())))
+            last = max(min(waited) if waited else newest, min(forced, newest))
             if last < nxt:
                 continue
             by_second: dict[int, dict[str, list[SecondVerdict]]] = {}
@@ -86,7 +102,9 @@ class Combiner:
                 ]
                 if SERVICE_CHANNEL in channels:
                     verdicts.append(combine_second(channels[SERVICE_CHANNEL], svc.quorum, COMBINED))
-                late = tuple(sorted(v for v, kept in progress.items() if kept < second))
+                late = tuple(
+                    sorted(v for v, kept in progress.items() if kept < second and v not in gone)
+                )
                 out.append((svc.name, CombinedSecond(second, verdicts, late)))
             self._next[svc.name] = last + 1
         return out

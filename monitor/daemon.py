@@ -38,7 +38,7 @@ from alerting.outbox import PAGE_TIERS, Dispatcher
 from alerting.policy import Policy
 from monitor.api import make_app
 from monitor.clock import Clock, SystemClock, ThreadShare
-from monitor.combiner import Combiner
+from monitor.combiner import Combiner, stopped_key
 from monitor.config import Settings, load
 from monitor.detector import Detector
 from monitor.gcpacer import start_pacer
@@ -287,6 +287,12 @@ class Daemon:
         if self.writer is not None:
             # what the last seconds and the policy left, before the pages are drained
             await asyncio.to_thread(self.writer.close, STOP_WRITE_TIMEOUT)
+            if self._started and self.store is not None and self.store.shared:
+                # the leader need not wait for this vantage's next seconds
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(
+                        self.store.set_state, stopped_key(self.vantage), self.clock.wall()
+                    )
         if self.dispatcher is not None:
             # give pages already queued (a resolve on shutdown, say) a moment to go out;
             # what does not is sent after the next start

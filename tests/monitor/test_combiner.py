@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from monitor.clock import FakeClock
-from monitor.combiner import LAG_SLACK, Combiner
+from monitor.combiner import LAG_SLACK, Combiner, stopped_key
 from monitor.config import Settings, parse
 from monitor.store import Store, open_store
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
@@ -83,3 +83,24 @@ def test_majority_and_a_vantage_that_did_not_measure(store: Store) -> None:
     assert _service(c.step()) == [(0, U, ()), (1, U, ())]
     strict = Combiner(_settings("all"), store, clock, {"sp": T0})
     assert _service(strict.step())[0][1] is A  # quorum all: c saw it available
+
+
+def test_a_vantage_that_stopped_cleanly_is_not_waited_for(store: Store) -> None:
+    """West stopped after keeping T0 (its daemon's stop says so): east's later seconds are
+    combined at once, west not named late; once west keeps a newer second it is waited
+    for again."""
+    clock = FakeClock(T0 + 3.2)
+    c = Combiner(_settings("all"), store, clock, {"sp": T0})
+    for vantage in ("east", "west"):
+        _keep(store, vantage, T0, A)
+    for t in (T0 + 1, T0 + 2):
+        _keep(store, "east", t, U)
+    assert _service(c.step()) == [(0, A, ())]  # west is live: it may still come
+    store.set_state(stopped_key("west"), T0 + 0.9)
+    assert _service(c.step()) == [(1, U, ()), (2, U, ())]
+    # west is back: it keeps a newer second, and is waited for again
+    _keep(store, "west", T0 + 3, A)
+    clock.set_wall(T0 + 4.2)
+    _keep(store, "east", T0 + 3, U)
+    _keep(store, "east", T0 + 4, U)
+    assert _service(c.step()) == [(3, A, ())]
