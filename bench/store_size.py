@@ -11,6 +11,12 @@ with an HTTP probe's detail); on PostgreSQL the recent-verdict buffer of the com
 Then VACUUM, and each table's size with its indexes (pg_total_relation_size; SQLite's
 dbstat), and the database's.
 
+First it measures the verdict write throughput: each vantage its own store and thread (as
+its own daemon's store writer), writing `--capacity-seconds` seconds back to back the way
+the writer does (a second's verdicts of every service, then on PostgreSQL the same rows
+for the combiner, a minute's counts every 60 seconds): how many verdicts a second the
+store takes, against the 90 a second that 3 vantages x 10 services x 3 verdicts offer.
+
     python bench/store_size.py                       # 3 vantages x 10 services x 2 channels
     python bench/store_size.py --outage-seconds 3600 # a month that breaks the SLA
 """
@@ -157,6 +163,64 @@ def _recent(vantages: list[str], services: list[str]) -> Iterator[list[SecondVer
         yield batch
 
 
+def capacity(url: str, vantages: list[str], services: list[str], seconds: int) -> dict[str, float]:
+    """Seconds of verdicts written back to back by one thread per vantage (own store)."""
+    import threading
+
+    stores = [open_store(url) for _ in vantages]
+    start = MONTH_START + 40 * 86400  # after the month, its own runs
+    barrier = threading.Barrier(len(vantages) + 1)
+    failed: list[BaseException] = []
+
+    def write(store: Store, vantage: str) -> None:
+        try:
+            barrier.wait()
+            for t in range(start, start + seconds):
+                verdicts = [
+                    SecondVerdict(
+                        service, channel, t, Verdict.AVAILABLE, vantage, counts={"ok": PER_SECOND}
+                    )
+                    for service in services
+                    for channel in ("api", "smtp", SERVICE_CHANNEL)
+                ]
+                store.write_verdicts(verdicts)
+                if store.shared:
+                    store.write_recent(verdicts)
+                if t % 60 == 59:
+                    store.write_minute_counts(
+                        MinuteCount(
+                            service, channel, probe, t - 59, str(Outcome.OK), 60 * PER_SECOND,
+                            vantage,
+                        )
+                        for service in services
+                        for channel, probe in PROBES
+                    )  # fmt: skip
+        except BaseException as exc:  # reported below
+            failed.append(exc)
+
+    threads = [
+        threading.Thread(target=write, args=(st, v)) for st, v in zip(stores, vantages, strict=True)
+    ]
+    for th in threads:
+        th.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for th in threads:
+        th.join()
+    took = time.perf_counter() - t0
+    for st in stores:
+        st.close()
+    if failed:
+        raise failed[0]
+    verdicts = len(vantages) * seconds * len(services) * 3
+    return {
+        "seconds_written": len(vantages) * seconds,
+        "wall_seconds": round(took, 2),
+        "verdicts_per_second": round(verdicts / took),
+        "offered_per_second": len(vantages) * len(services) * 3,
+    }
+
+
 def fill(
     store: Store, vantages: list[str], services: list[str], days: int, bad: list[tuple[int, int]]
 ) -> dict[str, float]:
@@ -252,6 +316,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ("postgresql", [f"vantage-{i}" for i in range(args.vantages)], cluster.fresh_url()),
                 ("sqlite", ["vantage-0"], f"sqlite:///{tmp}/availmon.db"),
             ):
+                # apart from the month: a store never takes a second older than its last
+                spare = cluster.fresh_url() if name == "postgresql" else f"{url}-throughput"
+                rate = capacity(spare, vantages, services, args.capacity_seconds)
                 store = open_store(url)
                 try:
                     took = fill(store, vantages, services, args.days, bad)
@@ -265,6 +332,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["backends"][name] = {
                     "vantages": len(vantages),
                     "write_seconds": {k: round(v, 1) for k, v in took.items()},
+                    "throughput": rate,
                     "bytes": sizes,
                     "rows": counts(store, big, url, cluster if name == "postgresql" else None),
                     "total_bytes": sum(sizes.values()),
@@ -290,6 +358,9 @@ def main() -> int:
         default=259,
         help="unavailable seconds per service a month (259: the budget at 99.99 %%)",
     )
+    p.add_argument(
+        "--capacity-seconds", type=int, default=600, help="seconds per vantage written (600)"
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     result = run(args)
@@ -302,7 +373,13 @@ def main() -> int:
         f"seconds per service in {args.outages} outages"
     )
     for name, b in result["backends"].items():
-        print(f"\n{name}, {b['vantages']} vantage(s): {_mb(b['total_bytes'])}")
+        r = b["throughput"]
+        print(
+            f"\n{name}, {b['vantages']} vantage(s): {_mb(b['total_bytes'])}; verdict writes "
+            f"{r['verdicts_per_second']:,}/s ({r['seconds_written']:,} seconds of "
+            f"{args.services} services in {r['wall_seconds']} s; the daemons offer "
+            f"{r['offered_per_second']}/s)"
+        )
         print(f"  {'table':<16} {'rows':>12} {'size':>12}")
         for table, size in sorted(b["bytes"].items(), key=lambda kv: -kv[1]):
             if size >= 8192 * 4:
