@@ -162,8 +162,9 @@ class MaintenanceConfig(ConfigModel):
 
 
 class MonitorConfig(ConfigModel):
-    #: the name of this vantage point, carried by every verdict
-    vantage: str = Field(default_factory=socket.gethostname, min_length=1)
+    #: the name of this vantage point, carried by every verdict and sent in every attempt
+    #: id (`probe:second:slot@vantage`), hence a token: letters, digits, '.', '_', '-'
+    vantage: str = Field(default_factory=socket.gethostname, min_length=1, max_length=255)
     #: HTTP listener for /metrics, /healthz, /readyz and /api/v1
     listen: str = Field(default="127.0.0.1:9310", pattern=r"^[^:]+:\d+$|^\[.+\]:\d+$")
     max_launch_lag_ms: float = Field(default=50, gt=0, le=1000)
@@ -195,6 +196,11 @@ class MonitorConfig(ConfigModel):
     def _not_combined(cls, v: str) -> str:
         if v == COMBINED:
             raise ValueError(f'"{COMBINED}" names the verdicts of all vantages together')
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", v):
+            raise ValueError(
+                f"{v!r}: only letters, digits, '.', '_' and '-' (the name is sent in every "
+                "attempt id, probe:second:slot@vantage)"
+            )
         return v
 
     @field_validator("listen")
