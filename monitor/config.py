@@ -34,7 +34,7 @@ from pydantic_settings import (
 from alerting.notifiers import NOTIFIERS
 from alerting.notifiers.base import NotifierBase, Tier
 from alerting.notifiers.email import EmailConfig
-from monitor.schema import ConfigError, ConfigModel, resolve_secret, secret
+from monitor.schema import ConfigError, ConfigModel, is_reference, resolve_secret, secret
 from monitor.verdicts import COMBINED
 from probes import PROBES
 from probes.base import ProbeBase
@@ -261,6 +261,16 @@ class ReportConfig(ConfigModel):
     email_to: list[str] = Field(default_factory=list)
     #: name of an `email` notifier whose SMTP settings send the reports
     email_via: str | None = None
+    #: an Ed25519 private key (PEM, PKCS#8) from an env: or file: reference: the JSON
+    #: reports are signed with it, detached (monitor/reports/seal.py)
+    signing_key: SecretStr | None = None
+
+    @field_validator("signing_key", mode="before")
+    @classmethod
+    def _signing_key(cls, v: Any) -> Any:
+        if v is not None and not (isinstance(v, str) and is_reference(v)):
+            raise ValueError('must be a reference, "env:NAME" or "file:/path/key.pem"')
+        return secret(v)
 
     @field_validator("timezone")
     @classmethod
