@@ -29,9 +29,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography import exceptions
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import SecretStr
 
 from monitor.schema import SecretRef
@@ -70,7 +70,7 @@ def signed_bytes(document: dict[str, Any] | list[dict[str, Any]]) -> bytes:
     return canonical(_bare(document))
 
 
-def fingerprint(public: Ed25519PublicKey) -> str:
+def fingerprint(public: ed25519.Ed25519PublicKey) -> str:
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
@@ -94,17 +94,17 @@ def _key_text(ref: SecretStr) -> str:
     return os.environ[name].replace("\\n", "\n")
 
 
-def load_signing_key(ref: SecretStr) -> Ed25519PrivateKey:
+def load_signing_key(ref: SecretStr) -> ed25519.Ed25519PrivateKey:
     """The Ed25519 private key of ``report.signing_key`` (PEM, PKCS#8, unencrypted)."""
     text = _key_text(ref)
     try:
         key = serialization.load_pem_private_key(text.encode("ascii", "replace"), password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
+    except (ValueError, TypeError, exceptions.UnsupportedAlgorithm):
         raise SealError(
             "report.signing_key: not an unencrypted PEM private key (make one with "
             "`openssl genpkey -algorithm ed25519 -out key.pem`)"
         ) from None
-    if not isinstance(key, Ed25519PrivateKey):
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise SealError(f"report.signing_key: an Ed25519 key is needed, not {key_kind(key)}")
     return key
 
@@ -113,7 +113,7 @@ def key_kind(key: object) -> str:
     return type(key).__name__.removeprefix("_").replace("PrivateKey", "").replace("PublicKey", "")
 
 
-def signature_info(key: Ed25519PrivateKey | None) -> dict[str, Any] | None:
+def signature_info(key: ed25519.Ed25519PrivateKey | None) -> dict[str, Any] | None:
     """What the report says of its signature: which key (None: not signed)."""
     if key is None:
         return None
@@ -127,7 +127,7 @@ def signature_info(key: Ed25519PrivateKey | None) -> dict[str, Any] | None:
     }
 
 
-def seal(report: dict[str, Any], key: Ed25519PrivateKey | None) -> dict[str, Any]:
+def seal(report: dict[str, Any], key: ed25519.Ed25519PrivateKey | None) -> dict[str, Any]:
     """Set the report's ``digest`` and ``signature`` (last among its keys)."""
     report["digest"] = None
     report["signature"] = signature_info(key)
@@ -135,12 +135,12 @@ def seal(report: dict[str, Any], key: Ed25519PrivateKey | None) -> dict[str, Any
     return report
 
 
-def sign(document: dict[str, Any] | list[dict[str, Any]], key: Ed25519PrivateKey) -> str:
+def sign(document: dict[str, Any] | list[dict[str, Any]], key: ed25519.Ed25519PrivateKey) -> str:
     """The detached signature of a document: base64 on one line, with a newline."""
     return base64.b64encode(key.sign(signed_bytes(document))).decode("ascii") + "\n"
 
 
-def public_pem(key: Ed25519PrivateKey) -> str:
+def public_pem(key: ed25519.Ed25519PrivateKey) -> str:
     return (
         key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -148,17 +148,17 @@ def public_pem(key: Ed25519PrivateKey) -> str:
     )
 
 
-def load_public_key(data: bytes, origin: str) -> Ed25519PublicKey:
+def load_public_key(data: bytes, origin: str) -> ed25519.Ed25519PublicKey:
     """A PEM public key (or the raw 32 bytes in base64, as the report names it)."""
     try:
         if b"-----BEGIN" in data:
             key = serialization.load_pem_public_key(data)
         else:
             raw = base64.b64decode(data.strip(), validate=True)
-            key = Ed25519PublicKey.from_public_bytes(raw)
-    except (ValueError, TypeError, UnsupportedAlgorithm, binascii.Error):
+            key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    except (ValueError, TypeError, exceptions.UnsupportedAlgorithm, binascii.Error):
         raise SealError(f"{origin}: not an Ed25519 public key (PEM)") from None
-    if not isinstance(key, Ed25519PublicKey):
+    if not isinstance(key, ed25519.Ed25519PublicKey):
         raise SealError(f"{origin}: an Ed25519 key is needed, not {key_kind(key)}")
     return key
 
@@ -177,10 +177,12 @@ def read_signature(data: bytes, origin: str) -> bytes:
 
 
 def verify_signature(
-    document: dict[str, Any] | list[dict[str, Any]], signature: bytes, public: Ed25519PublicKey
+    document: dict[str, Any] | list[dict[str, Any]],
+    signature: bytes,
+    public: ed25519.Ed25519PublicKey,
 ) -> bool:
     try:
         public.verify(signature, signed_bytes(document))
-    except InvalidSignature:
+    except exceptions.InvalidSignature:
         return False
     return True
