@@ -522,6 +522,8 @@ def shown(value: Any) -> str:
     """A figure as the HTML shows it: times by `when`, everything else by `fmt_value`."""
     if isinstance(value, str) and _ISO_TIME.match(value):
         return when(value)
+    if isinstance(value, list):
+        return ", ".join(shown(v) for v in value)
     return fmt_value(value)
 
 
