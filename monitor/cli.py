@@ -442,7 +442,13 @@ def _report_verify(args: argparse.Namespace) -> int:
     if sig_path is None:
         if args.public_key is not None:
             raise UsageError(f"--signature: no signature given and no {path.name}.sig beside it")
-        print(f"{path}: OK: sha256 {digests} matches; not signed (no signature checked)")
+        if any(r.get("signature") for r in reports):
+            print(
+                f"{path}: OK: sha256 {digests} matches; signature not checked (the report is "
+                f"signed: give --signature, default {path.name}.sig beside it)"
+            )
+        else:
+            print(f"{path}: OK: sha256 {digests} matches; not signed (no signature checked)")
         return 0
     try:
         signature = read_signature(_read(sig_path, "--signature"), str(sig_path))

@@ -157,6 +157,10 @@ def test_a_signed_report_verifies_and_any_change_is_found(
     assert code == 1 and "MISMATCH" in out
     code, out, _ = _cli(capsys, "report", "verify", str(report), "--public-key", str(public))
     assert code == 0
+    # a signed report without its .sig: the digest checked, the signature said unchecked
+    sig.unlink()
+    code, out, _ = _cli(capsys, "report", "verify", str(report))
+    assert code == 0 and "signature not checked (the report is signed" in out
 
 
 def test_an_unsigned_report_verifies_its_digest(
