@@ -5,19 +5,16 @@ records the vendor's callback."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from monitor.config import load
 from monitor.daemon import Daemon
 from monitor.demo import simulated_config
 from monitor.simulator import Simulator
-from tests.loopback import mail_sink, until
+from tests.loopback import JsonReceiver, mail_sink, until
 
 pytestmark = [pytest.mark.slow]
 
@@ -37,18 +34,9 @@ async def test_a_critical_issue_carries_its_case_sheet_everywhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AVAILMON_TEST_TOKEN", "case-token")
-    pages: list[dict[str, Any]] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        pages.append(json.loads(await request.read()))
-        return web.json_response({})
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    hook_url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    pager = JsonReceiver()
+    hook_url = await pager.start()
+    pages = pager.received
     sim = Simulator(tls=False, api_key="k", smtp_password="k")
     await sim.start()
     d: Daemon | None = None
@@ -126,4 +114,4 @@ async def test_a_critical_issue_carries_its_case_sheet_everywhere(
         if d is not None:
             await d.stop()
         await sim.stop()
-        await runner.cleanup()
+        await pager.stop()

@@ -23,10 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +38,7 @@ from monitor.launcher import auto_phases
 from monitor.simulator import Simulator
 from tests import pgserver
 from tests.faultproxy import FaultProxy
-from tests.loopback import free_port, until_value
+from tests.loopback import DaemonProcesses, free_port, until_value
 
 pytestmark = [pytest.mark.external, pytest.mark.slow]
 
@@ -136,7 +134,7 @@ class State:
 
 
 @dataclass
-class Rig:
+class Rig(DaemonProcesses):
     tmp: Path
     sim: Simulator
     proxies: dict[str, dict[str, FaultProxy]]
@@ -157,18 +155,6 @@ class Rig:
                 api = ("127.0.0.1", self.sim.http_port)
                 smtp = (self.sim.host, self.sim.smtp_port)
             self.configs[v] = _config(self.tmp, v, self.ports[v], self.url, api, smtp)
-
-    def start(self, v: str) -> None:
-        log = (self.tmp / f"{v}.log").open("ab")
-        self.procs[v] = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", "-c", str(self.configs[v])],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": os.getcwd()},
-        )
-
-    def log(self, v: str) -> str:
-        return (self.tmp / f"{v}.log").read_text(errors="replace")
 
     def apply(self, state: State) -> None:
         """Put `state` in force at once and note the instant."""
@@ -191,17 +177,6 @@ class Rig:
             if at <= t:
                 now = state
         return now
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 async def _get(http: aiohttp.ClientSession, port: int, path: str, **query: Any) -> Any:
