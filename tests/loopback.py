@@ -7,6 +7,7 @@ time)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -150,6 +152,17 @@ class DaemonProcesses:
     tmp: Path
     configs: dict[str, Path]
     procs: dict[str, subprocess.Popen[bytes]]
+    #: each one's HTTP listener
+    ports: dict[str, int]
+
+    async def leader(self, http: aiohttp.ClientSession) -> str | None:
+        """The one whose /metrics says it leads (None: none answers so)."""
+        for name, port in self.ports.items():
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    if f'availmon_leader{{vantage="{name}"}} 1.0' in await r.text():
+                        return name
+        return None
 
     def start(self, name: str) -> None:
         log = (self.tmp / f"{name}.log").open("ab")

@@ -9,7 +9,6 @@ triggers), the timeline whole, and each takeover logged with both epochs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
@@ -52,14 +51,6 @@ class Rig(DaemonProcesses):
                 api_key="k",
             )
             self.configs[v] = path
-
-    async def leader(self, http: aiohttp.ClientSession) -> str | None:
-        for v in VANTAGES:
-            with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with http.get(f"http://127.0.0.1:{self.ports[v]}/metrics") as r:
-                    if f'availmon_leader{{vantage="{v}"}} 1.0' in await r.text():
-                        return v
-        return None
 
     async def kill_leader(self, http: aiohttp.ClientSession, moment: str) -> None:
         v = await until_value("a leader", lambda: self.leader(http))

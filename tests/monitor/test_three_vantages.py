@@ -185,15 +185,6 @@ async def _get(http: aiohttp.ClientSession, port: int, path: str, **query: Any) 
         return await r.json()
 
 
-async def _leader(http: aiohttp.ClientSession, rig: Rig) -> str | None:
-    for v in VANTAGES:
-        with contextlib.suppress(aiohttp.ClientError, OSError):
-            async with http.get(f"http://127.0.0.1:{rig.ports[v]}/metrics") as r:
-                if f'availmon_leader{{vantage="{v}"}} 1.0' in await r.text():
-                    return v
-    return None
-
-
 async def _stored_through(http: aiohttp.ClientSession, port: int) -> int | None:
     """The last second every service of the vantage has in the store (None: not yet)."""
     with contextlib.suppress(aiohttp.ClientError, OSError):
@@ -265,7 +256,7 @@ async def test_three_vantages_one_cut_off_judged_by_quorum_all_majority_and_two(
 
         async with aiohttp.ClientSession() as http:
             rig.start("a")  # the first to ask leads: a, which nothing cuts off or stops
-            assert await until_value("a leader", lambda: _leader(http, rig)) == "a"
+            assert await until_value("a leader", lambda: rig.leader(http)) == "a"
             rig.start("b")
             rig.start("c")
             through = [
