@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from alerting.case import CALLBACK_EVENT
 from alerting.model import IncidentState, Severity
 from monitor.config import parse
 from monitor.reports.compute import build_report
@@ -126,6 +127,12 @@ def report(store: Store) -> dict[str, Any]:
     )
     store.add_event(IncidentEvent(inc.id, opened + 1800, "update"))
     store.add_event(IncidentEvent(inc.id, opened + 1801, "notified", {"event": "update"}))
+    called = opened + 754.3
+    store.add_event(
+        IncidentEvent(
+            inc.id, called, CALLBACK_EVENT, {"at": called, "by": "SparkPost Support (Jane Doe)"}
+        )
+    )
     return build_report(store, settings, name, "2026-05", now=T("2026-06-15T00:00:00Z"))
 
 
@@ -181,10 +188,11 @@ def test_times_read_to_the_second_in_the_report_zone(browser: Any, report: dict[
     text = page.inner_text("body")
     assert not re.search(r"\d\d:\d\d:\d\d[.,]\d", text), "a time shows its fraction"
     assert not re.search(r"\d\dT\d\d:", text), "a time shows ISO's T"
-    incident = page.inner_text("section.report table:has(th:text('callback in time'))")
+    incident = page.inner_text("section.report table:has(th:text('vendor called back'))")
     # opened at 00:33:50.123456 Paris time (+02:00 in May), acknowledged 612.65 s later
     assert "2026-05-01 00:33:50 +02:00" in incident
-    assert "2026-05-01 00:44:02 +02:00" in incident
+    assert "2026-05-01 00:44:02 +02:00 (612.654 s, in time)" in incident
+    assert "2026-05-01 00:46:24 +02:00 by SparkPost Support (Jane Doe)" in incident
     assert "updates sent to the customer" in incident
     assert "1 sent of 4 due, 1 delivered" in incident
     assert "Times are in Europe/Paris, to the second." in text
