@@ -134,6 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=["json", "csv", "md", "html"], default="json")
     rep.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
     rep.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help="render a JSON report written before (its digest checked) instead of building "
+        "one: the HTML, Markdown or CSV then show that file's digest",
+    )
+    rep.add_argument(
         "--evidence",
         type=Path,
         default=None,
@@ -362,6 +371,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _report_verify(args)
     if args.action == "public-key":
         return _report_public_key(args)
+    if args.source is not None:
+        return _report_from(args)
     if args.month is None:
         raise UsageError("the following arguments are required: --month")
     from monitor.reports import build_report, render
@@ -404,6 +415,40 @@ def cmd_report(args: argparse.Namespace) -> int:
         else:
             _write_file(target, sign(document, key), "--signature")
             sys.stderr.write(f"availmon: signature written to {target}\n")
+    return 0
+
+
+def _report_from(args: argparse.Namespace) -> int:
+    """`availmon report --from FILE.json --format html`: the same report in another format,
+    so that every format of a claim shows the digest of the one JSON file."""
+    from monitor.reports import REPORT_KEYS, render
+    from monitor.reports.seal import digest_of
+
+    for flag, value in (("--month", args.month), ("--evidence", args.evidence)):
+        if value is not None:
+            raise UsageError(f"{flag}: not with --from (the report is the file's)")
+    if args.signature is not None:
+        raise UsageError("--signature: not with --from (sign when the report is made)")
+    path: Path = args.source
+    try:
+        document = json.loads(_read(path, "--from").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"--from: {path}: not a JSON report: {exc}") from None
+    reports = document if isinstance(document, list) else [document]
+    for r in reports:
+        missing = [k for k in REPORT_KEYS if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise UsageError(f"--from: {path}: not a report of this availmon (no {missing[0]})")
+        if not isinstance(r["digest"], dict) or digest_of(r) != r["digest"].get("value"):
+            raise UsageError(
+                f"--from: {path}: the digest of {r['service']} {r['month']} does not match: "
+                "changed after it was made (availmon report verify says more)"
+            )
+    text = render(reports, args.format)
+    if args.output:
+        _write_file(args.output, text, "-o")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
 

@@ -190,6 +190,26 @@ def test_an_unsigned_report_verifies_its_digest(
         assert code == 0 and re.search(r"\b[0-9a-f]{64}\b", shown), fmt
 
 
+def test_every_format_rendered_from_the_json_file_shows_its_digest(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "r.json"
+    assert main(["report", "-c", str(config), "--month", "2026-05", "-o", str(report)]) == 0
+    digest = json.loads(report.read_text())["digest"]["value"]
+    for fmt in ("html", "md", "csv", "json"):
+        code, shown, _ = _cli(capsys, "report", "--from", str(report), "--format", fmt)
+        assert code == 0 and digest in shown, fmt
+    code, again, _ = _cli(capsys, "report", "--from", str(report), "--format", "json")
+    assert json.loads(again) == json.loads(report.read_text())
+    # a changed file is refused, not rendered with a digest that no longer holds
+    report.write_text(report.read_text().replace('"met": true', '"met": false'))
+    code, out, err = _cli(capsys, "report", "--from", str(report), "--format", "html")
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert "the digest of mail 2026-05 does not match" in err
+    code, out, err = _cli(capsys, "report", "--from", str(report), "--month", "2026-05")
+    assert code == 2 and "--month: not with --from" in err
+
+
 def test_the_evidence_csv_holds_every_attempt_of_the_counted_seconds(
     tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
