@@ -1,0 +1,118 @@
+"""What the blocklist checks of one service have seen, check after check.
+
+The checker (probes/dnsbl.py) reads each answer; this module keeps, per service, the
+state across checks and says what changed — the rules:
+
+* a **listing** counts from the first check that sees it (a new spell, `opened`);
+* a **delisting** needs two clean answers in a row for the pair (target, zone): one clean
+  answer between two listed ones is not a delisting (lists answer from several servers);
+  an error between two clean answers breaks the run (`closed` once confirmed);
+* an **error** (SERVFAIL, REFUSED, a timeout, an error code) never changes what is known
+  to be listed;
+* a zone is **blind** once every one of its queries has errored on `blind_after_checks`
+  checks in a row (3: 15 minutes at the default interval); the first check with any
+  conclusive answer from it ends that.
+
+It runs on the event loop and does no I/O; the daemon (the leader only) makes the checks
+and hands the result to the incident policy (`Policy.on_blocklist`), which writes the
+spells and opens, extends or resolves the Non-Critical Issue.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from monitor.store.base import BlocklistSpell
+from probes.dnsbl import Answer, DnsblConfig
+
+#: a delisting is confirmed after this many clean answers in a row
+DELIST_AFTER = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """One check's outcome for a service, after the rules above."""
+
+    service: str
+    at: float
+    #: every pair listed now (target, zone) → its spell (open)
+    listed: dict[tuple[str, str], BlocklistSpell]
+    #: spells that began with this check
+    opened: list[BlocklistSpell]
+    #: pairs whose delisting this check confirmed
+    closed: list[tuple[str, str]]
+    #: zones blind now → why, in one line
+    blind: dict[str, str]
+    #: (zone, result) → answers of this check (the metrics)
+    results: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+@dataclass
+class _Pair:
+    spell: BlocklistSpell | None = None
+    clean: int = 0
+
+
+class BlocklistWatch:
+    """The checks of one service (its ``[[services.blocklists]]`` entries)."""
+
+    def __init__(
+        self, service: str, configs: list[DnsblConfig], open_spells: list[BlocklistSpell]
+    ) -> None:
+        self.service = service
+        self.configs = [c for c in configs if c.enabled]
+        self._pairs: dict[tuple[str, str], _Pair] = {}
+        for spell in open_spells:
+            if spell.service == service:
+                self._pairs[(spell.target, spell.zone)] = _Pair(spell)
+        #: zone → checks in a row on which every query of it errored, and their errors
+        self._erring: dict[str, int] = {}
+        self._errors: dict[str, Counter[str]] = {}
+        self.blind_after = min((c.blind_after_checks for c in self.configs), default=3)
+
+    def listed(self) -> dict[tuple[str, str], BlocklistSpell]:
+        return {k: p.spell for k, p in self._pairs.items() if p.spell is not None}
+
+    def absorb(self, answers: list[Answer], at: float) -> Findings:
+        opened: list[BlocklistSpell] = []
+        closed: list[tuple[str, str]] = []
+        results: Counter[tuple[str, str]] = Counter()
+        conclusive: dict[str, bool] = {}
+        errors: dict[str, Counter[str]] = {}
+        for a in answers:
+            results[(a.zone, a.result)] += 1
+            conclusive[a.zone] = conclusive.get(a.zone, False) or a.result != "error"
+            pair = self._pairs.setdefault((a.target, a.zone), _Pair())
+            if a.result == "error":
+                errors.setdefault(a.zone, Counter())[a.error or "error"] += 1
+                pair.clean = 0
+            elif a.result == "listed":
+                pair.clean = 0
+                if pair.spell is None:
+                    pair.spell = BlocklistSpell(
+                        self.service, a.target, a.zone, at, None, a.codes, a.txt
+                    )
+                    opened.append(pair.spell)
+            else:
+                pair.clean += 1
+                if pair.spell is not None and pair.clean >= DELIST_AFTER:
+                    pair.spell = None
+                    closed.append((a.target, a.zone))
+        for zone, seen in conclusive.items():
+            if seen:
+                self._erring.pop(zone, None)
+                self._errors.pop(zone, None)
+            else:
+                self._erring[zone] = self._erring.get(zone, 0) + 1
+                self._errors[zone] = errors.get(zone, Counter())
+        blind = {
+            zone: (
+                f"blocklist {zone} unreadable: every query errored on {n} checks in a row ("
+                + ", ".join(f"{e} {k}" for e, k in self._errors[zone].most_common(3))
+                + ")"
+            )
+            for zone, n in sorted(self._erring.items())
+            if n >= self.blind_after
+        }
+        return Findings(self.service, at, self.listed(), opened, closed, blind, results)
