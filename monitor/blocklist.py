@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from monitor.store.base import BlocklistSpell
-from probes.dnsbl import Answer, DnsblConfig
+from probes.dnsbl import Answer, DnsblChecker, DnsblConfig
 
 #: a delisting is confirmed after this many clean answers in a row
 DELIST_AFTER = 2
@@ -116,3 +117,47 @@ class BlocklistWatch:
             if n >= self.blind_after
         }
         return Findings(self.service, at, self.listed(), opened, closed, blind, results)
+
+
+class BlocklistRunner:
+    """The leader's checks: one checker per enabled ``[[services.blocklists]]`` entry and
+    one watch per service. `check` asks the resolver (asynchronous DNS, on the loop) and
+    returns what the watch makes of the answers; the daemon schedules it every
+    `interval_seconds` (monitor/daemon.py) and hands the findings to the policy."""
+
+    def __init__(self, services: list[Any], open_spells: list[BlocklistSpell]) -> None:
+        self.watches: dict[str, BlocklistWatch] = {}
+        self.checkers: dict[tuple[str, str], DnsblChecker] = {}
+        self.reconfigure(services, open_spells)
+
+    def reconfigure(self, services: list[Any], open_spells: list[BlocklistSpell]) -> None:
+        """A new config (`services`: its ServiceConfigs); a kept service's watch keeps
+        what it knows is listed, a new one starts from `open_spells` (the store's)."""
+        watches: dict[str, BlocklistWatch] = {}
+        checkers: dict[tuple[str, str], DnsblChecker] = {}
+        for svc in services:
+            configs = [c for c in svc.blocklists if c.enabled]
+            if not configs:
+                continue
+            old = self.watches.get(svc.name)
+            known = list(old.listed().values()) if old is not None else open_spells
+            watches[svc.name] = BlocklistWatch(svc.name, configs, known)
+            for cfg in configs:
+                checkers[(svc.name, cfg.name)] = DnsblChecker(cfg)
+        self.watches, self.checkers = watches, checkers
+
+    def jobs(self) -> list[tuple[str, str, float]]:
+        """(service, check name, interval seconds) of every check to schedule."""
+        return [(s, n, c.config.interval_seconds) for (s, n), c in self.checkers.items()]
+
+    def pairs(self, service: str, name: str) -> list[tuple[str, str]]:
+        checker = self.checkers.get((service, name))
+        return [] if checker is None else [(t, z.name) for t, z in checker.pairs()]
+
+    async def check(self, service: str, name: str, at: float) -> Findings | None:
+        checker = self.checkers.get((service, name))
+        watch = self.watches.get(service)
+        if checker is None or watch is None:
+            return None  # a reload removed it while the job was due
+        answers = await checker.check()
+        return watch.absorb(answers, at)

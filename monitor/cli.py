@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--api-key", default=None, help="require this API key (Authorization header)")
     sim.add_argument("--smtp-password", default=None, help="require SMTP AUTH with this password")
     sim.add_argument("--scenario", type=Path, default=None, help="scenario TOML to play")
+    sim.add_argument(
+        "--dns-port", type=_port, default=0, help="the DNSBL zone's port, UDP and TCP (0: any free)"
+    )
 
     chk = sub.add_parser("check-config", help="validate a config file")
     with_config(chk)
@@ -260,6 +263,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 api_key=args.api_key,
                 smtp_password=args.smtp_password,
                 scenario=scenario,
+                dns_port=args.dns_port,
             )
         )
     except KeyboardInterrupt:
