@@ -140,7 +140,9 @@ PUBLIC_SUBMODULES = {
     "dns.flags",
     "dns.message",
     "dns.rcode",
+    "dns.rdataclass",
     "dns.rdatatype",
+    "dns.rdtypes.ANY.TXT",
     "dns.rrset",
 }
 #: private attributes of dependencies that code has been tempted by

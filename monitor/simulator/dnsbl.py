@@ -26,7 +26,9 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.TXT
 import dns.rrset
 
 from probes.dnsbl import Zone, query_name
@@ -52,8 +54,9 @@ class DnsblServer:
         self.listed: dict[str, Listing] = {}
         #: zone or "*" → (fault, code)
         self.faults: dict[str, tuple[str, str | None]] = {}
-        #: query names asked, in order (the tests read it; bounded)
+        #: query names asked, in order (the tests read it; bounded), and how many came by TCP
         self.asked: list[str] = []
+        self.tcp_queries = 0
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._held: set[asyncio.Task[Any]] = set()
@@ -153,8 +156,10 @@ class DnsblServer:
     async def __aexit__(self, *_exc: object) -> None:
         await self.stop()
 
-    def answer(self, wire: bytes) -> bytes | None:
-        """The reply to one query (None: hang, say nothing)."""
+    def answer(self, wire: bytes, tcp: bool = True) -> bytes | None:
+        """The reply to one query (None: hang, say nothing). Over UDP a reply longer than
+        the client takes (512 bytes without EDNS) is sent truncated (TC), as a server
+        does, so the client asks again over TCP."""
         try:
             q = dns.message.from_wire(wire)
         except dns.exception.DNSException:
@@ -187,9 +192,19 @@ class DnsblServer:
         elif question.rdtype == dns.rdatatype.A:
             r.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", *listing.codes))
         elif question.rdtype == dns.rdatatype.TXT and listing.txt:
-            quoted = '"' + listing.txt.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            r.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT", quoted))
-        return r.to_wire()
+            raw = listing.txt.encode()
+            chunks = [raw[i : i + 255] for i in range(0, len(raw), 255)]
+            rdata = dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, chunks)
+            rrset = dns.rrset.RRset(question.name, dns.rdataclass.IN, dns.rdatatype.TXT)
+            rrset.add(rdata, 60)
+            r.answer.append(rrset)
+        out = r.to_wire()
+        limit = max(512, q.payload if q.edns >= 0 else 512)
+        if not tcp and len(out) > limit:
+            r.answer.clear()
+            r.flags |= dns.flags.TC
+            out = r.to_wire()
+        return out
 
     def _fault(self, name: str) -> tuple[str, str | None] | None:
         for zone, fault in self.faults.items():
@@ -205,6 +220,7 @@ class DnsblServer:
             while True:
                 head = await reader.readexactly(2)
                 wire = await reader.readexactly(struct.unpack("!H", head)[0])
+                self.tcp_queries += 1
                 reply = self.answer(wire)
                 if reply is None:
                     await reader.read()  # hang: until the client gives up
@@ -228,6 +244,6 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        reply = self.server.answer(data)
+        reply = self.server.answer(data, tcp=False)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)

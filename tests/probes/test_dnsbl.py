@@ -139,3 +139,10 @@ def test_query_names() -> None:
         "bl.spamcop.net",
         "dnsbl-1.uceprotect.net",
     ]
+
+
+async def test_a_long_reason_comes_by_tcp(dns_server: DnsblServer) -> None:
+    reason = "listed because " + "x" * 700
+    dns_server.list("192.0.2.10", "zen.spamhaus.org", ["127.0.0.2"], reason)
+    assert await one(dns_server) == ("listed", ("127.0.0.2",), reason[:500], None)
+    assert dns_server.tcp_queries == 1  # the TXT answer was truncated over UDP
