@@ -88,7 +88,7 @@ from alerting.effects import EffectLog, IncidentWrites
 from alerting.escalation import Escalation, Herald, Notice, clip, fit, iso
 from alerting.incidents import Incidents
 from alerting.model import ACTIVE_STATES, IncidentState, Severity
-from monitor.blocklist import Findings
+from monitor.blocklist import Findings, watched
 from monitor.clock import Clock
 from monitor.config import ServiceConfig, Settings
 from monitor.intervals import contains
@@ -247,8 +247,11 @@ class Policy:
     def _restore_listings(self, w: _Watch) -> None:
         """The listings still open in the store (off the loop): until the next check, an
         issue of them is not taken for delisted."""
+        asked = watched(w.cfg.blocklists)
         w.bl_listed = {
-            (x.target, x.zone): x for x in self._store.spells(w.cfg.name, open_only=True)
+            (x.target, x.zone): x
+            for x in self._store.spells(w.cfg.name, open_only=True)
+            if (x.target, x.zone) in asked
         }
         w.bl_known = True
 
@@ -305,6 +308,14 @@ class Policy:
                         self._active.setdefault(incident.id, incident)
                 continue
             w.cfg = cfg
+            # listings no check asks about any more are not known to be delisted: the
+            # issue they opened waits out auto_resolve_after_minutes instead
+            asked = watched(cfg.blocklists)
+            if any(k not in asked for k in w.bl_listed):
+                w.bl_listed = {k: x for k, x in w.bl_listed.items() if k in asked}
+                w.bl_known = False
+            if not asked:
+                w.bl_blind.clear()
             kept = set(cfg.channels)
             for channel in [c for c in w.blind if c not in kept]:
                 del w.blind[channel]

@@ -31,6 +31,11 @@ from probes.dnsbl import Answer, DnsblChecker, DnsblConfig
 DELIST_AFTER = 2
 
 
+def watched(configs: list[DnsblConfig]) -> set[tuple[str, str]]:
+    """The (target, zone) pairs the enabled checks ask about."""
+    return {pair for c in configs if c.enabled for pair in c.pairs()}
+
+
 @dataclass(frozen=True, slots=True)
 class Findings:
     """One check's outcome for a service, after the rules above."""
@@ -64,8 +69,9 @@ class BlocklistWatch:
         self.service = service
         self.configs = [c for c in configs if c.enabled]
         self._pairs: dict[tuple[str, str], _Pair] = {}
+        asked = watched(self.configs)
         for spell in open_spells:
-            if spell.service == service:
+            if spell.service == service and (spell.target, spell.zone) in asked:
                 self._pairs[(spell.target, spell.zone)] = _Pair(spell)
         #: zone → checks in a row on which every query of it errored, and their errors
         self._erring: dict[str, int] = {}
@@ -128,11 +134,18 @@ class BlocklistRunner:
     def __init__(self, services: list[Any], open_spells: list[BlocklistSpell]) -> None:
         self.watches: dict[str, BlocklistWatch] = {}
         self.checkers: dict[tuple[str, str], DnsblChecker] = {}
-        self.reconfigure(services, open_spells)
+        #: open spells of the store that no configured check asks about
+        self.unwatched = self.reconfigure(services, open_spells)
 
-    def reconfigure(self, services: list[Any], open_spells: list[BlocklistSpell]) -> None:
+    def reconfigure(
+        self, services: list[Any], open_spells: list[BlocklistSpell]
+    ) -> list[BlocklistSpell]:
         """A new config (`services`: its ServiceConfigs); a kept service's watch keeps
-        what it knows is listed, a new one starts from `open_spells` (the store's)."""
+        what it knows is listed, a new one starts from `open_spells` (the store's).
+        Returns the open spells no check asks about any more (they stay open in the
+        store: nothing watches them; the daemon says so)."""
+        before = [x for w in self.watches.values() for x in w.listed().values()]
+        known = {(x.service, x.target, x.zone): x for x in [*open_spells, *before]}
         watches: dict[str, BlocklistWatch] = {}
         checkers: dict[tuple[str, str], DnsblChecker] = {}
         for svc in services:
@@ -140,11 +153,15 @@ class BlocklistRunner:
             if not configs:
                 continue
             old = self.watches.get(svc.name)
-            known = list(old.listed().values()) if old is not None else open_spells
-            watches[svc.name] = BlocklistWatch(svc.name, configs, known)
+            seed = list(old.listed().values()) if old is not None else open_spells
+            watches[svc.name] = BlocklistWatch(svc.name, configs, seed)
             for cfg in configs:
                 checkers[(svc.name, cfg.name)] = DnsblChecker(cfg)
         self.watches, self.checkers = watches, checkers
+        kept = {
+            (x.service, x.target, x.zone) for w in watches.values() for x in w.listed().values()
+        }
+        return [x for k, x in sorted(known.items()) if k not in kept]
 
     def jobs(self) -> list[tuple[str, str, float]]:
         """(service, check name, interval seconds) of every check to schedule."""

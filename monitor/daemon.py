@@ -406,6 +406,7 @@ class Daemon:
         await asyncio.to_thread(policy.restore)
         spells = await asyncio.to_thread(fenced.spells, None, None, None, True)
         self.blocklists = BlocklistRunner(self.settings.services, spells)
+        self._warn_unwatched(self.blocklists.unwatched)
         self._effects, self._fenced = effects, fenced
         await asyncio.to_thread(self._sync_config_maintenance)
         self.dispatcher, self.policy = dispatcher, policy
@@ -514,6 +515,17 @@ class Daemon:
                 coalesce=True,
                 max_instances=1,
                 replace_existing=True,
+            )
+
+    @staticmethod
+    def _warn_unwatched(spells: list[Any]) -> None:
+        for spell in spells:
+            log.warning(
+                "blocklist: %s (%s) on %s stays listed in the store: no configured check asks"
+                " about it any more",
+                spell.target,
+                spell.service,
+                spell.zone,
             )
 
     def _remove_blocklist_jobs(self) -> None:
@@ -703,7 +715,7 @@ class Daemon:
             self.policy.reconfigure(new, prepared)
         if self.blocklists is not None:
             self._remove_blocklist_jobs()
-            self.blocklists.reconfigure(new.services, [])
+            self._warn_unwatched(self.blocklists.reconfigure(new.services, []))
             self._install_blocklist_jobs()
         if self.incidents is not None:
             self.incidents.reconfigure(new)

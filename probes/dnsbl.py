@@ -213,6 +213,14 @@ class DnsblConfig(ConfigModel):
             raise ValueError("domains are given but domain_zones is empty")
         return self
 
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (target, zone name) this check asks about."""
+        return [
+            (target, zone.name)
+            for zone in self.zones()
+            for target in (self.ips if zone.kind == "ip" else self.domains)
+        ]
+
     def zones(self) -> list[Zone]:
         """Every zone to ask, with the rule that reads its answers."""
         out: list[Zone] = []
@@ -311,7 +319,13 @@ class DnsblChecker:
 
     async def check(self) -> list[Answer]:
         """One check: every pair, concurrently, each bounded by `timeout_seconds`."""
-        key = self._key.get_secret_value() if self._key is not None else None
+        try:
+            # resolved (and cached) by the start-up and reload checks, off the loop
+            key = self._key.get_secret_value() if self._key is not None else None
+        except ValueError:  # the reference cannot be resolved: no query can be made
+            return [
+                Answer(t, z.name, "error", error="dqs_key_unavailable") for t, z in self.pairs()
+            ]
         return list(await asyncio.gather(*(self.ask(t, z, key) for t, z in self.pairs())))
 
     async def ask(self, target: str, zone: Zone, key: str | None) -> Answer:

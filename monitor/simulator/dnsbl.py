@@ -71,7 +71,10 @@ class DnsblServer:
         dqs_key: str | None = None,
     ) -> None:
         for code in codes:
-            ipaddress.IPv4Address(code)  # ValueError: not an address
+            try:
+                ipaddress.IPv4Address(code)
+            except ValueError:
+                raise ValueError(f"{code!r} is not an IPv4 address") from None
         self.listed[self._name(target, zone, dqs_key)] = Listing(tuple(codes), txt)
 
     def delist(self, target: str, zone: str, dqs_key: str | None = None) -> None:
@@ -83,7 +86,10 @@ class DnsblServer:
         if fault == "code":
             if code is None:
                 raise ValueError("fault 'code' needs a code (an IPv4 address)")
-            ipaddress.IPv4Address(code)
+            try:
+                ipaddress.IPv4Address(code)
+            except ValueError:
+                raise ValueError(f"{code!r} is not an IPv4 address") from None
         if fault == "ok":
             self.faults.pop(zone, None)
         else:
@@ -97,9 +103,15 @@ class DnsblServer:
             if action in ("list", "delist"):
                 target, zone = str(body["target"]), str(body["zone"]).lower()
                 if action == "list":
-                    self.list(
-                        target, zone, list(body.get("codes") or ["127.0.0.2"]), body.get("txt")
-                    )
+                    codes = body.get("codes") or ["127.0.0.2"]
+                    codes = [codes] if isinstance(codes, str) else codes
+                    txt = body.get("txt")
+                    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+                        raise ValueError('"codes" must be a list of IPv4 addresses')
+                    if txt is not None and not isinstance(txt, str):
+                        raise ValueError('"txt" must be a string')
+                    self.list(target, zone, codes, txt)
+
                 else:
                     self.delist(target, zone)
             elif action == "fault":

@@ -127,3 +127,59 @@ async def test_listing_blind_and_delisting_through_the_daemon(
     db.close()
     assert KEY not in caplog.text
     assert "blocklist: 192.0.2.25 (simulated) listed on zen.spamhaus.org" in caplog.text
+
+
+async def test_a_reload_changes_the_checks_and_keeps_what_is_listed(
+    sim: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("AVAILMON_TEST_DQS", KEY)
+    path = _config(sim, tmp_path)
+    d = Daemon(load(path), config_path=path)
+    await d.start()
+    get = d.metrics.registry.get_sample_value
+    uribl = {"service": "simulated", "zone": "multi.uribl.com", "vantage": "combined"}
+    try:
+        assert d.store is not None
+        store = d.store
+        sim.dnsbl.list(DEMO_SENDING_IP, ZEN, ["127.0.0.2"], None, KEY)
+        await until("the listing", lambda: len(store.spells("simulated")) == 1)
+        path.write_text(
+            path.read_text().replace(
+                'domain_zones = ["dbl.spamhaus.org"]',
+                'domain_zones = ["dbl.spamhaus.org", "multi.uribl.com"]',
+            )
+        )
+        result = await d.reload()
+        assert result.applied, result.message
+        await until(
+            "a check of the added zone",
+            lambda: (
+                (get("availmon_blocklist_checks_total", {**uribl, "result": "clean"}) or 0) >= 1
+            ),
+        )
+        assert len(store.spells("simulated", open_only=True)) == 1  # the listing carries on
+        # the checks removed from the config: their jobs and series go
+        text = path.read_text()
+        path.write_text(text[: text.index("[[services.blocklists]]")])
+        assert (await d.reload()).applied
+        assert d.scheduler is not None
+        assert [j.id for j in d.scheduler.get_jobs() if j.id.startswith("blocklist/")] == []
+        assert get("availmon_blocklist_checks_total", {**uribl, "result": "clean"}) is None
+        # nothing watches the listing now: it is not taken for a delisting
+        assert "stays listed in the store: no configured check asks" in caplog.text
+        policy = d.policy
+        assert policy is not None
+        judged = policy.last_second("simulated") or 0
+        await until(
+            "two more seconds judged",
+            lambda: (policy.last_second("simulated") or 0) >= judged + 2,
+        )
+        assert d._flush()
+        [issue] = store.list_incidents()
+        assert (issue.kind, issue.state) == ("blocklisted", "open")
+        assert [x.ended_at for x in store.spells("simulated")] == [None]
+    finally:
+        await d.stop()
