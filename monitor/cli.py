@@ -286,6 +286,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         store = str(Path(store[len("sqlite:///") :]).resolve())
     print(f"  store:   {store}")
     print(f"  reports: {Path(s.report.dir).resolve()}")
+    for svc in s.services:
+        for b in svc.blocklists:
+            if b.enabled:
+                print(
+                    f"  blocklists: {svc.name}/{b.name}: {len(b.pairs())} queries every "
+                    f"{b.interval_seconds:g} s to {b.resolver}"
+                    + (" (Spamhaus DQS)" if b.dqs_key is not None else "")
+                )
     return 0
 
 
