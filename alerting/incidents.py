@@ -25,6 +25,7 @@ import builtins
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from alerting.case import CALLBACK_EVENT, callback_of
 from alerting.escalation import Herald, Notice, incident_json, iso
 from alerting.model import IncidentState, Severity
 from monitor.clock import Clock
@@ -132,6 +133,41 @@ class Incidents:
             raise ValueError("a note needs text")
         incident = self._store.get_incident(incident_id)
         _, event = self.herald.record(incident, "note", {"by": by, "text": text})
+        return event
+
+    def callback(
+        self, incident_id: int, by: str, at: float | None = None, note: str = ""
+    ) -> IncidentEvent:
+        """Record the vendor's callback on a Critical Issue (`by`: who called, their
+        name): distinct from the on-call acknowledgement, measured against the vendor's
+        promise (`[sev1] callback_minutes`) in the case sheet and the report. Once."""
+        by = _who(by)
+        incident = self._store.get_incident(incident_id)
+        if incident.severity != Severity.CRITICAL:
+            raise IncidentStateError(
+                f"incident {incident_id} is Non-Critical: the vendor calls back on Critical Issues"
+            )
+        done = callback_of(incident, self._store.events(incident_id))
+        if done is not None:
+            raise IncidentStateError(
+                f"incident {incident_id}: the vendor's callback is already recorded "
+                f"({done['by']} at {iso(done['at'])})"
+            )
+        now = self._clock.wall()
+        at = now if at is None else at
+        if at < incident.opened_at or at > now + 60:
+            raise ValueError(
+                f"the callback time {iso(at)} is not between the opening "
+                f"({iso(incident.opened_at)}) and now"
+            )
+        minutes = (at - incident.opened_at) / 60
+        within = minutes <= self._settings.sev1.callback_minutes
+        _, event = self.herald.record(
+            incident,
+            CALLBACK_EVENT,
+            {"by": by, "at": at, "within": within, "note": note.strip()},
+            at=now,
+        )
         return event
 
     def show(self, incident_id: int) -> dict[str, Any]:

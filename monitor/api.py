@@ -23,6 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import monitor.openapi
 import monitor.seconds
+from alerting.case import NotCritical, case_view
+from alerting.case import render_text as render_case
 from alerting.incidents import Incidents, IncidentStateError
 from alerting.model import IncidentState, Severity
 from monitor import __version__
@@ -392,6 +394,14 @@ async def _act(request: web.Request, action: str) -> web.Response:
             result = await asyncio.to_thread(
                 _incidents(request).resolve, ident, who, str(body.get("note", ""))
             )
+        elif action == "callback":
+            if not str(body.get("by") or "").strip():
+                raise BadRequest("by: name who called back from the vendor")
+            when = body.get("at")
+            at = None if when in (None, "") else float(parse_instant(str(when), "at"))
+            result = await asyncio.to_thread(
+                _incidents(request).callback, ident, who, at, str(body.get("note", ""))
+            )
         else:
             text = str(body.get("text") or body.get("note") or "").strip()
             if not text:
@@ -417,6 +427,32 @@ async def resolve(request: web.Request) -> web.Response:
 
 async def notes(request: web.Request) -> web.Response:
     return await _act(request, "note")
+
+
+async def callback(request: web.Request) -> web.Response:
+    return await _act(request, "callback")
+
+
+async def incident_case(request: web.Request) -> web.Response:
+    """The Sev-1 case sheet of a Critical Issue (alerting/case.py): JSON, or the text to
+    read out (`?format=text`); 409 for a Non-Critical Issue."""
+    d = _daemon(request)
+    ident = _incident_id(request)
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "text"):
+        raise BadRequest(f"format: expected json or text, got {fmt[:20]!r}")
+    if d.store is None:
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": "starting: the store is not open yet"}),
+            content_type="application/json",
+        )
+    try:
+        case = await asyncio.to_thread(case_view, d.settings, d.store, ident, d.clock.wall())
+    except NotCritical as exc:
+        return _error(409, str(exc))
+    if fmt == "text":
+        return web.Response(text=render_case(case) + "\n", content_type="text/plain")
+    return _json(case)
 
 
 async def reload(request: web.Request) -> web.Response:
@@ -538,6 +574,8 @@ def make_app(daemon: DaemonView) -> web.Application:
     app.router.add_post("/api/v1/incidents/{id}/ack", ack)
     app.router.add_post("/api/v1/incidents/{id}/resolve", resolve)
     app.router.add_post("/api/v1/incidents/{id}/notes", notes)
+    app.router.add_post("/api/v1/incidents/{id}/callback", callback)
+    app.router.add_get("/api/v1/incidents/{id}/case", incident_case)
     app.router.add_get("/api/v1/reports/{month}", report)
     app.router.add_get("/api/v1/maintenance", maintenance_list)
     app.router.add_post("/api/v1/maintenance", maintenance_add)

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
@@ -73,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="config file (TOML); default: env AVAILMON_CONFIG, else "
             f"{EMBEDDED_CONFIG} (what `availmon run` without one writes) if it exists",
         )
+
+    def also_config(*parsers: argparse.ArgumentParser) -> None:
+        """`-c` after the action too (`availmon incidents list -c FILE`); SUPPRESS keeps
+        the value given before it when it is not given again."""
+        for p in parsers:
+            p.add_argument("-c", "--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     run = sub.add_parser(
         "run", help="run the daemon (no -c: embedded defaults against the built-in simulator)"
@@ -157,6 +164,27 @@ def build_parser() -> argparse.ArgumentParser:
     inote.add_argument("id", type=int)
     inote.add_argument("--by", required=True)
     inote.add_argument("--text", required=True)
+    icase = isub.add_parser("case", help="the Sev-1 case sheet of a Critical Issue")
+    icase.add_argument("id", type=int)
+    icase.add_argument("--json", action="store_true")
+    icb = isub.add_parser(
+        "callback", help="record the vendor's callback on a Critical Issue (not the on-call ack)"
+    )
+    icb.add_argument("id", type=int)
+    icb.add_argument("--by", required=True, help="who called back from the vendor")
+    icb.add_argument("--at", help="when (ISO-8601 with offset, or epoch); default now")
+    icb.add_argument("--note", default="")
+
+    also_config(il, ish, ia, ir, inote, icase, icb)
+
+    ntf = sub.add_parser("notify", help="prove the paging path: a test through each notifier")
+    with_config(ntf)
+    nsub = ntf.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    nt = nsub.add_parser("test", help="send a clearly marked test notification")
+    nt.add_argument(
+        "--notifier", action="append", default=[], metavar="NAME", help="only this one (repeat)"
+    )
+    also_config(nt)
 
     mnt = sub.add_parser(
         "maintenance", help="scheduled maintenance windows (excluded from the SLA)"
@@ -172,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--service", default=None)
     mr = msub.add_parser("remove")
     mr.add_argument("id", type=int)
+    also_config(ma, ml, mr)
     return p
 
 
@@ -376,7 +405,46 @@ def _incident_text(shown: dict[str, Any], tz: ZoneInfo) -> str:
     return "\n".join(lines)
 
 
+def _instant(value: str, name: str) -> int:
+    from monitor.api import BadRequest, parse_instant
+
+    try:
+        return parse_instant(value, name, need_offset=True)
+    except BadRequest as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    from alerting.notifytest import test_notifiers
+    from monitor.clock import SystemClock
+    from monitor.schema import unresolved_secrets
+
+    s = _settings(args)
+    if not s.notifiers:
+        raise UsageError(f"{args.config}: no [[notifiers]] configured: nothing to test")
+    known = [n.name for n in s.notifiers]
+    unknown = [n for n in args.notifier if n not in known]
+    if unknown:
+        raise UsageError(f"--notifier: no notifier {unknown[0]!r} (configured: {', '.join(known)})")
+    chosen = [n for n in s.notifiers if not args.notifier or n.name in args.notifier]
+    missing = [m for m in unresolved_secrets(s) if m.startswith("notifiers")]
+    if missing:
+        raise ConfigError(f"{args.config}: secrets not available: {'; '.join(missing)}")
+    results = asyncio.run(test_notifiers(chosen, SystemClock()))
+    for r in results:
+        print(r.line())
+    failed = [r for r in results if not r.ok]
+    if failed:
+        sys.stderr.write(
+            f"availmon: {len(failed)} of {len(results)} notifiers failed the test: "
+            f"{', '.join(r.notifier for r in failed)}\n"
+        )
+        return 1
+    return 0
+
+
 def cmd_incidents(args: argparse.Namespace) -> int:
+    from alerting.case import NotCritical, case_view, render_text
     from alerting.incidents import Incidents, IncidentStateError
     from monitor.clock import SystemClock
     from monitor.store.base import NotFound
@@ -406,6 +474,25 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         elif args.action == "note":
             inc.note(args.id, args.by, args.text)
             print(f"note added to incident {args.id}")
+        elif args.action == "case":
+            case = case_view(s, store, args.id, time.time())
+            if args.json:
+                print(json.dumps(case, indent=2, default=str, ensure_ascii=False))
+            else:
+                print(render_text(case))
+        elif args.action == "callback":
+            at = None if args.at is None else float(_instant(args.at, "--at"))
+            event = inc.callback(args.id, args.by, at, args.note)
+            within = "within" if event.data["within"] else "LATER than"
+            minutes = s.sev1.callback_minutes
+            print(
+                f"incident {args.id}: the vendor's callback by {args.by} recorded, {within} "
+                f"the {minutes:g}-minute promise"
+            )
+    except NotCritical as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     except NotFound:
         raise UsageError(f"id: no incident {args.id}") from None
     except IncidentStateError as exc:
@@ -494,6 +581,7 @@ COMMANDS = {
     "report": cmd_report,
     "incidents": cmd_incidents,
     "maintenance": cmd_maintenance,
+    "notify": cmd_notify,
 }
 
 

@@ -285,6 +285,25 @@ class ReportConfig(ConfigModel):
         return v
 
 
+class Sev1Config(ConfigModel):
+    """What the vendor's Sev-1 line asks for when a Critical Issue is reported (the
+    support terms: company name, contact name, phone and email, a description), and the
+    line itself. The case sheet (alerting/case.py) carries these with a description
+    from the evidence and the callback deadline."""
+
+    company: str | None = None
+    contact_name: str | None = None
+    contact_phone: str | None = None
+    contact_email: str | None = None
+    #: the account or subaccount id the vendor knows the traffic by
+    account_id: str | None = None
+    #: the vendor's Sev-1 phone line and support address, printed on the sheet
+    vendor_phone: str | None = None
+    vendor_email: str | None = None
+    #: the vendor's promise: a representative calls back within this many minutes
+    callback_minutes: float = Field(default=15, gt=0, le=24 * 60)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AVAILMON_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -296,6 +315,7 @@ class Settings(BaseSettings):
     services: list[ServiceConfig] = Field(min_length=1)
     notifiers: list[NotifierConfig] = Field(default_factory=list)
     maintenance: list[MaintenanceConfig] = Field(default_factory=list)
+    sev1: Sev1Config = Sev1Config()
 
     @model_validator(mode="after")
     def _references(self) -> Settings:

@@ -30,10 +30,13 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from alerting.effects import CreateIncident, EffectLog, UpdateIncident
+from alerting.case import CASE_EVENT
+from alerting.case import compose as compose_case
+from alerting.case import render_text as render_case
+from alerting.effects import AddEvent, CreateIncident, Effect, EffectLog, Enqueue, UpdateIncident
 from alerting.escalation import iso
 from alerting.incidents import Incidents
-from alerting.model import Incident, IncidentState, OutboxItem, Severity
+from alerting.model import Incident, IncidentEvent, IncidentState, OutboxItem, Severity
 from alerting.notifiers import Notifier, build_notifiers
 from alerting.outbox import PAGE_TIERS, Dispatcher
 from alerting.policy import Policy
@@ -833,7 +836,41 @@ class Daemon:
             on_error=lambda operation, _exc: m.store_errors.labels(operation).inc(),
             on_drop=lambda kind, n: m.store_dropped.labels(kind).inc(n),
             on_stale=self._on_stale,
+            on_effects=self._complete_cases,
         )
+
+    def _complete_cases(self, job: EffectsJob) -> None:
+        """Writer thread, before the effects that open a Critical Issue are written: its
+        Sev-1 case sheet (alerting/case.py) from the evidence already stored, on its
+        timeline before its pages, and in its trigger pages."""
+        store = job.store if job.store is not None else self.store
+        assert store is not None
+        cases: list[tuple[int, Effect]] = []
+        for i, effect in enumerate(job.effects):
+            if not isinstance(effect, CreateIncident):
+                continue
+            inc = effect.incident
+            if inc.severity != Severity.CRITICAL:
+                continue
+            try:
+                case = compose_case(self.settings, store, inc, self.clock.wall())
+            except Exception as exc:  # the store refuses: the case is composed on demand
+                log.warning("Critical Issue %d: no case sheet now (%s)", inc.id, exc)
+                continue
+            text = render_case(case)
+            for e in job.effects:
+                if isinstance(e, Enqueue):
+                    for item in e.items:
+                        if item.incident_id == inc.id and item.event == "trigger":
+                            item.payload["case"] = text
+            at = next(
+                (j for j in range(i + 1, len(job.effects)) if isinstance(job.effects[j], Enqueue)),
+                len(job.effects),
+            )
+            event = IncidentEvent(inc.id, self.clock.wall(), CASE_EVENT, {"case": case})
+            cases.append((at, AddEvent(event)))
+        for at, effect in reversed(cases):
+            job.effects.insert(at, effect)
 
     def _count_incidents(self) -> collections.Counter[tuple[str, str]]:
         assert self.store is not None

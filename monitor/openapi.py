@@ -93,6 +93,11 @@ _WRITE = {
                         "by": {"type": "string", "maxLength": 200},
                         "note": {"type": "string"},
                         "text": {"type": "string"},
+                        "at": {
+                            "type": ["string", "number"],
+                            "description": "callback: when the vendor called (epoch or "
+                            "ISO-8601; default now)",
+                        },
                     },
                 }
             }
@@ -201,7 +206,27 @@ def spec() -> dict[str, Any]:
                     ("ack", "acknowledge"),
                     ("resolve", "resolve (mutual agreement)"),
                     ("notes", "add a note"),
+                    ("callback", "record the vendor's callback on a Critical Issue"),
                 )
+            },
+            "/api/v1/incidents/{id}/case": {
+                "get": {
+                    "summary": "the Sev-1 case sheet of a Critical Issue (JSON, or text)",
+                    "parameters": _params("id", "caseFormat"),
+                    "responses": {
+                        "200": {
+                            "description": "the case sheet",
+                            "content": {
+                                _JSON: {"schema": _ref("Case")},
+                                "text/plain": {"schema": {"type": "string"}},
+                            },
+                        },
+                        "400": _ERROR,
+                        "404": _ERROR,
+                        "409": _ERROR,
+                        "503": _ERROR,
+                    },
+                }
             },
             "/api/v1/reports/{month}": {
                 "get": {
@@ -356,8 +381,33 @@ def spec() -> dict[str, Any]:
                     "required": False,
                     "schema": {"enum": ["json", "csv", "md", "html"]},
                 },
+                "caseFormat": {
+                    "name": "format",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"enum": ["json", "text"]},
+                },
             },
             "schemas": {
+                "Case": _obj(
+                    {
+                        "incident_id": _INT,
+                        "dedup_key": _STR,
+                        "service": _STR,
+                        "description": _STR,
+                        "company": _null(_STR),
+                        "contact_name": _null(_STR),
+                        "contact_phone": _null(_STR),
+                        "contact_email": _null(_STR),
+                        "account_id": _null(_STR),
+                        "vendor_phone": _null(_STR),
+                        "vendor_email": _null(_STR),
+                        "opened_at": _NUM,
+                        "callback_due_at": _NUM,
+                        "stored": {"type": "boolean"},
+                        "callback": _null(_OBJECT),
+                    }
+                ),
                 "Health": _obj({"status": {"const": "ok"}, "version": _STR}),
                 "Status": _obj(
                     {

@@ -80,6 +80,8 @@ class EffectsJob:
     done: int = 0
     stored: list[OutboxItem] = field(default_factory=list)
     stuck_reported: bool = False
+    #: the writer's `on_effects` hook has seen it
+    prepared: bool = False
 
     @property
     def outbox(self) -> list[OutboxItem]:
@@ -99,6 +101,7 @@ class StoreWriter:
         on_error: Callable[[str, BaseException], None] | None = None,
         on_drop: Callable[[str, int], None] | None = None,
         on_stale: Callable[[], None] | None = None,
+        on_effects: Callable[[EffectsJob], None] | None = None,
         max_evidence: int = 200_000,
         retry_min: float = 0.2,
         retry_max: float = 2.0,
@@ -111,6 +114,10 @@ class StoreWriter:
         self.on_error = on_error
         self.on_drop = on_drop
         self.on_stale = on_stale
+        #: called once per effects job, in this thread, before its first write: it may add
+        #: effects or complete its outbox payloads with what only the store knows (the
+        #: Sev-1 case sheet, from the seconds' evidence already written)
+        self.on_effects = on_effects
         #: also keep the verdicts in full for the leader's combiner (a shared store)
         self.recent = store.shared
         self.max_evidence = max_evidence
@@ -376,6 +383,16 @@ class StoreWriter:
 
     def _effects(self, job: EffectsJob) -> None:
         store = job.store if job.store is not None else self.store
+        if not job.prepared:
+            job.prepared = True
+            if self.on_effects is not None:
+                before = len(job.effects)
+                try:
+                    self.on_effects(job)
+                except Exception:
+                    log.exception("store writer: on_effects failed")
+                with self._cond:
+                    self._pending["effects"] += len(job.effects) - before
         while job.done < len(job.effects):
             job.stored += apply(store, job.effects[job.done])
             job.done += 1

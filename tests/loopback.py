@@ -1,10 +1,16 @@
 """Loopback helpers shared by the tests: a free port, a real aiosmtpd mail sink that
-records what it accepts and can be told to refuse, `availmon` run as a child process on
-a minimal config, and waits bounded by a count of polls (never by elapsed time)."""
+records what it accepts and can be told to refuse, a JSON receiver (a webhook pager),
+`availmon` run as a child process on a minimal config or as several long-running
+`availmon run` processes, and waits bounded by a count of polls (never by elapsed
+time)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -109,3 +117,73 @@ async def until_value(what: str, get: Callable[[], Awaitable[Any]], polls: int =
             return value
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+class JsonReceiver:
+    """An aiohttp server on 127.0.0.1 that keeps every JSON body POSTed to `path` (a
+    webhook notifier's receiver): `url = await start()`, `received`, `await stop()`."""
+
+    def __init__(self, path: str = "/hook") -> None:
+        self.path = path
+        self.received: list[dict[str, Any]] = []
+        self._runner: web.AppRunner | None = None
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        self.received.append(json.loads(await request.read()))
+        return web.json_response({})
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post(self.path, self._hook)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        return f"http://127.0.0.1:{self._runner.addresses[0][1]}{self.path}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class DaemonProcesses:
+    """Long-running `availmon run` child processes, one per name (a vantage), each logging
+    to `tmp/<name>.log`; mixed into a test's rig, which sets `tmp`, `configs` and `procs`."""
+
+    tmp: Path
+    configs: dict[str, Path]
+    procs: dict[str, subprocess.Popen[bytes]]
+    #: each one's HTTP listener
+    ports: dict[str, int]
+
+    async def leader(self, http: aiohttp.ClientSession) -> str | None:
+        """The one whose /metrics says it leads (None: none answers so)."""
+        for name, port in self.ports.items():
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    if f'availmon_leader{{vantage="{name}"}} 1.0' in await r.text():
+                        return name
+        return None
+
+    def start(self, name: str) -> None:
+        log = (self.tmp / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "-c", str(self.configs[name])],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGTERM to every one still running, then wait (SIGKILL after 30 s)."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -121,7 +121,8 @@ class Payload:
 
     Schema (written by the incident policy): ``{"seq", "event", "tier",
     "incident": {id, service, severity, state, kind, dedup_key, opened_at, ...},
-    "summary", "text", "at", "vantage"}``."""
+    "summary", "text", "at", "vantage"}``, and on the trigger of a Critical Issue
+    ``"case"``, the Sev-1 case sheet as text (alerting/case.py), which `text` ends with."""
 
     event: str
     seq: int
@@ -147,6 +148,9 @@ class Payload:
                 f"malformed outbox payload: incident lacks {', '.join(missing)}", permanent=True
             )
         summary = str(p.get("summary") or inc.get("summary") or f"availmon: {inc['service']}")
+        text = str(p.get("text") or summary)
+        if p.get("case"):
+            text = f"{text}\n\n{p['case']}"
         return cls(
             event=item.event,
             seq=int(p.get("seq", 0)),
@@ -157,7 +161,7 @@ class Payload:
             severity=str(inc["severity"]),
             # one line: vendors show it as a title
             summary=" ".join(summary.split()),
-            text=str(p.get("text") or summary),
+            text=text,
             at=float(p.get("at", item.created_at)),
             vantage=str(p.get("vantage") or "availmon"),
         )

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
+from alerting.case import callback_of
 from alerting.model import Severity
 from monitor.clock import SystemClock
 from monitor.config import ServiceConfig, Settings
@@ -335,7 +336,9 @@ def build_report(
         "error_budget_seconds": round(budget, 3),
         "budget_used_percent": None if budget_used is None else round(budget_used, 3),
         "outages": outages,
-        "incidents": _incidents(store, svc, month_start, end, now, tz),
+        "incidents": _incidents(
+            store, svc, month_start, end, now, tz, settings.sev1.callback_minutes
+        ),
         "daily": _daily(month, month_start, end, tz, unav_sla, unknown_sla, excluded),
         "vantage": vantage
         if vantage is not None
@@ -599,7 +602,13 @@ def _daily(
 
 
 def _incidents(
-    store: Store, svc: ServiceConfig, start: int, end: int, now: float, tz: ZoneInfo
+    store: Store,
+    svc: ServiceConfig,
+    start: int,
+    end: int,
+    now: float,
+    tz: ZoneInfo,
+    callback_minutes: float = 15,
 ) -> list[dict[str, Any]]:
     """Incidents of the service that were open at some time during the period."""
     # overlap, not opening time: an incident opened last month may have run into this one
@@ -648,12 +657,26 @@ def _incidents(
                 ack_met = None  # not acknowledged yet, and not due yet
             every = svc.critical.update_every_minutes * 60.0
             until = inc.resolved_at if inc.resolved_at is not None else now
+            # the vendor's callback on the Sev-1 line, against its promise (alerting/case.py)
+            called = callback_of(inc, events)
+            promise = callback_minutes * 60
+            if called is not None:
+                callback_met: bool | None = called["within"]
+            elif now - inc.opened_at > promise:
+                callback_met = False  # none recorded, and it is past due
+            else:
+                callback_met = None
             item.update(
                 {
                     "ack_due_seconds": due,
                     "time_to_ack_seconds": None if tta is None else round(tta, 3),
                     "ack_met": ack_met,
                     "updates_due": max(0, math.floor((until - inc.opened_at) / every)),
+                    "vendor_callback_due_seconds": promise,
+                    "vendor_callback_at": None if called is None else _iso(called["at"], tz),
+                    "vendor_callback_by": None if called is None else called["by"],
+                    "vendor_callback_minutes": None if called is None else called["minutes"],
+                    "vendor_callback_met": callback_met,
                 }
             )
         else:

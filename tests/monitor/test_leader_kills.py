@@ -9,32 +9,27 @@ triggers), the timeline whole, and each takeover logged with both epochs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from monitor.demo import simulated_config
 from monitor.simulator import Simulator
 from tests import pgserver
-from tests.loopback import free_port, until, until_value
+from tests.loopback import DaemonProcesses, JsonReceiver, free_port, until, until_value
 
 pytestmark = [pytest.mark.external, pytest.mark.slow, pytest.mark.faults]
 
 VANTAGES = ("east", "west")
 
 
-class Rig:
+class Rig(DaemonProcesses):
     def __init__(self, sim: Simulator, tmp: Path, url: str, hook: str) -> None:
         self.tmp = tmp
         self.ports = {v: free_port() for v in VANTAGES}
@@ -57,26 +52,6 @@ class Rig:
             )
             self.configs[v] = path
 
-    def start(self, v: str) -> None:
-        log = (self.tmp / f"{v}.log").open("ab")
-        self.procs[v] = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", "-c", str(self.configs[v])],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": os.getcwd()},
-        )
-
-    def log(self, v: str) -> str:
-        return (self.tmp / f"{v}.log").read_text(errors="replace")
-
-    async def leader(self, http: aiohttp.ClientSession) -> str | None:
-        for v in VANTAGES:
-            with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with http.get(f"http://127.0.0.1:{self.ports[v]}/metrics") as r:
-                    if f'availmon_leader{{vantage="{v}"}} 1.0' in await r.text():
-                        return v
-        return None
-
     async def kill_leader(self, http: aiohttp.ClientSession, moment: str) -> None:
         v = await until_value("a leader", lambda: self.leader(http))
         proc = self.procs[v]
@@ -85,34 +60,13 @@ class Rig:
         self.kills.append((v, moment))
         self.start(v)
 
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
 
 async def test_ten_leader_kills_through_two_outages_page_each_incident_once(
     tmp_path: Path,
 ) -> None:
-    received: list[dict[str, Any]] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        received.append(json.loads(await request.read()))
-        return web.json_response({})
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    hook_url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    pager = JsonReceiver()
+    hook_url = await pager.start()
+    received = pager.received
     sim = Simulator(tls=False, api_key="k", smtp_password="k")
     await sim.start()
     rig = Rig(sim, tmp_path, pgserver.fresh_url(), hook_url)
@@ -157,7 +111,7 @@ async def test_ten_leader_kills_through_two_outages_page_each_incident_once(
     finally:
         rig.stop()
         await sim.stop()
-        await runner.cleanup()
+        await pager.stop()
     logs = "".join(rig.log(v) for v in VANTAGES)
     assert "Traceback" not in logs
     takeovers = re.findall(r"leading \(vantage \w+, epoch (\d+), after epoch (\d+)\)", logs)

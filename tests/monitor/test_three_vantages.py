@@ -23,10 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +38,7 @@ from monitor.launcher import auto_phases
 from monitor.simulator import Simulator
 from tests import pgserver
 from tests.faultproxy import FaultProxy
-from tests.loopback import free_port, until_value
+from tests.loopback import DaemonProcesses, free_port, until_value
 
 pytestmark = [pytest.mark.external, pytest.mark.slow]
 
@@ -136,7 +134,7 @@ class State:
 
 
 @dataclass
-class Rig:
+class Rig(DaemonProcesses):
     tmp: Path
     sim: Simulator
     proxies: dict[str, dict[str, FaultProxy]]
@@ -157,18 +155,6 @@ class Rig:
                 api = ("127.0.0.1", self.sim.http_port)
                 smtp = (self.sim.host, self.sim.smtp_port)
             self.configs[v] = _config(self.tmp, v, self.ports[v], self.url, api, smtp)
-
-    def start(self, v: str) -> None:
-        log = (self.tmp / f"{v}.log").open("ab")
-        self.procs[v] = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", "-c", str(self.configs[v])],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": os.getcwd()},
-        )
-
-    def log(self, v: str) -> str:
-        return (self.tmp / f"{v}.log").read_text(errors="replace")
 
     def apply(self, state: State) -> None:
         """Put `state` in force at once and note the instant."""
@@ -192,31 +178,11 @@ class Rig:
                 now = state
         return now
 
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
 
 async def _get(http: aiohttp.ClientSession, port: int, path: str, **query: Any) -> Any:
     async with http.get(f"http://127.0.0.1:{port}{path}", params=query) as r:
         assert r.status == 200, (path, query, r.status, await r.text())
         return await r.json()
-
-
-async def _leader(http: aiohttp.ClientSession, rig: Rig) -> str | None:
-    for v in VANTAGES:
-        with contextlib.suppress(aiohttp.ClientError, OSError):
-            async with http.get(f"http://127.0.0.1:{rig.ports[v]}/metrics") as r:
-                if f'availmon_leader{{vantage="{v}"}} 1.0' in await r.text():
-                    return v
-    return None
 
 
 async def _stored_through(http: aiohttp.ClientSession, port: int) -> int | None:
@@ -290,7 +256,7 @@ async def test_three_vantages_one_cut_off_judged_by_quorum_all_majority_and_two(
 
         async with aiohttp.ClientSession() as http:
             rig.start("a")  # the first to ask leads: a, which nothing cuts off or stops
-            assert await until_value("a leader", lambda: _leader(http, rig)) == "a"
+            assert await until_value("a leader", lambda: rig.leader(http)) == "a"
             rig.start("b")
             rig.start("c")
             through = [

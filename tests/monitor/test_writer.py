@@ -148,3 +148,33 @@ def test_the_thread_writes_and_close_drains(store: Refusing) -> None:
     assert w.close(10)
     assert store.get_incident(1).state == IncidentState.OPEN
     assert not w.running
+
+
+def test_on_effects_completes_a_job_once_before_its_first_write(store: Refusing) -> None:
+    """The hook (the daemon's Sev-1 case sheet) runs once, on the writer's thread, before
+    the job's first write, also when the store refuses that write and it is retried; what
+    it adds is written in its place and counted."""
+    from alerting.effects import AddEvent
+    from alerting.model import IncidentEvent
+
+    seen: list[int] = []
+
+    def complete(job: EffectsJob) -> None:
+        seen.append(len(job.effects))
+        job.effects.insert(1, AddEvent(IncidentEvent(7, float(T0), "case_sheet", {"n": 1})))
+        for e in job.effects:
+            if isinstance(e, Enqueue):
+                e.items[0].payload["case"] = "SEV-1 CASE"
+
+    w = StoreWriter(store, on_effects=complete, retry_min=0.0)
+    store.refuse = True
+    w.submit_effects(_critical(7))
+    assert not w.drain(0.05)
+    assert w.pending()["effects"] == 3  # the hook ran once and its effect is counted
+    store.refuse = False
+    assert w.drain(5.0)
+    assert seen == [2]
+    assert store.calls == ["create_incident", "add_event", "enqueue"]
+    assert [e.kind for e in store.events(7)] == ["case_sheet"]
+    assert store.outbox(7)[0].payload["case"] == "SEV-1 CASE"
+    assert w.pending()["effects"] == 0
