@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from alerting.model import Incident, IncidentEvent, OutboxItem, dedup_key
-from monitor.store.base import Store
+from monitor.store.base import BlocklistSpell, Store
 
 
 class IncidentWrites(Protocol):
@@ -36,6 +36,10 @@ class IncidentWrites(Protocol):
     def add_event(self, event: IncidentEvent) -> IncidentEvent: ...
 
     def enqueue(self, items: Sequence[OutboxItem]) -> list[OutboxItem]: ...
+
+    def open_spell(self, spell: BlocklistSpell) -> None: ...
+
+    def close_spell(self, service: str, target: str, zone: str, ended_at: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,20 @@ class Enqueue:
     items: tuple[OutboxItem, ...]
 
 
-Effect = CreateIncident | UpdateIncident | AddEvent | Enqueue
+@dataclass(frozen=True, slots=True)
+class OpenSpell:
+    spell: BlocklistSpell
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSpell:
+    service: str
+    target: str
+    zone: str
+    ended_at: float
+
+
+Effect = CreateIncident | UpdateIncident | AddEvent | Enqueue | OpenSpell | CloseSpell
 
 
 def snapshot(incident: Incident) -> Incident:
@@ -105,6 +122,12 @@ class EffectLog:
         )
         return list(items)
 
+    def open_spell(self, spell: BlocklistSpell) -> None:
+        self._effects.append(OpenSpell(spell))
+
+    def close_spell(self, service: str, target: str, zone: str, ended_at: float) -> None:
+        self._effects.append(CloseSpell(service, target, zone, ended_at))
+
     def take(self) -> list[Effect]:
         """The effects recorded since the last call, oldest first."""
         taken, self._effects = self._effects, []
@@ -116,13 +139,18 @@ def apply(store: Store, effect: Effect) -> list[OutboxItem]:
 
     Applying an effect again after a failure is safe: a created incident that exists is
     rewritten, an event is added once per try that failed before it was written, and the
-    outbox is idempotent per (incident, notifier, event, seq)."""
+    outbox is idempotent per (incident, notifier, event, seq), a spell opens once per pair
+    and closes only an open one."""
     if isinstance(effect, CreateIncident):
         store.create_incident(effect.incident)
     elif isinstance(effect, UpdateIncident):
         store.update_incident(effect.incident)
     elif isinstance(effect, AddEvent):
         store.add_event(effect.event)
+    elif isinstance(effect, OpenSpell):
+        store.open_spell(effect.spell)
+    elif isinstance(effect, CloseSpell):
+        store.close_spell(effect.service, effect.target, effect.zone, effect.ended_at)
     else:
         return store.enqueue(effect.items)
     return []

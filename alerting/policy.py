@@ -37,9 +37,19 @@ Non-Critical Issue (``[services.non_critical]``), at most one unresolved per ser
       attempts cannot file a ticket.
     * ``blind``: a channel had no ok and no qualifying attempt (only client_error,
       probe_error or nothing) for ``blind_after_seconds`` seconds (a revoked key, a quota).
+    * ``blocklisted``: a sending IP or domain of the service is listed on a blocklist zone
+      (`Policy.on_blocklist`, the rules of a listing and a delisting in
+      monitor/blocklist.py); the incident's ``data["listings"]`` names each zone, target,
+      return code and TXT. Each new listing while one is open is a ``condition_added``.
+    * ``blocklist_blind``: a zone's every query errored for ``blind_after_checks`` checks
+      (SERVFAIL, REFUSED, a timeout, an error code such as Spamhaus's public-resolver
+      answer): the blocklist watch is blind there, as a channel can be (kept apart from
+      ``blind``, which is about the per-second probes).
     Kinds found while one is open are added to it (``update`` to the ticket tier). It is
     resolved automatically once no condition has held for ``auto_resolve_after_minutes``
-    (counted in verdict seconds). After a person resolves it, no new one opens until the
+    (counted in verdict seconds) — except that an issue of blocklist conditions only
+    whose listings were all delisted (two clean checks in a row each) is resolved at
+    once: the two checks are the wait. After a person resolves it, no new one opens until the
     conditions have cleared once (else closing a ticket would reopen it the next second).
 
 Critical while Non-Critical (decision)
@@ -78,11 +88,12 @@ from alerting.effects import EffectLog, IncidentWrites
 from alerting.escalation import Escalation, Herald, Notice, clip, fit, iso
 from alerting.incidents import Incidents
 from alerting.model import ACTIVE_STATES, IncidentState, Severity
+from monitor.blocklist import Findings, watched
 from monitor.clock import Clock
 from monitor.config import ServiceConfig, Settings
 from monitor.intervals import contains
 from monitor.quorum import combined as combined_stretches
-from monitor.store.base import Incident, NotFound, Run, Store, excluded_spans
+from monitor.store.base import BlocklistSpell, Incident, NotFound, Run, Store, excluded_spans
 from monitor.verdicts import COMBINED, SERVICE_CHANNEL, SecondVerdict, Verdict
 from probes.base import CONCLUSIVE, QUALIFYING, SEEING
 
@@ -94,6 +105,14 @@ log = logging.getLogger(__name__)
 #: ~0.3 ms each. A crash loses at most this many seconds of the count (reports recount
 #: from the stored verdict runs, not from incidents).
 FLUSH_EVERY = 10
+#: the Non-Critical kinds of the blocklist checks
+BLOCKLIST_KINDS = frozenset({"blocklisted", "blocklist_blind"})
+
+
+def _listing(spell: BlocklistSpell) -> str:
+    codes = ",".join(spell.codes) or "listed"
+    why = f": {spell.txt}" if spell.txt else ""
+    return f"{spell.target} listed on {spell.zone} ({codes}{why})"
 
 
 def _tally(v: SecondVerdict) -> tuple[int, int, bool]:
@@ -138,6 +157,11 @@ class _Watch:
     nc_hold: bool = False
     #: unavailable seconds up to this one belong to a Critical Issue, never to a Non-Critical
     nc_floor: int | None = None
+    #: the blocklist checks: pairs (target, zone) listed now, zones blind now, and whether
+    #: the listings are known (a check was made, or the open spells were read)
+    bl_listed: dict[tuple[str, str], BlocklistSpell] = field(default_factory=dict)
+    bl_blind: dict[str, str] = field(default_factory=dict)
+    bl_known: bool = False
 
     def reset_non_critical(self, second: int) -> None:
         self.nc_floor = second
@@ -218,6 +242,18 @@ class Policy:
                 w.nc_id = incident.id
         for w in self._watch.values():
             self._rebuild(w)
+            self._restore_listings(w)
+
+    def _restore_listings(self, w: _Watch) -> None:
+        """The listings still open in the store (off the loop): until the next check, an
+        issue of them is not taken for delisted."""
+        asked = watched(w.cfg.blocklists)
+        w.bl_listed = {
+            (x.target, x.zone): x
+            for x in self._store.spells(w.cfg.name, open_only=True)
+            if (x.target, x.zone) in asked
+        }
+        w.bl_known = True
 
     def prepare(self, settings: Settings) -> Prepared:
         """What a reload's config needs from the store (off the event loop): for each
@@ -240,6 +276,7 @@ class Policy:
                 else:
                     w.nc_id = incident.id
             self._rebuild(w, prepared.incidents)
+            self._restore_listings(w)
             prepared.watches[cfg.name] = w
         return prepared
 
@@ -271,6 +308,14 @@ class Policy:
                         self._active.setdefault(incident.id, incident)
                 continue
             w.cfg = cfg
+            # listings no check asks about any more are not known to be delisted: the
+            # issue they opened waits out auto_resolve_after_minutes instead
+            asked = watched(cfg.blocklists)
+            if any(k not in asked for k in w.bl_listed):
+                w.bl_listed = {k: x for k, x in w.bl_listed.items() if k in asked}
+                w.bl_known = False
+            if not asked:
+                w.bl_blind.clear()
             kept = set(cfg.channels)
             for channel in [c for c in w.blind if c not in kept]:
                 del w.blind[channel]
@@ -299,6 +344,26 @@ class Policy:
         if self._effects is None:
             self._refresh_orphans()
         self._duties(now)
+
+    def on_blocklist(self, findings: Findings) -> None:
+        """One blocklist check of a service (monitor/blocklist.py): its spells are written
+        (in order with the incident's events), and the Non-Critical Issue opened, extended
+        or resolved at once, not at the next second."""
+        w = self._watch.get(findings.service)
+        if w is None:
+            return
+        for spell in findings.opened:
+            self._writes.open_spell(spell)
+        for target, zone in findings.closed:
+            self._writes.close_spell(findings.service, target, zone, findings.at)
+        w.bl_listed = dict(findings.listed)
+        w.bl_blind = dict(findings.blind)
+        w.bl_known = True
+        if self._effects is None:
+            self._refresh(w)
+        if w.last is not None:
+            self._non_critical(w, w.last, self._clock.wall())
+        self._duties(self._clock.wall())
 
     def tick(self, now: float) -> None:
         """Time-based duties: ack deadline, updates, auto-resolve, business-hours release."""
@@ -500,10 +565,27 @@ class Policy:
                 + ")"
                 for ch in blind
             )
+        if w.bl_listed:
+            found["blocklisted"] = "; ".join(_listing(x) for _, x in sorted(w.bl_listed.items()))
+        if w.bl_blind:
+            found["blocklist_blind"] = "; ".join(w.bl_blind.values())
         nc = self._get(w.nc_id)
+        if nc is not None and self._listings_changed(nc, w):
+            nc.data["listings"] = _listings(w)
+            nc.data["listed"] = sorted(f"{t} on {z}" for t, z in w.bl_listed)
+            self._writes.update_incident(nc)
         if not found:
             w.nc_hold = False
             if nc is None:
+                return
+            kinds = set(nc.data.get("kinds", []))
+            if w.bl_known and "blocklisted" in kinds and kinds <= BLOCKLIST_KINDS:
+                self.incidents.auto_resolve(
+                    nc,
+                    "Delisted everywhere (two clean checks in a row): resolved automatically.",
+                    at=now,
+                )
+                self._drop(nc.id)
                 return
             if nc.data.get("absent_since") is None:
                 nc.data["absent_since"] = s
@@ -522,6 +604,26 @@ class Policy:
         changed = nc.data.get("absent_since") is not None
         nc.data["absent_since"] = None
         new = [k for k in found if k not in nc.data.get("kinds", [])]
+        fresh = [
+            x
+            for k, x in sorted(w.bl_listed.items())
+            if f"{k[0]} on {k[1]}" not in nc.data.get("seen", [])
+        ]
+        if fresh:
+            nc.data["seen"] = [
+                *nc.data.get("seen", []),
+                *(f"{x.target} on {x.zone}" for x in fresh),
+            ]
+        if fresh and "blocklisted" not in new:
+            text = "Now also listed: " + "; ".join(_listing(x) for x in fresh)
+            self.herald.record(
+                nc,
+                "condition_added",
+                {"kinds": ["blocklisted"], "listed": [f"{x.target} on {x.zone}" for x in fresh]},
+                [Notice("update", "ticket")],
+                at=now,
+                extra=text,
+            )
         if new:
             nc.data["kinds"] = [*nc.data.get("kinds", []), *new]
             nc.data["detail"] = "; ".join(found.values())
@@ -554,9 +656,18 @@ class Policy:
             summary=clip(f"NON-CRITICAL: {w.cfg.name} {found[kind]}"),
             data={"kinds": list(found), "detail": "; ".join(found.values())},
         )
+        if w.bl_listed:
+            template.data["listings"] = _listings(w)
+            template.data["listed"] = sorted(f"{t} on {z}" for t, z in w.bl_listed)
+            template.data["seen"] = list(template.data["listed"])
         inc = self.incidents.open(template, {"second": s, "kinds": list(found)}, at=now)
         self._active[inc.id] = inc
         w.nc_id = inc.id
+
+    @staticmethod
+    def _listings_changed(nc: Incident, w: _Watch) -> bool:
+        listed = sorted(f"{t} on {z}" for t, z in w.bl_listed)
+        return listed != nc.data.get("listed", []) and (bool(listed) or "listed" in nc.data)
 
     # ------------------------------------------------------------------ time duties
 
@@ -725,6 +836,20 @@ def _trailing_available(runs: Sequence[Run], last: int, excluded: Callable[[int]
             streak += 1
         expect = run.first - 1
     return streak
+
+
+def _listings(w: _Watch) -> list[dict[str, object]]:
+    """The incident's record of what is listed: zone, target, return codes, TXT, since."""
+    return [
+        {
+            "zone": x.zone,
+            "target": x.target,
+            "codes": list(x.codes),
+            "txt": x.txt,
+            "since": x.started_at,
+        }
+        for _, x in sorted(w.bl_listed.items())
+    ]
 
 
 def _merge_channels(incident: Incident, channels: list[str]) -> None:

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--api-key", default=None, help="require this API key (Authorization header)")
     sim.add_argument("--smtp-password", default=None, help="require SMTP AUTH with this password")
     sim.add_argument("--scenario", type=Path, default=None, help="scenario TOML to play")
+    sim.add_argument(
+        "--dns-port", type=_port, default=0, help="the DNSBL zone's port, UDP and TCP (0: any free)"
+    )
 
     chk = sub.add_parser("check-config", help="validate a config file")
     with_config(chk)
@@ -341,6 +344,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 api_key=args.api_key,
                 smtp_password=args.smtp_password,
                 scenario=scenario,
+                dns_port=args.dns_port,
             )
         )
     except KeyboardInterrupt:
@@ -363,6 +367,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         store = str(Path(store[len("sqlite:///") :]).resolve())
     print(f"  store:   {store}")
     print(f"  reports: {Path(s.report.dir).resolve()}")
+    for svc in s.services:
+        for b in svc.blocklists:
+            if b.enabled:
+                print(
+                    f"  blocklists: {svc.name}/{b.name}: {len(b.pairs())} queries every "
+                    f"{b.interval_seconds:g} s to {b.resolver}"
+                    + (" (Spamhaus DQS)" if b.dqs_key is not None else "")
+                )
     return 0
 
 

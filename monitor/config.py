@@ -38,12 +38,14 @@ from monitor.schema import ConfigError, ConfigModel, is_reference, resolve_secre
 from monitor.verdicts import COMBINED
 from probes import PROBES
 from probes.base import ProbeBase
+from probes.dnsbl import DnsblConfig
 from probes.http import HttpProbeConfig
 from probes.smtp import SMTP_DEPTHS, SmtpProbeConfig
 
 __all__ = [
     "SMTP_DEPTHS",
     "ConfigError",
+    "DnsblConfig",
     "EmailConfig",
     "HttpProbeConfig",
     "NotifierBase",
@@ -117,10 +119,25 @@ class ServiceConfig(ConfigModel):
     critical: CriticalConfig = CriticalConfig()
     non_critical: NonCriticalConfig = NonCriticalConfig()
     probes: list[ProbeConfig] = Field(min_length=1)
+    #: blocklist (DNSBL) checks of the sending IPs and domains: not per-second probes, so
+    #: kept apart from `probes` (never launched, never in a verdict; monitor/blocklist.py)
+    blocklists: list[DnsblConfig] = Field(default_factory=list)
+
+    @field_validator("probes", mode="before")
+    @classmethod
+    def _no_dnsbl_probe(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            for i, p in enumerate(v):
+                if isinstance(p, dict) and p.get("type") == "dnsbl":
+                    raise ValueError(
+                        f"probes[{i}]: a dnsbl check is not a per-second probe: write it as "
+                        "[[services.blocklists]]"
+                    )
+        return v
 
     @model_validator(mode="after")
     def _unique_probes(self) -> ServiceConfig:
-        names = [p.name for p in self.probes]
+        names = [p.name for p in self.probes] + [b.name for b in self.blocklists]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"probe names must be unique, repeated: {sorted(dup)}")

@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import datetime as dt
 import functools
 import logging
 import os
@@ -40,6 +41,7 @@ from alerting.notifiers import Notifier, build_notifiers
 from alerting.outbox import PAGE_TIERS, Dispatcher
 from alerting.policy import Policy
 from monitor.api import make_app
+from monitor.blocklist import BlocklistRunner
 from monitor.clock import Clock, SystemClock, ThreadShare
 from monitor.combiner import Combiner, stopped_key
 from monitor.config import Settings, load
@@ -78,6 +80,8 @@ STORE_UNREADY_AFTER = 5.0
 COMBINE_EVERY = 0.5
 RECENT_KEPT = 3600
 PRUNE_RECENT_EVERY = 600.0
+#: the id prefix of the leader's blocklist check jobs
+BLOCKLIST_JOB = "blocklist/"
 
 
 def _read_incidents(store: Store, ids: list[int]) -> dict[int, Incident | None]:
@@ -171,6 +175,8 @@ class Daemon:
         #: the last combination lags (seconds after a second's end), for bench/
         self.combine_lags: collections.deque[float] = collections.deque(maxlen=100_000)
         self.policy: Policy | None = None
+        #: the leader's blocklist (DNSBL) checks (monitor/blocklist.py)
+        self.blocklists: BlocklistRunner | None = None
         self.incidents: Incidents | None = None
         self.dispatcher: Dispatcher | None = None
         self.detector: Detector | None = None
@@ -401,6 +407,9 @@ class Daemon:
             combined=self._combining,
         )
         await asyncio.to_thread(policy.restore)
+        spells = await asyncio.to_thread(fenced.spells, None, None, None, True)
+        self.blocklists = BlocklistRunner(self.settings.services, spells)
+        self._warn_unwatched(self.blocklists.unwatched)
         self._effects, self._fenced = effects, fenced
         await asyncio.to_thread(self._sync_config_maintenance)
         self.dispatcher, self.policy = dispatcher, policy
@@ -462,6 +471,8 @@ class Daemon:
         self.policy = None
         self._fenced = None
         self.metrics.unlead(self._channels())
+        self._remove_blocklist_jobs()
+        self.blocklists = None
         tasks, self._leader_tasks = self._leader_tasks, []
         for task in tasks:
             task.cancel()
@@ -485,6 +496,83 @@ class Daemon:
         job = ReportJob(self.settings, self.store, self.clock)
         job.install(self.scheduler)
         self._leader_tasks.append(asyncio.create_task(job.catch_up(), name="report-catch-up"))
+        self._install_blocklist_jobs()
+
+    # ------------------------------------------------------------------ blocklists
+    def _install_blocklist_jobs(self) -> None:
+        """The leader's blocklist checks, each every `interval_seconds`, the first now:
+        one check per interval for the whole deployment (the lists rate-limit)."""
+        if self.scheduler is None or self.blocklists is None:
+            return
+        self._remove_blocklist_jobs()
+        now = dt.datetime.now(dt.UTC)
+        for service, name, every in self.blocklists.jobs():
+            self.metrics.lead_blocklists(service, self.blocklists.pairs(service, name))
+            self.scheduler.add_job(
+                self._check_blocklist,
+                "interval",
+                seconds=every,
+                args=[service, name],
+                id=f"{BLOCKLIST_JOB}{service}/{name}",
+                next_run_time=now,
+                coalesce=True,
+                max_instances=1,
+                replace_existing=True,
+            )
+
+    @staticmethod
+    def _warn_unwatched(spells: list[Any]) -> None:
+        for spell in spells:
+            log.warning(
+                "blocklist: %s (%s) on %s stays listed in the store: no configured check asks"
+                " about it any more",
+                spell.target,
+                spell.service,
+                spell.zone,
+            )
+
+    def _remove_blocklist_jobs(self) -> None:
+        if self.scheduler is None:
+            return
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(BLOCKLIST_JOB):
+                service, name = job.args
+                self.scheduler.remove_job(job.id)
+                if self.blocklists is not None:
+                    self.metrics.unlead_blocklists(service, self.blocklists.pairs(service, name))
+
+    async def _check_blocklist(self, service: str, name: str) -> None:
+        """One check (DNS on the loop, asynchronous), its findings to the metrics and the
+        policy, the policy's writes (the spells, the incident) to the store writer."""
+        runner, policy = self.blocklists, self.policy
+        if runner is None or policy is None:
+            return
+        pairs = runner.pairs(service, name)
+        try:
+            findings = await runner.check(service, name, self.clock.wall())
+        except Exception:  # a bug must not stop the next check
+            log.exception("blocklist check %s/%s failed", service, name)
+            return
+        if findings is None or self.policy is not policy:
+            return  # removed by a reload, or this instance stepped down meanwhile
+        self.metrics.observe_blocklist(service, pairs, findings.listed, findings.results.items())
+        for spell in findings.opened:
+            log.warning(
+                "blocklist: %s (%s) listed on %s (%s)%s",
+                spell.target,
+                service,
+                spell.zone,
+                ",".join(spell.codes),
+                f": {spell.txt}" if spell.txt else "",
+            )
+        for target, zone in findings.closed:
+            log.info("blocklist: %s (%s) delisted from %s", target, service, zone)
+        try:
+            policy.on_blocklist(findings)
+        except Exception:  # a policy bug must never stop the checks
+            log.exception("incident policy failed on a blocklist check of %s", service)
+        if self.writer is not None:
+            self.writer.submit_effects(self._effects.take(), self._fenced)
 
     def _wake_dispatcher(self) -> None:
         """A person's action queued notifications (any thread): the leader sends them."""
@@ -628,6 +716,10 @@ class Daemon:
         self.settings = new
         if self.policy is not None and prepared is not None:
             self.policy.reconfigure(new, prepared)
+        if self.blocklists is not None:
+            self._remove_blocklist_jobs()
+            self._warn_unwatched(self.blocklists.reconfigure(new.services, []))
+            self._install_blocklist_jobs()
         if self.incidents is not None:
             self.incidents.reconfigure(new)
         self._set_maintenance(self._maintenance)  # the new services' spans

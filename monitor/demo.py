@@ -29,6 +29,9 @@ from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, Verdict
 MARKS = {Verdict.AVAILABLE: ".", Verdict.UNAVAILABLE: "X", Verdict.UNKNOWN: "?"}
 DEMO_API_KEY = "demo-api-key-0123456789abcdef"
 DEMO_SMTP_PASSWORD = DEMO_API_KEY  # SparkPost: the SMTP password is an API key
+#: the sending IP and domain the demo's blocklist check watches (documentation ranges)
+DEMO_SENDING_IP = "192.0.2.25"
+DEMO_SENDING_DOMAIN = "mail.demo.example"
 
 
 class PageReceiver:
@@ -71,6 +74,7 @@ def simulated_config(
     monitor_lines: str = "",
     store_url: str | None = None,
     api_key: str = DEMO_API_KEY,
+    dnsbl_interval: float = 2,
 ) -> Path:
     """Write a config for the built-in simulator into `workdir`; return its path.
 
@@ -78,7 +82,8 @@ def simulated_config(
     `critical_rules` (TOML lines of ``[services.critical]``) replaces the demo's rule;
     `monitor_lines` are added to ``[monitor]``; `store_url` replaces the SQLite file beside
     it (a PostgreSQL shared by several vantages); `api_key` is the simulator's key (the
-    SMTP password too)."""
+    SMTP password too); `dnsbl_interval` how often the blocklist check asks the
+    simulator's DNSBL zone (2 s in the demo; 300 s is the production default)."""
     workdir.mkdir(parents=True, exist_ok=True)
     key_file = workdir / "api-key"
     key_file.write_text(api_key + "\n")
@@ -133,6 +138,19 @@ password = "file:{key_file.resolve()}"
 mail_from = "availmon@demo.example"
 rcpt_to = "probe@demo.sink.sparkpostmail.com"
 timeout_seconds = 2
+
+# the simulator also serves a blocklist zone over DNS: `availmon demo` lists the sending
+# IP on it for a while (a Non-Critical Issue of kind "blocklisted")
+[[services.blocklists]]
+type = "dnsbl"
+name = "blocklists"
+ips = ["{DEMO_SENDING_IP}"]
+domains = ["{DEMO_SENDING_DOMAIN}"]
+ip_zones = ["zen.spamhaus.org"]
+domain_zones = ["dbl.spamhaus.org"]
+resolver = "{sim.dnsbl.host}:{sim.dnsbl.port}"
+interval_seconds = {dnsbl_interval:g}
+timeout_seconds = 1
 {notifier}"""
     path = workdir / "config.toml"
     path.write_text(text)
@@ -232,6 +250,7 @@ async def run_demo(
                 out.write(f"  +{step.at:>4.0f}s {step.channel:<5} {step.fault:<10} {step.note}\n")
         out.write("\n")
     scenario = asyncio.create_task(sim.run_scenario(steps, start_at=float(t0)))
+    listing = asyncio.create_task(_blocklist_story(sim, t0, duration))
     try:
         await asyncio.sleep(max(0.0, t_end - time.time()))
         # every attempt of the last second must have ended: at most the longest timeout
@@ -244,7 +263,8 @@ async def run_demo(
             await asyncio.sleep(0.2)
     finally:
         scenario.cancel()
-        await asyncio.gather(scenario, return_exceptions=True)
+        listing.cancel()
+        await asyncio.gather(scenario, listing, return_exceptions=True)
         await daemon.stop()
         await sim.stop()
         await receiver.stop()
@@ -263,6 +283,7 @@ async def run_demo(
         "workdir": str(workdir),
         "config": str(config_path),
         "critical_issue": _critical_summary(critical, receiver),
+        "blocklist": await asyncio.to_thread(_blocklist_summary, daemon),
     }
     assert daemon.store is not None
     await asyncio.to_thread(daemon.store.close)
@@ -287,8 +308,41 @@ async def run_demo(
             )
         else:
             out.write("no Critical Issue opened\n")
+        for spell in summary["blocklist"]["spells"]:
+            end = "still listed" if spell["end"] is None else f"delisted at {_hms(spell['end'])}"
+            out.write(
+                f"blocklist: {spell['target']} listed on {spell['zone']} at "
+                f"{_hms(spell['start'])}, {end}\n"
+            )
         out.write(f"config and store kept in {workdir}\n")
     return 0 if summary["match"] else 1
+
+
+async def _blocklist_story(sim: Simulator, t0: int, duration: float) -> None:
+    """The demo's sending IP is listed on the simulator's zen.spamhaus.org a few seconds
+    in, and delisted half-way: the blocklist check (every 2 s) opens and resolves a
+    Non-Critical Issue of kind ``blocklisted``."""
+    await asyncio.sleep(max(0.0, t0 + 3 - time.time()))
+    reason = "Listed in the demo: https://check.spamhaus.org/"
+    sim.dnsbl.list(DEMO_SENDING_IP, "zen.spamhaus.org", ["127.0.0.3"], reason)
+    await asyncio.sleep(max(0.0, t0 + duration / 2 - time.time()))
+    sim.dnsbl.delist(DEMO_SENDING_IP, "zen.spamhaus.org")
+
+
+def _hms(t: float) -> str:
+    return time.strftime("%H:%M:%SZ", time.gmtime(t))
+
+
+def _blocklist_summary(daemon: Daemon) -> dict[str, Any]:
+    if daemon.store is None:
+        return {"spells": []}
+    spells = daemon.store.spells("simulated")
+    return {
+        "spells": [
+            {"target": x.target, "zone": x.zone, "start": x.started_at, "end": x.ended_at}
+            for x in spells
+        ]
+    }
 
 
 def _critical(daemon: Daemon) -> Any:
@@ -346,7 +400,12 @@ async def run_embedded(workdir: Path = Path("availmon-data")) -> int:
     await sim.start()
     try:
         config_path = simulated_config(
-            sim, workdir, listen="127.0.0.1:9310", demo_rules=False, vantage=socket.gethostname()
+            sim,
+            workdir,
+            listen="127.0.0.1:9310",
+            demo_rules=False,
+            vantage=socket.gethostname(),
+            dnsbl_interval=60,
         )
         sys.stderr.write(
             f"availmon: no --config given: monitoring the built-in simulated platform "

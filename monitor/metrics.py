@@ -182,6 +182,52 @@ class Metrics:
             registry=r,
         )
 
+        self.blocklist_listed = Gauge(
+            "availmon_blocklist_listed",
+            "1 while the target (a sending IP or domain) is listed on the blocklist zone, "
+            "0 otherwise; the leader's.",
+            ["service", "target", "zone", "vantage"],
+            registry=r,
+        )
+        self.blocklist_checks = Counter(
+            "availmon_blocklist_checks_total",
+            "Blocklist queries by result (listed, clean, error); the leader's.",
+            ["service", "zone", "result", "vantage"],
+            registry=r,
+        )
+
+    BLOCKLIST_RESULTS = ("listed", "clean", "error")
+
+    def lead_blocklists(self, service: str, pairs: Iterable[tuple[str, str]]) -> None:
+        """The leader's blocklist series of one check at zero (`pairs`: (target, zone))."""
+        for target, zone in pairs:
+            self.blocklist_listed.labels(service, target, zone, COMBINED)
+            for result in self.BLOCKLIST_RESULTS:
+                self.blocklist_checks.labels(service, zone, result, COMBINED)
+
+    def unlead_blocklists(self, service: str, pairs: Iterable[tuple[str, str]]) -> None:
+        for target, zone in pairs:
+            with contextlib.suppress(KeyError):
+                self.blocklist_listed.remove(service, target, zone, COMBINED)
+            for result in self.BLOCKLIST_RESULTS:
+                with contextlib.suppress(KeyError):
+                    self.blocklist_checks.remove(service, zone, result, COMBINED)
+
+    def observe_blocklist(
+        self,
+        service: str,
+        pairs: Iterable[tuple[str, str]],
+        listed: Iterable[tuple[str, str]],
+        results: Iterable[tuple[tuple[str, str], int]],
+    ) -> None:
+        now = set(listed)
+        for target, zone in pairs:
+            self.blocklist_listed.labels(service, target, zone, COMBINED).set(
+                1 if (target, zone) in now else 0
+            )
+        for (zone, result), n in results:
+            self.blocklist_checks.labels(service, zone, result, COMBINED).inc(n)
+
     # the store writer (monitor/writer.py)
     STORE_OPERATIONS = ("seconds", "effects")
     STORE_KINDS = ("verdicts", "evidence", "counts", "effects")

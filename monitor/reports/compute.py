@@ -68,6 +68,7 @@ EXTRA_KEYS: tuple[str, ...] = (
     "maintenance",
     "timeline",
     "warnings",
+    "blocklist",
     "method",
     "digest",
     "signature",
@@ -412,6 +413,7 @@ def build_report(
             if ch == SERVICE_CHANNEL or ch in svc.channels
         },
         "warnings": warnings,
+        "blocklist": _blocklist(store, svc, month_start, end, tz),
         "method": method(
             settings,
             svc,
@@ -421,6 +423,32 @@ def build_report(
         ),
     }
     return seal(report, key)
+
+
+def _blocklist(
+    store: Store, svc: ServiceConfig, start: int, end: int, tz: ZoneInfo
+) -> list[dict[str, Any]]:
+    """Every listing spell of the service's sending IPs and domains that overlapped the
+    period, clipped to it (``end`` None: still listed when the report was made); `code`
+    and `txt` are what the list answered when the listing was first seen."""
+    out = []
+    for spell in store.spells(svc.name, start, end):
+        first = max(spell.started_at, start)
+        last = None if spell.ended_at is None else min(spell.ended_at, end)
+        out.append(
+            {
+                "zone": spell.zone,
+                "target": spell.target,
+                "start": _iso(first, tz),
+                "end": None if last is None else _iso(last, tz),
+                "start_epoch": first,
+                "end_epoch": last,
+                "ongoing": spell.ended_at is None,
+                "code": ",".join(spell.codes),
+                "txt": spell.txt,
+            }
+        )
+    return out
 
 
 def _outages(

@@ -263,6 +263,9 @@ def _md_one(r: dict[str, Any], level: str) -> list[str]:
     if r["blind"]:
         out += [f"{level}# Monitor blind (not measured: only client or probe errors)", ""]
         out += _md_records(r["blind"])
+    if r.get("blocklist"):
+        out += [f"{level}# Blocklist listings ({len(r['blocklist'])})", ""]
+        out += _md_records(r["blocklist"])
     if r["maintenance"]:
         out += [f"{level}# Maintenance windows (excluded)", ""]
         out += _md_records(r["maintenance"])

@@ -75,6 +75,7 @@ class ApiSide:
             ("POST", "/_sim/fault"): self._set_fault,
             ("GET", "/_sim/log"): self._log,
             ("GET", "/_sim/truth"): self._truth,
+            ("POST", "/_sim/dnsbl"): self._dnsbl,
         }
         self._terminal: dict[Act, Callable[[web.Request, Action], Awaitable[web.Response]]] = {
             Act.REPLY: self._reply,
@@ -215,6 +216,16 @@ class ApiSide:
             raise ValueError('"params" must be a JSON object')
         self._sim.set_fault(channel, fault, **(body | nested))
         return web.json_response({"faults": self._sim.state()["faults"]})
+
+    async def _dnsbl(self, request: web.Request) -> web.Response:
+        """The DNSBL zone's listings and faults (monitor/simulator/dnsbl.py)."""
+        try:
+            body = json.loads(await request.read() or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise ValueError("body is not JSON") from None
+        if not isinstance(body, dict):
+            raise ValueError('body must be a JSON object like {"action": "list", ...}')
+        return web.json_response(self._sim.dnsbl.control(body))
 
     async def _log(self, request: web.Request) -> web.Response:
         since = _int_query(request, "since", 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from monitor.simulator.dnsbl import DnsblServer
 from monitor.simulator.faults import ActiveFault
 from monitor.simulator.ledger import Ledger, LogRecord
 from probes.base import Outcome
@@ -20,6 +21,7 @@ class Host(Protocol):
     control: bool
     ledger: Ledger
     faults: dict[str, ActiveFault]
+    dnsbl: DnsblServer
 
     def set_fault(self, channel: str, fault: str, /, **params: Any) -> None: ...
 

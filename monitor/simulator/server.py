@@ -22,6 +22,7 @@ from aiohttp import web
 from monitor.clock import Clock, SystemClock
 from monitor.simulator.api import CONTROL_PREFIX, ApiSide
 from monitor.simulator.certs import server_context, write_certs
+from monitor.simulator.dnsbl import DnsblServer
 from monitor.simulator.faults import (
     CHANNELS,
     FAULT_DOCS,
@@ -68,6 +69,7 @@ class Simulator:
         clock: Clock | None = None,
         control: bool = True,
         max_log: int = DEFAULT_MAX_LOG,
+        dns_port: int = 0,
     ) -> None:
         self.host = host
         self.http_port = http_port
@@ -87,6 +89,8 @@ class Simulator:
         self.applied: list[tuple[float, ScenarioStep]] = []
         self._tmp: Path | None = None
         self._tls_context: ssl.SSLContext | None = None
+        #: a blocklist zone served over DNS (UDP and TCP) on `dns_port`
+        self.dnsbl = DnsblServer("127.0.0.1" if host in _WILDCARDS else host, dns_port)
         self._api = ApiSide(self)
         self._smtp = SmtpSide(self)
         self._runner: web.AppRunner | None = None
@@ -136,6 +140,7 @@ class Simulator:
             site = web.TCPSite(runner, self.host, self.http_port, backlog=_BACKLOG)
             await site.start()
             self.http_port = runner.addresses[0][1]
+            await self.dnsbl.start()
         except BaseException:
             await self.stop()
             raise
@@ -155,6 +160,7 @@ class Simulator:
         """Close both listeners and abort every open connection, hung ones included."""
         tasks = self._smtp.abort_all()
         self._api.abort_all()
+        await self.dnsbl.stop()
         if self._smtp_server is not None:
             self._smtp_server.close()
         if self._runner is not None:
@@ -240,6 +246,7 @@ class Simulator:
                 "auth_required": self.smtp_password is not None,
             },
             "ca_file": str(self.ca_file) if self.ca_file else None,
+            "dnsbl": self.dnsbl.state(),
             "scenario": [{"applied_at": t, **s.to_json()} for t, s in self.applied],
             "known_faults": FAULT_DOCS,
             "smtp_stages": list(SMTP_STAGES),
@@ -266,6 +273,7 @@ async def serve(
     smtp_password: str | None = None,
     scenario: list[ScenarioStep] | None = None,
     control: bool = True,
+    dns_port: int = 0,
 ) -> None:
     """Run a simulator until cancelled; print one line with its URLs and ports at start.
     A scenario starts at the next whole second. Raises the process's open-file limit."""
@@ -278,6 +286,7 @@ async def serve(
         api_key=api_key,
         smtp_password=smtp_password,
         control=control,
+        dns_port=dns_port,
     )
     await sim.start()
     try:
@@ -286,6 +295,7 @@ async def serve(
             f"availmon simulator: api {sim.http_url}",
             f"smtp {sim.http_url.split('//')[1].rsplit(':', 1)[0]}:{sim.smtp_port}"
             + (f" (STARTTLS, CA {sim.ca_file})" if tls else " (no TLS)"),
+            f"dnsbl {sim.dnsbl.host}:{sim.dnsbl.port} (UDP and TCP)",
         ]
         if control:
             parts.append(f"control {sim.http_url}{CONTROL_PREFIX}state")

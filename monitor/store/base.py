@@ -49,6 +49,7 @@ from monitor.verdicts import Run, SecondVerdict, UnknownReason
 from probes.base import Attempt
 
 __all__ = [
+    "BlocklistSpell",
     "Incident",
     "IncidentEvent",
     "IncidentState",
@@ -108,6 +109,24 @@ class MaintenanceWindow:
 
     def applies_to(self, service: str) -> bool:
         return self.service in ("*", service)
+
+
+@dataclass(frozen=True, slots=True)
+class BlocklistSpell:
+    """One listing of a target (a sending IP or domain) on one blocklist zone, from the
+    check that first saw it to the one that confirmed its delisting (monitor/blocklist.py).
+    `zone` is the list's public name (never a DQS query name: it holds a key); `codes`
+    the A records of the listing, `txt` the reason the list gave. Times are epoch
+    seconds (floats, as incidents keep them)."""
+
+    service: str
+    target: str
+    zone: str
+    started_at: float
+    ended_at: float | None = None
+    codes: tuple[str, ...] = ()
+    txt: str | None = None
+    id: int = 0
 
 
 def excluded_spans(windows: Iterable[MaintenanceWindow], service: str) -> list[Interval]:
@@ -294,6 +313,26 @@ class Store(Protocol):
 
     def fenced(self, name: str, epoch: int) -> Store:
         """This store, with every write checking that lease `name` is at `epoch`."""
+        ...
+
+    # --- blocklist listings (migration 0008)
+    def open_spell(self, spell: BlocklistSpell) -> None:
+        """Store a listing that began; a pair (service, target, zone) with a spell still
+        open keeps that one (a retried or replayed write changes nothing)."""
+        ...
+
+    def close_spell(self, service: str, target: str, zone: str, ended_at: float) -> None:
+        """End the open spell of the pair, if there is one."""
+        ...
+
+    def spells(
+        self,
+        service: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        open_only: bool = False,
+    ) -> list[BlocklistSpell]:
+        """Spells overlapping [start, end) (an open one reaches to now), oldest first."""
         ...
 
     # --- key/value state (policy windows, watermarks, report ledger)

@@ -84,9 +84,22 @@ TABLES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
         ),
         ("id",),
     ),
+    (
+        "blocklist_spells",
+        ("id", "service", "target", "zone", "started_at", "ended_at", "codes", "txt"),
+        ("id",),
+    ),
 )
 #: tables whose ids the store picks (their sequences go past the copied ids)
-IDENTITY = ("runs", "attempt_sources", "maintenance", "incidents", "incident_events", "outbox")
+IDENTITY = (
+    "runs",
+    "attempt_sources",
+    "maintenance",
+    "incidents",
+    "incident_events",
+    "outbox",
+    "blocklist_spells",
+)
 BATCH = 5000
 
 

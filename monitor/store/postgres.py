@@ -30,6 +30,7 @@ import psycopg_pool
 
 from monitor.store.base import StoreError
 from monitor.store.sql import Cursor
+from monitor.store.sql_blocklist import BlocklistMixin
 from monitor.store.sql_incidents import IncidentsMixin
 from monitor.store.sql_outbox import OutboxMixin
 from monitor.store.sql_seconds import SecondsMixin
@@ -108,7 +109,7 @@ def redact(url: str) -> str:
     return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
 
 
-class PostgresStore(SecondsMixin, IncidentsMixin, OutboxMixin):
+class PostgresStore(SecondsMixin, IncidentsMixin, OutboxMixin, BlocklistMixin):
     #: several vantage points share one database and elect a leader
     shared = True
 

@@ -32,6 +32,8 @@ FENCED_WRITES = frozenset(
         "set_state",
         "add_maintenance",
         "remove_maintenance",
+        "open_spell",
+        "close_spell",
     }
 )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.store.base import StoreError
+from monitor.store.sql_blocklist import BlocklistMixin
 from monitor.store.sql_incidents import IncidentsMixin
 from monitor.store.sql_outbox import OutboxMixin
 from monitor.store.sql_seconds import SecondsMixin
@@ -32,7 +33,7 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin):
+class SQLiteStore(SecondsMixin, IncidentsMixin, OutboxMixin, BlocklistMixin):
     #: one daemon per file (the CLI may share it, never a second daemon)
     shared = False
 

@@ -50,6 +50,8 @@ CONTRACT_METRICS = frozenset(
         "availmon_leader_changes_total",
         "availmon_combine_lag_seconds",
         "availmon_combine_late_total",
+        "availmon_blocklist_listed",
+        "availmon_blocklist_checks_total",
     }
 )
 CONTRACT_HISTOGRAMS = (

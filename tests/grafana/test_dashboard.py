@@ -158,6 +158,8 @@ def test_dashboard_covers_the_issue(dashboard: dict[str, Any]) -> None:
         "availmon_leader",  # the vantage points row
         "availmon_combine_lag_seconds_bucket",
         "availmon_combine_late_total",
+        "availmon_blocklist_listed",  # the blocklists row (issue 13)
+        "availmon_blocklist_checks_total",
     }
     assert needed <= used, sorted(needed - used)
     queries = " ".join(e for _, e in dashboard_queries(dashboard))
@@ -176,6 +178,8 @@ LEADERS = {
     "availmon_month_error_budget_seconds",
     "availmon_month_unavailable_seconds",
     "availmon_incidents_open",
+    "availmon_blocklist_listed",
+    "availmon_blocklist_checks_total",
 }
 
 

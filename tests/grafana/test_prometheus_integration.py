@@ -57,6 +57,9 @@ NO_DATA_EXPECTED = (
     "availmon_notifications_total",
     "availmon_combine_lag_seconds",
     "availmon_combine_late_total",
+    # no blocklist check is configured here (tests/monitor/test_daemon_blocklist.py)
+    "availmon_blocklist_listed",
+    "availmon_blocklist_checks_total",
 )
 
 

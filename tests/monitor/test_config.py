@@ -39,6 +39,9 @@ def test_good_configs_load(path: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert out.startswith(f"{path}: ok")
     assert "s3cret" not in out
+    if settings.services[0].blocklists:
+        # 3 IPs on 3 zones and 3 domains on the 3 default domain zones
+        assert "  blocklists: sparkpost-us/lists: 18 queries every 300 s to 127.0.0.1:53" in out
 
 
 def _preflight_only(path: Path) -> bool:

@@ -17,7 +17,7 @@ from alerting.model import IncidentState, Severity
 from monitor.config import parse
 from monitor.reports.compute import build_report
 from monitor.reports.render import render
-from monitor.store.base import Incident, IncidentEvent, Store
+from monitor.store.base import BlocklistSpell, Incident, IncidentEvent, Store
 from probes.base import Outcome
 from tests.monitor.reports.conftest import Feeder, Pattern, T
 
@@ -133,6 +133,12 @@ def report(store: Store) -> dict[str, Any]:
             inc.id, called, CALLBACK_EVENT, {"at": called, "by": "SparkPost Support (Jane Doe)"}
         )
     )
+    store.open_spell(
+        BlocklistSpell(
+            name, "192.0.2.10", "bl.spamcop.net", float(start + 600), None, ("127.0.0.2",),
+            "Blocked - see https://www.spamcop.net/bl.shtml?192.0.2.10 " * 3,
+        )
+    )  # fmt: skip
     return build_report(store, settings, name, "2026-05", now=T("2026-06-15T00:00:00Z"))
 
 
@@ -212,3 +218,5 @@ def test_method_evidence_and_integrity_are_shown(browser: Any, report: dict[str,
     assert ids == quoted and len(set(ids)) == len(ids)
     assert any(i.endswith("@availmon-eu-central-1-production-b") for i in ids)
     assert report["digest"]["value"] in page.inner_text("table.integrity")
+    # the merged blocklist section is there too (and the overflow checks above cover it)
+    assert "Blocklist listings (1)" in text and "bl.spamcop.net" in text

@@ -13,6 +13,7 @@ import pytest
 
 from alerting.model import IncidentState, OutboxState, Severity
 from monitor.store.base import (
+    BlocklistSpell,
     Incident,
     IncidentEvent,
     MinuteCount,
@@ -381,3 +382,44 @@ def test_recent_verdicts_are_kept_in_full_per_vantage_and_pruned(store: Store) -
     assert store.recent_progress("sp", T0) == {"east": T0 + 1}
     assert store.prune_recent(T0 + 1) == 2
     assert [r.second for r in store.recent("sp", T0, T0 + 1)] == [T0 + 1]
+
+
+def test_blocklist_spells_open_once_close_and_overlap_a_range(store: Store) -> None:
+    spell = BlocklistSpell("s", "192.0.2.10", "zen.spamhaus.org", T0, None, ("127.0.0.2",), "why")
+    store.open_spell(spell)
+    store.open_spell(spell)  # a retried write
+    store.open_spell(dataclasses.replace(spell, started_at=T0 + 300))  # still open: kept
+    store.open_spell(BlocklistSpell("s", "example.com", "dbl.spamhaus.org", T0 + 60))
+    store.open_spell(BlocklistSpell("other", "192.0.2.10", "zen.spamhaus.org", T0 + 60))
+    [open_one] = store.spells("s", open_only=True)[:1]
+    assert (open_one.target, open_one.started_at, open_one.codes, open_one.txt) == (
+        "192.0.2.10",
+        T0,
+        ("127.0.0.2",),
+        "why",
+    )
+    store.close_spell("s", "192.0.2.10", "zen.spamhaus.org", T0 + 600)
+    store.close_spell("s", "192.0.2.10", "zen.spamhaus.org", T0 + 900)  # none open: nothing
+    store.open_spell(dataclasses.replace(spell, started_at=T0 + 1200, codes=(), txt=None))
+    got = [(x.target, x.started_at, x.ended_at) for x in store.spells("s")]
+    assert got == [
+        ("192.0.2.10", T0, T0 + 600),
+        ("example.com", T0 + 60, None),
+        ("192.0.2.10", T0 + 1200, None),
+    ]
+    # a range: spells that overlap it, the open ones up to now
+    assert [x.started_at for x in store.spells("s", T0 + 700, T0 + 1000)] == [T0 + 60]
+    assert [x.started_at for x in store.spells("s", T0 + 100, T0 + 300)] == [T0, T0 + 60]
+    assert [x.service for x in store.spells(open_only=True)] == ["s", "other", "s"]
+    assert store.spells("s", open_only=True)[1].codes == ()
+
+
+def test_blocklist_spells_are_a_fenced_write(store: Store) -> None:
+    a = store.acquire_lease("leader", "a", 10, now=T0)
+    assert a is not None
+    as_a = store.fenced("leader", a.epoch)
+    as_a.open_spell(BlocklistSpell("s", "192.0.2.10", "zen.spamhaus.org", T0))
+    assert store.acquire_lease("leader", "b", 10, now=T0 + 11) is not None
+    with pytest.raises(StaleEpoch):
+        as_a.close_spell("s", "192.0.2.10", "zen.spamhaus.org", T0 + 5)
+    assert [x.ended_at for x in store.spells()] == [None]
