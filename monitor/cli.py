@@ -124,12 +124,64 @@ def build_parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check-config", help="validate a config file")
     with_config(chk)
 
-    rep = sub.add_parser("report", help="monthly availability report")
+    rep = sub.add_parser(
+        "report",
+        help="monthly availability report",
+        description="The monthly report (--month), or `report verify FILE.json` to check a "
+        "report's digest and signature, or `report public-key` to print the signing key's "
+        "public half for the vendor.",
+    )
     with_config(rep)
     rep.add_argument("--service", default=None, help="one service (default: all)")
-    rep.add_argument("--month", type=_month, required=True, help="YYYY-MM in the report time zone")
+    rep.add_argument("--month", type=_month, default=None, help="YYYY-MM in the report time zone")
     rep.add_argument("--format", choices=["json", "csv", "md", "html"], default="json")
     rep.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
+    rep.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help="render a JSON report written before (its digest checked) instead of building "
+        "one: the HTML, Markdown or CSV then show that file's digest",
+    )
+    rep.add_argument(
+        "--evidence",
+        type=Path,
+        default=None,
+        metavar="FILE.csv",
+        help="also write every stored attempt of the month's unavailable seconds as CSV",
+    )
+    rep.add_argument(
+        "--signature",
+        type=Path,
+        default=None,
+        metavar="FILE.sig",
+        help="where to write the JSON report's detached signature (report.signing_key; "
+        "default: the output file + .sig)",
+    )
+    rsub = rep.add_subparsers(dest="action", parser_class=_Parser, metavar="{verify,public-key}")
+    ver = rsub.add_parser(
+        "verify",
+        help="check a JSON report's SHA-256 digest and, if signed, its Ed25519 signature",
+        description="One line: OK, or what does not match. Exit 0 when everything checked "
+        "matches, 1 on a mismatch, 2 on a file that cannot be read.",
+    )
+    ver.add_argument("file", type=Path, metavar="FILE.json")
+    ver.add_argument(
+        "--signature", dest="verify_signature", type=Path, default=None, metavar="FILE.sig",
+        help="the detached signature (default: FILE.json.sig when it exists)",
+    )  # fmt: skip
+    ver.add_argument(
+        "--public-key", type=Path, default=None, metavar="FILE.pem",
+        help="the signer's Ed25519 public key (default: the one the report names)",
+    )  # fmt: skip
+    pub = rsub.add_parser(
+        "public-key", help="print the public key of report.signing_key (PEM), for the vendor"
+    )
+    pub.add_argument(
+        "-c", "--config", default=argparse.SUPPRESS, help="config file (as for `report`)"
+    )
 
     mig = sub.add_parser(
         "migrate",
@@ -327,23 +379,198 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.action == "verify":
+        return _report_verify(args)
+    if args.action == "public-key":
+        return _report_public_key(args)
+    if args.source is not None:
+        return _report_from(args)
+    if args.month is None:
+        raise UsageError("the following arguments are required: --month")
     from monitor.reports import build_report, render
+    from monitor.reports.seal import load_signing_key, sign
 
     s = _settings(args)
     names = [args.service] if args.service else [x.name for x in s.services]
     for n in names:
         if n not in [x.name for x in s.services]:
             raise UsageError(f"--service: unknown service {n!r}")
+    if args.signature is not None and s.report.signing_key is None:
+        raise UsageError("--signature: no report.signing_key is configured")
+    if args.signature is not None and args.format != "json":
+        raise UsageError("--signature: only the JSON report is signed (--format json)")
     store = _open_store(s)
     try:
-        reports = [build_report(store, s, n, args.month, vantage=s.monitor.vantage) for n in names]
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        try:
+            reports = [
+                build_report(store, s, n, args.month, vantage=s.monitor.vantage) for n in names
+            ]
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if args.evidence is not None:
+            _write_evidence(store, reports, args.evidence, s.monitor.vantage)
+    finally:
+        store.close()
     text = render(reports, args.format)
     if args.output:
-        args.output.write_text(text)
+        _write_file(args.output, text, "-o")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    key = None if s.report.signing_key is None else load_signing_key(s.report.signing_key)
+    if key is not None and args.format == "json":
+        target = args.signature or (
+            args.output.with_name(args.output.name + ".sig") if args.output else None
+        )
+        document = json.loads(text)
+        if target is None:
+            sys.stderr.write("availmon: no signature written (give -o or --signature)\n")
+        else:
+            _write_file(target, sign(document, key), "--signature")
+            sys.stderr.write(f"availmon: signature written to {target}\n")
+    return 0
+
+
+def _report_from(args: argparse.Namespace) -> int:
+    """`availmon report --from FILE.json --format html`: the same report in another format,
+    so that every format of a claim shows the digest of the one JSON file."""
+    from monitor.reports import REPORT_KEYS, render
+    from monitor.reports.seal import digest_of
+
+    for flag, value in (("--month", args.month), ("--evidence", args.evidence)):
+        if value is not None:
+            raise UsageError(f"{flag}: not with --from (the report is the file's)")
+    if args.signature is not None:
+        raise UsageError("--signature: not with --from (sign when the report is made)")
+    path: Path = args.source
+    try:
+        document = json.loads(_read(path, "--from").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"--from: {path}: not a JSON report: {exc}") from None
+    reports = document if isinstance(document, list) else [document]
+    for r in reports:
+        missing = [k for k in REPORT_KEYS if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise UsageError(f"--from: {path}: not a report of this availmon (no {missing[0]})")
+        if not isinstance(r["digest"], dict) or digest_of(r) != r["digest"].get("value"):
+            raise UsageError(
+                f"--from: {path}: the digest of {r['service']} {r['month']} does not match: "
+                "changed after it was made (availmon report verify says more)"
+            )
+    text = render(reports, args.format)
+    if args.output:
+        _write_file(args.output, text, "-o")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _write_file(path: Path, text: str, flag: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot write {path}: {exc.strerror}") from None
+
+
+def _write_evidence(store: Any, reports: list[dict[str, Any]], path: Path, vantage: str) -> None:
+    from monitor.reports.evidence import write_evidence_csv
+
+    try:
+        with path.open("w", encoding="utf-8", newline="") as out:
+            rows, seconds = write_evidence_csv(store, reports, out, vantage)
+    except OSError as exc:
+        raise UsageError(f"--evidence: cannot write {path}: {exc.strerror}") from None
+    sys.stderr.write(
+        f"availmon: evidence: {rows} attempts of {seconds} unavailable seconds written to {path}\n"
+    )
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot read {path}: {exc.strerror}") from None
+
+
+def _report_verify(args: argparse.Namespace) -> int:
+    """`availmon report verify FILE.json`: one line, exit 0 (OK), 1 (mismatch), 2 (bad input)."""
+    from monitor.reports.seal import (
+        SealError,
+        digest_of,
+        fingerprint,
+        load_public_key,
+        read_signature,
+        verify_signature,
+    )
+
+    path: Path = args.file
+    try:
+        document = json.loads(_read(path, "FILE.json").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not a JSON report: {exc}") from None
+    reports = document if isinstance(document, list) else [document]
+    if not reports or not all(
+        isinstance(r, dict) and isinstance(r.get("digest"), dict) for r in reports
+    ):
+        raise UsageError(f"{path}: not an availmon report with a digest")
+    for r in reports:
+        stated = r["digest"].get("value")
+        if digest_of(r) != stated:
+            print(
+                f"{path}: MISMATCH: the digest of {r.get('service')} {r.get('month')} is "
+                f"{digest_of(r)}, the report states {stated}: it was changed after it was made"
+            )
+            return 1
+    digests = ", ".join(str(r["digest"]["value"]) for r in reports)
+    sig_path: Path | None = args.verify_signature
+    if sig_path is None:
+        default = path.with_name(path.name + ".sig")
+        sig_path = default if default.exists() else None
+    if sig_path is None:
+        if args.public_key is not None:
+            raise UsageError(f"--signature: no signature given and no {path.name}.sig beside it")
+        if any(r.get("signature") for r in reports):
+            print(
+                f"{path}: OK: sha256 {digests} matches; signature not checked (the report is "
+                f"signed: give --signature, default {path.name}.sig beside it)"
+            )
+        else:
+            print(f"{path}: OK: sha256 {digests} matches; not signed (no signature checked)")
+        return 0
+    try:
+        signature = read_signature(_read(sig_path, "--signature"), str(sig_path))
+        if args.public_key is not None:
+            public = load_public_key(_read(args.public_key, "--public-key"), str(args.public_key))
+            whose = f"key {fingerprint(public)} ({args.public_key})"
+        else:
+            named = [r.get("signature") for r in reports]
+            if not all(isinstance(n, dict) and n.get("public_key") for n in named):
+                raise UsageError(f"--public-key: {path} names no signing key; give the signer's")
+            keys = {str(n["public_key"]) for n in named if isinstance(n, dict)}
+            if len(keys) != 1:
+                raise UsageError(f"--public-key: {path} names several keys; give the signer's")
+            public = load_public_key(keys.pop().encode("ascii"), f"{path}: signature.public_key")
+            whose = f"key {fingerprint(public)} (named in the report: compare it with the signer's)"
+    except SealError as exc:
+        raise UsageError(str(exc)) from None
+    if not verify_signature(document, signature, public):
+        print(f"{path}: MISMATCH: the signature {sig_path} is not {whose}'s over this report")
+        return 1
+    print(f"{path}: OK: sha256 {digests} matches; signature {sig_path} valid, {whose}")
+    return 0
+
+
+def _report_public_key(args: argparse.Namespace) -> int:
+    from monitor.reports.seal import SealError, fingerprint, load_signing_key, public_pem
+
+    s = _settings(args)
+    if s.report.signing_key is None:
+        raise UsageError("report.signing_key: not configured (nothing signs the reports)")
+    try:
+        key = load_signing_key(s.report.signing_key)
+    except SealError as exc:
+        raise UsageError(str(exc)) from None
+    sys.stdout.write(public_pem(key))
+    sys.stderr.write(f"availmon: {fingerprint(key.public_key())}\n")
     return 0
 
 

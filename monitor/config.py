@@ -34,7 +34,7 @@ from pydantic_settings import (
 from alerting.notifiers import NOTIFIERS
 from alerting.notifiers.base import NotifierBase, Tier
 from alerting.notifiers.email import EmailConfig
-from monitor.schema import ConfigError, ConfigModel, resolve_secret, secret
+from monitor.schema import ConfigError, ConfigModel, is_reference, resolve_secret, secret
 from monitor.verdicts import COMBINED
 from probes import PROBES
 from probes.base import ProbeBase
@@ -179,8 +179,9 @@ class MaintenanceConfig(ConfigModel):
 
 
 class MonitorConfig(ConfigModel):
-    #: the name of this vantage point, carried by every verdict
-    vantage: str = Field(default_factory=socket.gethostname, min_length=1)
+    #: the name of this vantage point, carried by every verdict and sent in every attempt
+    #: id (`probe:second:slot@vantage`), hence a token: letters, digits, '.', '_', '-'
+    vantage: str = Field(default_factory=socket.gethostname, min_length=1, max_length=255)
     #: HTTP listener for /metrics, /healthz, /readyz and /api/v1
     listen: str = Field(default="127.0.0.1:9310", pattern=r"^[^:]+:\d+$|^\[.+\]:\d+$")
     max_launch_lag_ms: float = Field(default=50, gt=0, le=1000)
@@ -212,6 +213,11 @@ class MonitorConfig(ConfigModel):
     def _not_combined(cls, v: str) -> str:
         if v == COMBINED:
             raise ValueError(f'"{COMBINED}" names the verdicts of all vantages together')
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", v):
+            raise ValueError(
+                f"{v!r}: only letters, digits, '.', '_' and '-' (the name is sent in every "
+                "attempt id, probe:second:slot@vantage)"
+            )
         return v
 
     @field_validator("listen")
@@ -272,6 +278,16 @@ class ReportConfig(ConfigModel):
     email_to: list[str] = Field(default_factory=list)
     #: name of an `email` notifier whose SMTP settings send the reports
     email_via: str | None = None
+    #: an Ed25519 private key (PEM, PKCS#8) from an env: or file: reference: the JSON
+    #: reports are signed with it, detached (monitor/reports/seal.py)
+    signing_key: SecretStr | None = None
+
+    @field_validator("signing_key", mode="before")
+    @classmethod
+    def _signing_key(cls, v: Any) -> Any:
+        if v is not None and not (isinstance(v, str) and is_reference(v)):
+            raise ValueError('must be a reference, "env:NAME" or "file:/path/key.pem"')
+        return secret(v)
 
     @field_validator("timezone")
     @classmethod

@@ -489,7 +489,7 @@ class Launcher:
             stats["max_in_flight"] = plan.inflight
         self._detector.launched(plan.service, plan.channel, plan.name, second)
         ctx = ProbeContext(
-            attempt_id=f"{plan.name}:{second}:{slot}",
+            attempt_id=f"{plan.name}:{second}:{slot}@{self._vantage}",
             second=second,
             slot=slot,
             deadline=now + plan.timeout,

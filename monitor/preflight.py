@@ -44,6 +44,13 @@ async def preflight(settings: Settings, source: str) -> None:
         why = postgresql_url_problem(settings.store.url)
         if why is not None:
             raise ConfigError(f"{source}: store.url: not a valid PostgreSQL URL: {why}")
+    if settings.report.signing_key is not None:
+        from monitor.reports.seal import SealError, load_signing_key
+
+        try:  # the whole PEM, read and parsed as the report job will (a file: off the loop)
+            await asyncio.to_thread(load_signing_key, settings.report.signing_key)
+        except SealError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     host, port = settings.monitor.host_port
     try:
         await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)

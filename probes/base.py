@@ -102,7 +102,9 @@ class ProbeContext:
 
     `attempt_id` travels to the target (HTTP header `X-Availmon-Attempt`, SMTP message
     header `X-Availmon-Attempt` and the Message-ID) so that a simulator or the platform's
-    own logs can match the attempt. `deadline` is on the clock's monotonic scale.
+    own logs can match the attempt. The launcher's ids are ``probe:second:slot@vantage``,
+    unique across the vantage points sharing a store. `deadline` is on the clock's
+    monotonic scale.
     """
 
     attempt_id: str

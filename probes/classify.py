@@ -78,6 +78,34 @@ ENHANCED_CLASSES: dict[str, Outcome] = {
     "5": Outcome.CLIENT_ERROR,  # any other permanent enhanced code
 }
 
+#: the default classification as the README states it (observed, outcome), one row per
+#: line of its table (tests/probes/test_classify.py keeps the two equal); the monthly
+#: report quotes it in its Method section, beside each probe's `classify` overrides
+CLASSIFICATION_TABLE: tuple[tuple[str, str], ...] = (
+    ("HTTP status in `expect_status` (default 2xx)", "ok"),
+    ("HTTP 5xx", "server_error"),
+    (
+        "HTTP 4xx, incl. 420 (quota) and 429 (rate limit)",
+        "client_error (detail `rate_limited` for 420/429)",
+    ),
+    ("no response by the deadline (connect, TLS, headers or body)", "timeout"),
+    (
+        "connection refused / reset / closed before a reply, TLS handshake failure",
+        "server_error",
+    ),
+    ("DNS failure, local OS error (EMFILE, ENETUNREACH), bad probe config", "probe_error"),
+    ("SMTP: every stage to the configured `depth` succeeds (250 after DATA)", "ok"),
+    ("SMTP: no banner / any stage past the deadline", "timeout"),
+    (
+        "SMTP 421, 451, 452, 454, other 4yz except 450 and 4.7.x; 554 5.3.x; drop without reply",
+        "server_error",
+    ),
+    (
+        "SMTP 5yz otherwise (500-504 syntax, 530/535 auth, 550/553 policy), 450, 4.7.x",
+        "client_error",
+    ),
+)
+
 #: errnos that mean the monitor's own host failed, not the target
 LOCAL_ERRNOS: frozenset[int] = frozenset(
     {

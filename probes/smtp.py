@@ -56,7 +56,10 @@ SMTP_DEPTHS = STAGES
 AUTH_PREFERENCE: tuple[str, ...] = ("login", "plain", "cram-md5")
 
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII except ':'
+#: a Message-ID's left part is a dot-atom: no ':' nor '@' (the id's '@' is written '=')
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
+#: the X-Availmon-Attempt header is unstructured text: the id as the launcher made it
+_UNSAFE_HEADER = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.:@-]")
 _STAGE_INDEX = {name: i for i, name in enumerate(STAGES)}
 
 
@@ -210,12 +213,15 @@ class SmtpProbe:
         )
 
     def message(self, attempt_id: str) -> bytes:
-        """The probe message for one attempt (RFC 5322, ASCII, CRLF line ends)."""
-        safe = _UNSAFE_ID.sub("_", attempt_id)
+        """The probe message for one attempt (RFC 5322, ASCII, CRLF line ends): the id as
+        it is in X-Availmon-Attempt and the body, and in the Message-ID as a dot-atom
+        (``p:1795000000:1@eu-1`` → ``<p_1795000000_1=eu-1@availmon>``)."""
+        header = _UNSAFE_HEADER.sub("_", attempt_id)
+        safe = _UNSAFE_ID.sub("_", attempt_id.replace("@", "="))
         date = email.utils.formatdate(self._clock.wall(), usegmt=True)
         return (
             f"{self._head}Date: {date}\r\nMessage-ID: <{safe}@availmon>\r\n"
-            f"X-Availmon-Attempt: {safe}\r\n{self._tail}availmon probe attempt {safe}\r\n"
+            f"X-Availmon-Attempt: {header}\r\n{self._tail}availmon probe attempt {header}\r\n"
         ).encode("ascii")
 
     async def _local_name(self) -> str:

@@ -29,6 +29,8 @@ from monitor.intervals import (
     union,
 )
 from monitor.quorum import Quorum, combined
+from monitor.reports.method import method
+from monitor.reports.seal import load_signing_key, seal
 from monitor.store.base import Incident, Run, Store
 from monitor.verdicts import CHANNELS, SERVICE_CHANNEL, Verdict
 from probes.base import QUALIFYING, SEEING
@@ -67,13 +69,19 @@ EXTRA_KEYS: tuple[str, ...] = (
     "timeline",
     "warnings",
     "blocklist",
+    "method",
+    "digest",
+    "signature",
 )
 REPORT_KEYS: tuple[str, ...] = CONTRACT_KEYS + EXTRA_KEYS
 
 #: a month whose coverage is below this carries a warning
 MIN_COVERAGE_PERCENT = 99.9
-#: failed attempts quoted per outage and channel so that the claim can be checked
-EVIDENCE_PER_CHANNEL = 3
+#: seconds sampled across an outage, per channel, between its first and last (every
+#: failed attempt of those two is quoted; of a sampled second, the first failed one)
+EVIDENCE_SAMPLE_SECONDS = 8
+#: at most this many failed attempts quoted from an outage's first or last second
+EVIDENCE_PER_SECOND = 64
 #: detail fields of an attempt worth quoting as evidence
 _EVIDENCE_DETAIL = ("status", "code", "enhanced", "stage", "error", "reason")
 #: incident timeline kinds that count as a periodic update sent to the customer
@@ -289,8 +297,20 @@ def build_report(
     allowed = (100.0 - svc.slo_target_percent) / 100.0 * counted
     met = None if counted <= 0 else unavailable[SERVICE_CHANNEL] <= allowed * (1 + 1e-12)
 
+    key = (
+        None
+        if settings.report.signing_key is None
+        else load_signing_key(settings.report.signing_key)
+    )
     outages = _outages(
-        store, service, unav_sla, timelines, excluded, settings.report.merge_gap_seconds, tz
+        store,
+        service,
+        unav_sla,
+        timelines,
+        excluded,
+        settings.report.merge_gap_seconds,
+        tz,
+        vantage,
     )
     longest = max(outages, key=lambda o: (o["seconds"], -o["start_epoch"]), default=None)
 
@@ -313,7 +333,7 @@ def build_report(
         quorum = svc.quorum if svc.quorum is not None else "all"
         warnings.append(f"combined {len(vantages)} vantage points with quorum {quorum}")
 
-    return {
+    report = {
         "service": service,
         "month": month,
         "timezone": settings.report.timezone,
@@ -394,7 +414,15 @@ def build_report(
         },
         "warnings": warnings,
         "blocklist": _blocklist(store, svc, month_start, end, tz),
+        "method": method(
+            settings,
+            svc,
+            vantages,
+            excluded_seconds=excluded_s,
+            maintenance_windows=len(windows),
+        ),
     }
+    return seal(report, key)
 
 
 def _blocklist(
@@ -431,6 +459,7 @@ def _outages(
     excluded: list[Interval],
     gap: int,
     tz: ZoneInfo,
+    vantage: str | None,
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     channel_unav = {ch: subtract(timelines[ch].unavailable, excluded) for ch in CHANNELS}
@@ -445,48 +474,73 @@ def _outages(
                 "end_epoch": b,
                 "seconds": length(group),
                 "channels": [ch for ch in CHANNELS if intersect(channel_unav[ch], span)],
-                "evidence": _evidence(store, service, channel_unav, (a, b), tz),
+                "evidence": _evidence(store, service, channel_unav, (a, b), tz, vantage),
             }
         )
     return out
 
 
+def _nth_second(ivs: list[Interval], n: int) -> int:
+    """The n-th (from 0) second of sorted disjoint intervals."""
+    for a, b in ivs:
+        if n < b - a:
+            return a + n
+        n -= b - a
+    raise IndexError(n)
+
+
 def _evidence(
-    store: Store, service: str, ch_unav: dict[str, list[Interval]], span: Interval, tz: ZoneInfo
+    store: Store,
+    service: str,
+    ch_unav: dict[str, list[Interval]],
+    span: Interval,
+    tz: ZoneInfo,
+    vantage: str | None,
 ) -> list[dict[str, Any]]:
-    """For each channel unavailable in the outage, a few failed attempts from where that
-    channel's unavailability begins: enough to check the claim, never a dump."""
+    """Per channel unavailable in the outage: every failed (qualifying) attempt of the
+    channel's first and last unavailable seconds in it, and the first failed attempt of up
+    to `EVIDENCE_SAMPLE_SECONDS` seconds spread evenly between them; each with its attempt
+    id, so the vendor can find it in the platform's logs. Of every vantage, or the one the
+    report is restricted to."""
     sample: list[dict[str, Any]] = []
     for ch in CHANNELS:
         mine = intersect(ch_unav[ch], [span])
         if not mine:
             continue
-        a, b = mine[0]
-        taken = 0
-        # the first minute is plenty for a sample, and keeps a long outage's query small
-        rows = store.evidence(service, a, min(b, a + 60), limit=8 * EVIDENCE_PER_CHANNEL)
-        seen: set[int] = set()
-        for row in rows:
-            if row.get("channel") != ch or row["second"] in seen:
-                continue  # one attempt per second: three seconds say more than one thrice
-            if row.get("outcome") not in QUALIFYING:
-                continue
-            seen.add(row["second"])
-            detail = row.get("detail") or {}
-            item: dict[str, Any] = {
-                "t": _iso(row["second"], tz),
-                "second": row["second"],
-                "channel": ch,
-                "probe": row.get("probe"),
-                "outcome": str(row["outcome"]),
-                "latency": row.get("latency"),
-            }
-            item.update({k: detail[k] for k in _EVIDENCE_DETAIL if detail.get(k) is not None})
-            sample.append(item)
-            taken += 1
-            if taken >= EVIDENCE_PER_CHANNEL:
-                break
-    return sorted(sample, key=lambda e: (e["second"], e["channel"]))
+        n = length(mine)
+        first, last = mine[0][0], mine[-1][1] - 1
+        picks: dict[int, str] = {first: "first"}
+        picks.setdefault(last, "last")
+        if n > 2:
+            k = min(EVIDENCE_SAMPLE_SECONDS, n - 2)
+            for i in range(1, k + 1):
+                picks.setdefault(_nth_second(mine, round(i * (n - 1) / (k + 1))), "sample")
+        for second, part in sorted(picks.items()):
+            rows = store.evidence(
+                service, second, second + 1, limit=8 * EVIDENCE_PER_SECOND, vantage=vantage
+            )
+            failed = [r for r in rows if r.get("channel") == ch and r.get("outcome") in QUALIFYING]
+            for row in failed[: 1 if part == "sample" else EVIDENCE_PER_SECOND]:
+                sample.append(_evidence_item(row, ch, part, tz))
+    return sorted(sample, key=lambda e: (e["second"], e["channel"], e["vantage"], e["slot"]))
+
+
+def _evidence_item(row: dict[str, Any], ch: str, part: str, tz: ZoneInfo) -> dict[str, Any]:
+    detail = row.get("detail") or {}
+    item: dict[str, Any] = {
+        "t": _iso(row["second"], tz),
+        "second": row["second"],
+        "channel": ch,
+        "probe": row.get("probe"),
+        "outcome": str(row["outcome"]),
+        "latency": row.get("latency"),
+        "attempt_id": row.get("attempt_id"),
+        "vantage": row.get("vantage") or "",
+        "slot": row.get("slot"),
+        "part": part,
+    }
+    item.update({k: detail[k] for k in _EVIDENCE_DETAIL if detail.get(k) is not None})
+    return item
 
 
 def _by_vantage(

@@ -11,6 +11,7 @@ import csv
 import functools
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from html import escape
@@ -59,6 +60,14 @@ def flatten(report: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
     """(section, item, field, value) for every value of a report: the CSV's rows."""
     for key, value in report.items():
         if key in _IDENTITY:
+            continue
+        if key == "method":
+            for field, v in _flat_fields(value):
+                yield key, "", field, v
+            for sub in ("probes", "classification"):
+                for i, row in enumerate(value[sub], start=1):
+                    for field, v in _flat_fields(row):
+                        yield f"{key}.{sub}", str(i), field, v
             continue
         if key == "timeline":
             for ch, kinds in value.items():
@@ -168,6 +177,63 @@ def _md_records(rows: list[dict[str, Any]], first: str = "#") -> list[str]:
     )
 
 
+#: (label, key) of the Method's scalar fields, in the order every format shows them
+METHOD_ROWS: tuple[tuple[str, str], ...] = (
+    ("Formula", "formula"),
+    ("Qualifying failures", "qualifying_outcomes"),
+    ("Channels", "channels"),
+    ("Channels combined", "combine"),
+    ("Vantage quorum", "quorum"),
+    ("Vantage points", "vantages"),
+    ("Attempt id", "attempt_id"),
+    ("Classification overrides", "overrides"),
+    ("Maintenance excluded seconds", "excluded_seconds"),
+    ("Maintenance windows", "maintenance_windows"),
+    ("Blind after seconds", "blind_after_seconds"),
+    ("Outages merged across gaps of seconds", "merge_gap_seconds"),
+    ("Configuration", "config"),
+)
+
+
+def overrides_text(classify: dict[str, str]) -> str:
+    """A probe's classification overrides on one line ("none" without any)."""
+    return ", ".join(f"{k} → {v}" for k, v in classify.items()) or "none"
+
+
+def method_probes(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Method's probes with their overrides as text (a table cell each)."""
+    return [{**p, "classify": overrides_text(p["classify"])} for p in r["method"]["probes"]]
+
+
+def verify_hint(r: dict[str, Any]) -> str:
+    sig = r.get("signature")
+    if sig is None:
+        return "availmon report verify FILE.json (not signed: the digest only)"
+    return "availmon report verify FILE.json --signature FILE.json.sig --public-key KEY.pem"
+
+
+def _md_method(r: dict[str, Any], level: str) -> list[str]:
+    m = r["method"]
+    out = [f"{level}# Method", "", f"> **SLA:** {m['sla']}", ""]
+    out += _md_table(["Method", "Value"], [[label, m[key]] for label, key in METHOD_ROWS])
+    out += [f"{level}## Probes", ""]
+    out += _md_records(method_probes(r))
+    out += [f"{level}## Classification (defaults; a probe's overrides win)", ""]
+    out += _md_records(m["classification"])
+    return out
+
+
+def _md_integrity(r: dict[str, Any], level: str) -> list[str]:
+    sig = r.get("signature")
+    rows = [
+        ["SHA-256 of the JSON report", r["digest"]["value"]],
+        ["Canonical form", r["digest"]["canonical"]],
+        ["Signature", "not signed" if sig is None else f"Ed25519, key {sig['fingerprint']}"],
+        ["Verify", verify_hint(r)],
+    ]
+    return [f"{level}# Integrity", "", *_md_table(["Integrity", "Value"], rows)]
+
+
 def _md_one(r: dict[str, Any], level: str) -> list[str]:
     out = [f"{level} Availability report: {r['service']}, {r['month']} ({r['timezone']})", ""]
     for w in r["warnings"]:
@@ -180,7 +246,11 @@ def _md_one(r: dict[str, Any], level: str) -> list[str]:
         {"outage": i, **e} for i, o in enumerate(r["outages"], start=1) for e in o["evidence"]
     ]
     if evidence:
-        out += [f"{level}## Evidence (failed attempts sampled per outage and channel)", ""]
+        out += [
+            f"{level}## Evidence (per outage and channel: every failed attempt of its first and"
+            " last seconds, and a sample across it)",
+            "",
+        ]
         out += _md_records(evidence)
     out += [f"{level}# Incidents ({len(r['incidents'])})", ""]
     out += _md_records(r["incidents"]) if r["incidents"] else ["None.", ""]
@@ -209,6 +279,8 @@ def _md_one(r: dict[str, Any], level: str) -> list[str]:
     ]
     out += [f"{level}# Timeline (unavailable and unknown stretches, end exclusive)", ""]
     out += _md_records(stretches) if stretches else ["None.", ""]
+    out += _md_method(r, level)
+    out += _md_integrity(r, level)
     return out
 
 
@@ -421,9 +493,41 @@ def _env() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["v"] = fmt_value
-    env.filters["when"] = lambda s: "" if s is None else str(s).replace("T", " ")
+    env.filters["when"] = when
+    env.filters["overrides"] = overrides_text
+    env.filters["shown"] = shown
     env.globals["lookup"] = lookup
     return env
+
+
+def when(value: str | None) -> str:
+    """An ISO-8601 time of the report (already in its zone) to the second, with its offset
+    ("UTC" for +00:00): ``2026-11-01 01:30:00 -04:00``. Never microseconds."""
+    if value is None:
+        return ""
+    try:
+        t = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    offset = t.utcoffset()
+    if offset is None:
+        return t.strftime("%Y-%m-%d %H:%M:%S")
+    zone = "UTC" if not offset else t.strftime("%z")
+    if zone != "UTC":
+        zone = f"{zone[:3]}:{zone[3:5]}"
+    return f"{t.strftime('%Y-%m-%d %H:%M:%S')} {zone}"
+
+
+_ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?$")
+
+
+def shown(value: Any) -> str:
+    """A figure as the HTML shows it: times by `when`, everything else by `fmt_value`."""
+    if isinstance(value, str) and _ISO_TIME.match(value):
+        return when(value)
+    if isinstance(value, list):
+        return ", ".join(shown(v) for v in value)
+    return fmt_value(value)
 
 
 def _strips(r: dict[str, Any]) -> Strips:
@@ -467,12 +571,22 @@ def _html(reports: list[dict[str, Any]]) -> str:
         for i, r in enumerate(reports)
     ]
     template = _env().get_template("report.html.j2")
-    return template.render(views=views, summary_rows=SUMMARY_ROWS, gap_min=GAP_LISTED_SECONDS)
+    return template.render(
+        views=views,
+        summary_rows=SUMMARY_ROWS,
+        method_rows=METHOD_ROWS,
+        gap_min=GAP_LISTED_SECONDS,
+        method_probes=method_probes,
+        verify_hint=verify_hint,
+    )
 
 
 def warm() -> None:
-    """Compile the HTML template now (the daemon does, before its first launch)."""
-    _env().get_template("report.html.j2")
+    """Compile the HTML template and the sections it includes now (the daemon does,
+    before its first launch)."""
+    env = _env()
+    for name in env.list_templates(extensions=["j2"]):
+        env.get_template(name)
 
 
 FORMATS: dict[str, Callable[[list[dict[str, Any]]], str]] = {

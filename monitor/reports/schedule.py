@@ -25,6 +25,7 @@ from monitor.config import Settings
 from monitor.intervals import month_bounds, previous_month
 from monitor.reports.compute import NoData, build_report
 from monitor.reports.render import EXTENSIONS, fmt_value, render
+from monitor.reports.seal import load_signing_key, sign
 from monitor.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ _MIME = {
     "csv": ("text", "csv"),
     "md": ("text", "markdown"),
     "html": ("text", "html"),
+    "sig": ("text", "plain"),  # a JSON report's detached signature, base64 on one line
 }
 
 
@@ -79,6 +81,11 @@ def _write(
         if fmt not in EXTENSIONS:
             raise ValueError(f"unknown report format {fmt!r} (json, csv, md, html)")
     names = services if services is not None else [s.name for s in settings.services]
+    key = (
+        None
+        if settings.report.signing_key is None
+        else load_signing_key(settings.report.signing_key)
+    )
     reports = []
     for name in names:
         try:
@@ -94,11 +101,27 @@ def _write(
         for service, batch in docs:
             path = report_paths(Path(out_dir), month, service, fmt)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(render(batch, fmt), encoding="utf-8")
-            tmp.replace(path)  # a reader never sees half a report
-            written.append(path)
+            text = render(batch, fmt)
+            outputs = [(path, text)]
+            if key is not None and fmt == "json":
+                # the detached signature of exactly the document written (seal.py)
+                signature = sign(batch[0] if len(batch) == 1 else batch, key)
+                outputs.append((path.with_name(path.name + ".sig"), signature))
+            for target, content in outputs:
+                tmp = target.with_name(target.name + ".tmp")
+                tmp.write_text(content, encoding="utf-8")
+                tmp.replace(target)  # a reader never sees half a report
+                written.append(target)
     return written, reports
+
+
+def _mine(path: Path, month: str, service: str) -> bool:
+    """A file of this service's report (a format, or the JSON's signature)."""
+    stem = f"availmon-{month}-{service}."
+    return path.name.startswith(stem) and path.name[len(stem) :] in {
+        *EXTENSIONS.values(),
+        "json.sig",
+    }
 
 
 class ReportJob:
@@ -146,7 +169,7 @@ class ReportJob:
             for r in reports:
                 entry = {
                     "written_at": datetime.fromtimestamp(now, self.tz).isoformat(),
-                    "files": [str(p) for p in paths if p.stem.endswith(f"-{r['service']}")],
+                    "files": [str(p) for p in paths if _mine(p, month, r["service"])],
                     "availability_percent": r["availability_percent"],
                     "met": r["met"],
                     "coverage_percent": r["coverage_percent"],
@@ -221,6 +244,8 @@ class ReportJob:
         msg.set_content(render(reports, "md"))
         for path in paths:
             fmt = next((f for f, ext in EXTENSIONS.items() if path.suffix == f".{ext}"), None)
+            if path.name.endswith(".json.sig"):
+                fmt = "sig"
             if fmt is None or not path.exists():
                 continue
             maintype, subtype = _MIME[fmt]

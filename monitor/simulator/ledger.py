@@ -1,8 +1,10 @@
 """What the simulator did to each attempt, and the ground truth that follows from it.
 
-The ledger keys an attempt by the id the client sent (`{probe}:{second}:{slot}`, header
-`X-Availmon-Attempt`); an attempt faulted before its id arrived (an SMTP fault at the banner,
-EHLO, MAIL or RCPT stage, a failed STARTTLS) is logged unkeyed and stays out of the truth.
+The ledger keys an attempt by the id the client sent (`{probe}:{second}:{slot}@{vantage}`,
+header `X-Availmon-Attempt`; the `@{vantage}` suffix is optional: older clients and tests
+send none and may name their vantage in `X-Availmon-Vantage`, which wins); an attempt
+faulted before its id arrived (an SMTP fault at the banner, EHLO, MAIL or RCPT stage, a
+failed STARTTLS) is logged unkeyed and stays out of the truth.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from typing import Any
 from monitor.simulator.faults import CHANNELS
 from probes.base import Outcome
 
-# The SMTP probe replaces ':' (not allowed in a Message-ID) with '_', so both separators
-# are accepted; `second` and `slot` are digits, so splitting from the right is unambiguous.
+# The SMTP probe's Message-ID replaces ':' with '_' and '@' with '=' (neither is allowed
+# there), so both spellings are accepted; `second` and `slot` are digits and a vantage name
+# has neither ':' nor '@' nor '=', so splitting from the right is unambiguous.
 _ATTEMPT_RE = re.compile(
-    r"^(?P<probe>[A-Za-z0-9_.:-]+)[:_](?P<second>\d{1,12})[:_](?P<slot>\d{1,6})$"
+    r"^(?P<probe>[A-Za-z0-9_.:-]+)[:_](?P<second>\d{1,12})[:_](?P<slot>\d{1,6})"
+    r"(?:[@=](?P<vantage>[A-Za-z0-9_.-]{1,255}))?$"
 )
 
 #: log records kept in memory (the ground truth itself is kept apart and is not trimmed)
@@ -35,6 +39,12 @@ def parse_attempt_id(attempt_id: str) -> tuple[str, int, int] | None:
     if m is None:
         return None
     return sys.intern(m["probe"]), int(m["second"]), int(m["slot"])
+
+
+def attempt_vantage(attempt_id: str) -> str | None:
+    """The vantage an attempt id names (``…@vantage``), or None."""
+    m = _ATTEMPT_RE.match(attempt_id)
+    return None if m is None or m["vantage"] is None else sys.intern(m["vantage"])
 
 
 @dataclass(slots=True)
@@ -141,6 +151,8 @@ class Ledger:
     ) -> LogRecord:
         parsed = parse_attempt_id(attempt_id) if attempt_id else None
         probe, second, slot = parsed if parsed else (None, None, None)
+        if vantage is None and attempt_id and parsed:
+            vantage = attempt_vantage(attempt_id)  # the id names it; the header wins
         self._seq += 1
         rec = LogRecord(
             self._seq,

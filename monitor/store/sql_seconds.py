@@ -49,8 +49,16 @@ def _source(a: Attempt) -> _Source:
 
 
 def _evidence_row(source: int, a: Attempt) -> tuple[Any, ...]:
-    """An attempt as an evidence row (see the table's comment in 0002_seconds.sql)."""
-    attempt_id = a.attempt_id if a.attempt_id != f"{a.probe}:{a.second}:{a.slot}" else None
+    """An attempt as an evidence row (see the table's comment in 0002_seconds.sql). The
+    launcher's own ids are not stored whole: ``probe:second:slot@vantage`` (what it sends
+    since ids are unique per vantage) is kept as '' and the older ``probe:second:slot`` as
+    NULL; `evidence` rebuilds both from the row's source."""
+    own = f"{a.probe}:{a.second}:{a.slot}"
+    attempt_id: str | None = a.attempt_id
+    if attempt_id == own:
+        attempt_id = None
+    elif attempt_id == f"{own}@{a.vantage}":
+        attempt_id = ""
     detail = json.dumps(a.detail, separators=(",", ":"), default=str) if a.detail else None
     started_us = round(a.started * 1e6) - a.second * 1_000_000
     return (
@@ -473,7 +481,11 @@ class SecondsMixin(SqlEngine):
         )
         return [
             {
-                "attempt_id": r[8] if r[8] is not None else f"{r[2]}:{r[3]}:{r[4]}",
+                "attempt_id": f"{r[2]}:{r[3]}:{r[4]}"
+                if r[8] is None
+                else f"{r[2]}:{r[3]}:{r[4]}@{r[10]}"
+                if r[8] == ""
+                else r[8],
                 "service": r[0],
                 "channel": r[1],
                 "probe": r[2],

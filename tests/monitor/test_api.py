@@ -205,9 +205,18 @@ async def test_report_formats(api: tuple[TestClient, int, Path]) -> None:
     assert r.status == 200
     report = await r.json()
     assert report["service"] == "svc" and report["unavailable_seconds"]["service"] == 3
+    # the digest is of the JSON as served: a reader recomputes it from the body alone
+    from monitor.reports.seal import digest_of
+
+    assert report["digest"]["value"] == digest_of(report) and report["signature"] is None
+    assert report["method"]["probes"][0]["name"]
     r = await client.get("/api/v1/reports/2026-11", params={"format": "csv"})
     assert r.status == 200 and r.content_type == "text/csv"
     assert (await client.get("/api/v1/reports/2026-11", params={"format": "pdf"})).status == 400
+    # a month the store holds nothing of: refused in one line, not a 100 % report
+    r = await client.get("/api/v1/reports/2026-06", params={"format": "json"})
+    assert r.status == 400
+    assert (await r.json())["error"] == "no second of svc is stored for 2026-06: nothing to report"
 
 
 async def test_writes_are_off_without_a_token(tmp_path: Path) -> None:

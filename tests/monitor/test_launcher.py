@@ -290,7 +290,7 @@ async def test_k_slots_spread_evenly_with_attempt_ids_and_on_attempt_first() -> 
     lag = cfg.monitor.max_launch_lag_ms / 1000
     for second, launches in by_second.items():
         for ctx, wall in launches:
-            assert ctx.attempt_id == f"p:{second}:{ctx.slot}"
+            assert ctx.attempt_id == f"p:{second}:{ctx.slot}@{cfg.monitor.vantage}"
             assert ctx.timeout == 1.0
             # a slot never fires early, and is skipped when later than max_launch_lag
             scheduled = second + (0.1 + ctx.slot / 4)

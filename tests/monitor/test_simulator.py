@@ -24,7 +24,7 @@ from monitor.simulator import (
     parse_attempt_id,
 )
 from monitor.simulator.faults import FAULTS, Act, parse_fault
-from monitor.simulator.ledger import Ledger
+from monitor.simulator.ledger import Ledger, attempt_vantage
 from monitor.simulator.smtp import message_keys
 from probes.base import Outcome
 
@@ -561,14 +561,58 @@ def test_ground_truth_counts_a_resent_attempt_once_by_its_last_arrival() -> None
         ("acct:1700000000:1", ("acct", 1700000000, 1)),
         ("eu.api:primary:1700000000:0", ("eu.api:primary", 1700000000, 0)),
         ("smtp_main_1700000000_1", ("smtp_main", 1700000000, 1)),
+        ("acct:1700000000:1@eu-1", ("acct", 1700000000, 1)),
+        ("smtp_main_1700000000_1=eu-1", ("smtp_main", 1700000000, 1)),
+        ("acct:1700000000:1@7", ("acct", 1700000000, 1)),
         ("acct:soon:1", None),
         ("", None),
         ("1700000000:1", None),
+        ("acct:1700000000:1@", None),
+        ("acct:1700000000:1@a b", None),
     ],
-    ids=["plain", "colons-in-probe", "underscored", "not-a-second", "empty", "no-probe"],
+    ids=[
+        "plain",
+        "colons-in-probe",
+        "underscored",
+        "vantage",
+        "vantage-in-message-id",
+        "digit-vantage",
+        "not-a-second",
+        "empty",
+        "no-probe",
+        "empty-vantage",
+        "bad-vantage",
+    ],
 )
 def test_parse_attempt_id(attempt_id: str, parsed: tuple[str, int, int] | None) -> None:
     assert parse_attempt_id(attempt_id) == parsed
+
+
+@pytest.mark.parametrize(
+    ("attempt_id", "vantage"),
+    [
+        ("acct:1700000000:1@eu-1", "eu-1"),
+        ("smtp_main_1700000000_1=us.east_2", "us.east_2"),
+        ("acct:1700000000:1", None),
+        ("nonsense@eu-1", None),
+    ],
+)
+def test_attempt_vantage(attempt_id: str, vantage: str | None) -> None:
+    assert attempt_vantage(attempt_id) == vantage
+
+
+def test_ids_of_two_vantages_are_two_attempts_and_name_their_vantage() -> None:
+    """Vantages send the same probe:second:slot, each with its own @vantage: the ledger
+    keeps both and says whose each was, without an X-Availmon-Vantage header."""
+    ledger = Ledger()
+    b = 1_700_000_100
+    ledger.record("api", f"acct:{b}:0@v2", None, 0.0, "x", "r", Outcome.OK)
+    ledger.record("api", f"acct:{b}:0@v1", None, 0.0, "x", "r", Outcome.SERVER_ERROR)
+    assert [r.vantage for r in ledger.log] == ["v2", "v1"]
+    # v1's 5xx is its own attempt, not a repeat of v2's that would replace its ok
+    assert ledger.truth()["api"] == set()
+    ledger.record("api", f"acct:{b}:1@v3", "header-wins", 0.0, "x", "r", Outcome.OK)
+    assert ledger.log[-1].vantage == "header-wins"
 
 
 def test_message_keys_fall_back_to_message_id() -> None:

@@ -306,6 +306,15 @@ async def test_three_vantages_one_cut_off_judged_by_quorum_all_majority_and_two(
             faulted = {s for s in range(s0, end) if all(rig.state_at(s + f).fault for f in api)}
             assert sim.ground_truth(s0, end)["service"] == faulted
             assert faulted == set(range(s3, s4)) | set(range(s5, s6))
+            # every vantage sends its own attempt ids (probe:second:slot@vantage): the id
+            # names the vantage the X-Availmon-Vantage header names, and the same slot of a
+            # probe arrives as three attempts, one from each vantage
+            keyed = [r for r in sim.log if r.attempt_id and s0 <= (r.second or 0) < end]
+            assert keyed and all(str(r.attempt_id).endswith(f"@{r.vantage}") for r in keyed)
+            ids: dict[tuple[Any, ...], set[str]] = {}
+            for r in keyed:
+                ids.setdefault((r.channel, r.probe, r.second, r.slot), set()).add(str(r.attempt_id))
+            assert max(len(i) for i in ids.values()) == 3
             assert all(p.accepted_hung > 0 for pair in proxies.values() for p in pair.values())
 
             # every seconds of the window stored by the vantages still running

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +220,19 @@ def test_short_cuts_and_flattens() -> None:
     assert classify.short("a\n  b") == "a b"
     cut = classify.short("x" * 500, limit=50)
     assert len(cut) == 50 and cut.endswith("…")
+
+
+def test_the_classification_table_is_the_readmes() -> None:
+    """The table the monthly report quotes (CLASSIFICATION_TABLE) is the README's, row for
+    row, so that a claim states the rules the documentation promises."""
+    from probes.classify import CLASSIFICATION_TABLE
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    lines = readme.split("| observed | outcome |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    rows = []
+    for line in lines.splitlines():
+        observed, outcome = (cell.strip() for cell in line.strip("|").split(" | "))
+        rows.append((observed, outcome.replace("`", "", 2) if outcome.startswith("`") else outcome))
+    assert rows == [(observed, outcome) for observed, outcome in CLASSIFICATION_TABLE], (
+        "README's classification table and probes/classify.py CLASSIFICATION_TABLE differ"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 import socket
 import ssl
@@ -254,11 +255,35 @@ async def test_message_headers_and_envelope(make_ctx: MakeCtx) -> None:
     assert email.utils.parsedate_to_datetime(msg["Date"]).tzinfo is not None
 
 
+async def test_a_launcher_id_travels_whole_in_the_header_and_as_a_dot_atom_in_message_id(
+    make_ctx: MakeCtx,
+) -> None:
+    """`probe:second:slot@vantage` (monitor/launcher.py) in X-Availmon-Attempt as it is, in
+    the Message-ID with ':' → '_' and '@' → '=', and the simulator reads either back."""
+    from monitor.simulator.ledger import attempt_vantage, parse_attempt_id
+    from monitor.simulator.smtp import message_keys
+
+    async with smtp_server() as server:
+        base = make_ctx()
+        ctx = dataclasses.replace(base, attempt_id=f"smtp-main:{base.second}:1@eu-west.2")
+        result = await attempt(probe_for(server), ctx)
+    assert result.outcome is OK
+    (raw,) = server.handler.messages
+    msg = email.message_from_bytes(raw)
+    assert msg["X-Availmon-Attempt"] == f"smtp-main:{base.second}:1@eu-west.2"
+    assert msg["Message-ID"] == f"<smtp-main_{base.second}_1=eu-west.2@availmon>"
+    for form in (msg["X-Availmon-Attempt"], msg["Message-ID"][1 : -len("@availmon>")]):
+        assert parse_attempt_id(form) == ("smtp-main", base.second, 1), form
+        assert attempt_vantage(form) == "eu-west.2", form
+    assert message_keys(raw)[0] == ctx.attempt_id
+
+
 def test_message_id_is_sanitised() -> None:
     probe = probe_for(host="127.0.0.1")
     raw = probe.message("a b<c>@d\r\nX-Injected: 1").decode()
     assert "X-Injected: 1" not in raw.split("\r\n")
-    assert "Message-ID: <a_b_c__d__X-Injected__1@availmon>" in raw
+    assert "Message-ID: <a_b_c_=d__X-Injected__1@availmon>" in raw
+    assert "X-Availmon-Attempt: a_b_c_@d__X-Injected:_1\r\n" in raw
 
 
 def test_non_ascii_subject_is_encoded() -> None:

@@ -168,7 +168,7 @@ class Feeder:
                 for slot in range(k):  # every slot of the second ends the same way
                     detector.completed(
                         Attempt(
-                            f"{probe_name}:{second}:{slot}",
+                            f"{probe_name}:{second}:{slot}@{self.vantage}",
                             service,
                             channel,
                             probe_name,
@@ -178,6 +178,7 @@ class Feeder:
                             0.05,
                             second + slot / k,
                             detail,
+                            vantage=self.vantage,
                         )
                     )
                 self.counts[(service, channel, probe_name, second - second % 60, str(outcome))] += k

@@ -142,29 +142,59 @@ def test_evidence_quotes_failed_attempts_of_each_outage(store: Store) -> None:
         ("api-1", "server_error", 503)
     }
     smtp = [e for e in r["outages"][1]["evidence"] if e["channel"] == "smtp"]
-    assert smtp and smtp[0] | {"t": None, "second": None} == {
-        "t": None,
-        "second": None,
+    second = T("2026-04-15T23:59:30Z")
+    assert smtp and smtp[0] == {
+        "t": "2026-04-15T23:59:30+00:00",
+        "second": second,
         "channel": "smtp",
         "probe": "smtp-1",
         "outcome": "timeout",
         "latency": 0.05,
+        "attempt_id": f"smtp-1:{second}:0@v1",  # what the probe sent in X-Availmon-Attempt
+        "vantage": "v1",
+        "slot": 0,
+        "part": "first",
         "error": "SMTPTimeoutError",
         "stage": "banner",
     }
+    # the smtp outage ran to 00:00:45, into the maintenance window's... no: its last
+    # unavailable second is 00:00:44, quoted as "last"
+    assert smtp[-1]["second"] == T("2026-04-16T00:00:44Z") and smtp[-1]["part"] == "last"
     for o in r["outages"]:
         assert all(o["start_epoch"] <= e["second"] < o["end_epoch"] for e in o["evidence"])
 
 
-def test_evidence_samples_distinct_seconds(store: Store) -> None:
-    """With two attempts a second, the sample still shows three different seconds."""
+def test_evidence_is_the_first_and_last_seconds_whole_and_a_sample_across(store: Store) -> None:
+    """With two attempts a second: both of the first and of the last second, one of each of
+    8 seconds spread evenly between them, every one with its attempt id."""
     settings = settings_for(services=[service("mail", smtp=False, k=None)])
     start = T("2026-05-10T00:00:00Z")
     Feeder(settings, store).run(
-        start, start + 300, Pattern().add("api", start + 60, start + 70, Outcome.SERVER_ERROR)
+        start,
+        start + 1300,
+        Pattern()
+        .add("api", start + 60, start + 70, Outcome.SERVER_ERROR)
+        .add("api", start + 100, start + 1101, Outcome.TIMEOUT),
     )
     r = build_report(store, settings, "mail", "2026-05", now=AFTER)
-    assert [e["second"] - start for e in r["outages"][0]["evidence"]] == [60, 61, 62]
+    short, long = (o["evidence"] for o in r["outages"])
+    assert [(e["second"] - start, e["slot"], e["part"]) for e in short] == [
+        (60, 0, "first"),
+        (60, 1, "first"),
+        *((s, 0, "sample") for s in range(61, 69)),
+        (69, 0, "last"),
+        (69, 1, "last"),
+    ]
+    assert [e["attempt_id"] for e in short[:2]] == [
+        f"api-1:{start + 60}:0@v1",
+        f"api-1:{start + 60}:1@v1",
+    ]
+    # 1001 s: the sample is spread over the whole outage, not its first minute
+    assert [e["second"] - start for e in long if e["part"] == "sample"] == [
+        100 + round(i * 1000 / 9) for i in range(1, 9)
+    ]
+    assert [e["second"] - start for e in long if e["part"] != "sample"] == [100, 100, 1100, 1100]
+    assert all(e["outcome"] == "timeout" for e in long)
     # over the seconds measured (a few minutes of the month), not over the whole month
     assert r["attempts_per_second"]["api"]["observed"] == 2.0
 
@@ -582,3 +612,94 @@ def test_the_report_says_what_each_vantage_measured(store: Store) -> None:
     assert by["east"]["measured_seconds"] == by["west"]["measured_seconds"] == 600
     text = render([r], "md")
     assert "Vantage points" in text and "east" in text
+
+
+def test_method_states_the_probes_and_rules_and_never_a_secret(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AVAILMON_TEST_KEY", "k3y-in-a-header-0123456789")
+    settings = settings_for(
+        services=[
+            {
+                "name": "mail",
+                "quorum": "majority",
+                "probes": [
+                    {
+                        "name": "api-1",
+                        "type": "http",
+                        "url": "https://user:pa55word@api.example:8443/v1/account?key=qu3ry",
+                        "headers": {"Authorization": "env:AVAILMON_TEST_KEY"},
+                        "classify": {"5xx": "timeout", "503": "client_error"},
+                        "expect_status": [200, 201, 202, 204],
+                    },
+                    {
+                        "name": "smtp-1",
+                        "type": "smtp",
+                        "host": "smtp.example",
+                        "port": 2525,
+                        "username": "SMTP_Injection",
+                        "password": "env:AVAILMON_TEST_KEY",
+                        "depth": "rcpt",
+                        "timeout_seconds": 7.5,
+                        "attempts_per_second": 3,
+                    },
+                ],
+            }
+        ]
+    )
+    start = T("2026-05-10T00:00:00Z")
+    Feeder(settings, store).run(start, start + 60, Pattern())
+    store.add_maintenance("mail", start + 10, start + 20, "window")
+    r = build_report(store, settings, "mail", "2026-05", now=AFTER)
+    m = r["method"]
+    assert "all of them fail" in m["sla"] and m["qualifying_outcomes"] == [
+        "server_error",
+        "timeout",
+    ]
+    assert (m["combine"], m["quorum"], m["vantages"]) == ("any", "majority", ["v1"])
+    api, smtp = m["probes"]
+    assert api["target"] == "https://api.example:8443/v1/account?…"
+    assert (api["method"], api["expect_status"]) == ("GET", "200-202, 204")
+    assert api["classify"] == {"503": "client_error", "5xx": "timeout"}
+    assert (api["attempts_per_second"], api["timeout_seconds"]) == (2, 5.0)
+    assert {k: smtp[k] for k in ("target", "port", "tls", "depth", "timeout_seconds")} == {
+        "target": "smtp.example:2525",
+        "port": 2525,
+        "tls": "starttls",
+        "depth": "rcpt",
+        "timeout_seconds": 7.5,
+    }
+    assert smtp["attempts_per_second"] == 3 and smtp["classify"] == {}
+    assert m["overrides"] == 2
+    assert (m["excluded_seconds"], m["maintenance_windows"]) == (10, 1)
+    assert m["classification"][1] == {"observed": "HTTP 5xx", "outcome": "server_error"}
+    text = render([r], "json") + render([r], "md") + render([r], "csv") + render([r], "html")
+    for secret in ("pa55word", "qu3ry", "k3y-in-a-header", "user:", "SMTP_Injection"):
+        assert secret not in text, secret
+
+
+def test_the_digest_is_the_sha256_of_the_canonical_json(store: Store) -> None:
+    import hashlib
+    import json
+
+    r = _april(store)
+    bare = {k: v for k, v in r.items() if k not in ("digest", "signature")}
+    canonical = json.dumps(bare, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert r["digest"]["value"] == hashlib.sha256(canonical.encode()).hexdigest()
+    assert r["digest"]["algorithm"] == "sha256" and r["signature"] is None
+    # the file as written carries it and gives it back
+    again = json.loads(render([r], "json"))
+    assert (
+        hashlib.sha256(
+            json.dumps(
+                {k: v for k, v in again.items() if k not in ("digest", "signature")},
+                sort_keys=True,
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode()
+        ).hexdigest()
+        == r["digest"]["value"]
+    )
+    # and every format prints it
+    for fmt in ("md", "csv", "html"):
+        assert r["digest"]["value"] in render([r], fmt), fmt

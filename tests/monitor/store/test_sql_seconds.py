@@ -469,6 +469,32 @@ def test_evidence_keeps_the_launcher_attempt_id_and_ignores_a_replay(store: SQLi
     assert stored[0][0] is None  # derivable, so not stored
 
 
+def test_evidence_keeps_an_attempt_id_that_names_its_vantage(store: SQLiteStore) -> None:
+    """`probe:second:slot@vantage` (the launcher's since ids are unique per vantage) is
+    rebuilt from the row's source; an older id without the vantage stays without it."""
+    mine = Attempt(
+        f"account:{T0}:0@eu-1", "sp", "api", "account", T0, 0, Outcome.TIMEOUT, 5.0,
+        T0 + 0.001, {}, vantage="eu-1",
+    )  # fmt: skip
+    older = Attempt(
+        f"account:{T0}:1", "sp", "api", "account", T0, 1, Outcome.TIMEOUT, 5.0,
+        T0 + 0.501, {}, vantage="eu-1",
+    )  # fmt: skip
+    other = Attempt(
+        f"account:{T0}:0@us-1", "sp", "api", "account", T0, 0, Outcome.TIMEOUT, 5.0,
+        T0 + 0.001, {}, vantage="us-2",
+    )  # fmt: skip
+    store.write_evidence([mine, older, other])
+    got = {(r["vantage"], r["slot"]): r["attempt_id"] for r in store.evidence("sp", T0, T0 + 1)}
+    assert got == {
+        ("eu-1", 0): f"account:{T0}:0@eu-1",
+        ("eu-1", 1): f"account:{T0}:1",
+        ("us-2", 0): f"account:{T0}:0@us-1",  # not the source's own form: kept whole
+    }
+    stored = [r[0] for r in store._query("SELECT attempt_id FROM evidence")]
+    assert sorted(stored, key=str) == sorted([None, "", f"account:{T0}:0@us-1"], key=str)
+
+
 # ---------------------------------------------------------------- prune
 
 
