@@ -71,19 +71,29 @@ def _what(row: Mapping[str, Any]) -> str:
     return f"{error}{at}"
 
 
-def compose(settings: Settings, store: Store, incident: Incident, now: float) -> dict[str, Any]:
-    """The sheet of a Critical Issue, from the config and the stored evidence (a worker
-    or the writer thread: it reads the store)."""
+def _since(incident: Incident) -> int:
+    start = incident.first_unavailable
+    return int(incident.opened_at) - 60 if start is None else start
+
+
+def read_evidence(store: Store, incident: Incident) -> list[dict[str, Any]]:
+    """The stored attempts a sheet is written from: the outage's first seconds (a worker or
+    the writer thread; raises what the store raises)."""
     if incident.severity != Severity.CRITICAL:
         raise NotCritical(
             f"incident {incident.id} is Non-Critical: a Sev-1 case is for Critical Issues"
         )
-    sev1 = settings.sev1
-    start = incident.first_unavailable
-    if start is None:
-        start = int(incident.opened_at) - 60
+    start = _since(incident)
     end = min((incident.last_unavailable or start) + 1, start + EVIDENCE_WINDOW)
-    rows = store.evidence(incident.service, start, max(end, start + 1), limit=5000)
+    return store.evidence(incident.service, start, max(end, start + 1), limit=5000)
+
+
+def compose(
+    settings: Settings, incident: Incident, rows: Sequence[Mapping[str, Any]], now: float
+) -> dict[str, Any]:
+    """The sheet of a Critical Issue, from the config and its evidence (`read_evidence`)."""
+    sev1 = settings.sev1
+    start = _since(incident)
     failed = [r for r in rows if r.get("outcome") in _QUALIFYING]
     by_channel: dict[str, Counter[str]] = {}
     for r in failed:
@@ -91,7 +101,8 @@ def compose(settings: Settings, store: Store, incident: Incident, now: float) ->
     channels = list(incident.data.get("channels") or sorted(by_channel))
     vantages = sorted({str(r.get("vantage")) for r in failed if r.get("vantage")})
     ids = [str(r["attempt_id"]) for r in failed if r.get("attempt_id")]
-    samples = ids[: SAMPLES // 2] + [i for i in ids[-(SAMPLES // 2) :] if i not in ids[:2]]
+    half = SAMPLES // 2
+    samples = ids[:half] + [i for i in ids[-half:] if i not in ids[:half]]
     due = incident.opened_at + sev1.callback_minutes * 60
     svc = next((s for s in settings.services if s.name == incident.service), None)
     case: dict[str, Any] = {
@@ -197,7 +208,7 @@ def case_view(settings: Settings, store: Store, incident_id: int, now: float) ->
         case = dict(stored[-1].data["case"])
         case["stored"] = True
     else:
-        case = compose(settings, store, incident, now)
+        case = compose(settings, incident, read_evidence(store, incident), now)
         case["stored"] = False
     case["state"] = str(incident.state)
     case["callback"] = callback_of(incident, events)

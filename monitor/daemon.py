@@ -30,10 +30,10 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from alerting.case import CASE_EVENT
+from alerting.case import CASE_EVENT, read_evidence
 from alerting.case import compose as compose_case
 from alerting.case import render_text as render_case
-from alerting.effects import AddEvent, CreateIncident, Effect, EffectLog, Enqueue, UpdateIncident
+from alerting.effects import AddEvent, CreateIncident, EffectLog, Enqueue, UpdateIncident
 from alerting.escalation import iso
 from alerting.incidents import Incidents
 from alerting.model import Incident, IncidentEvent, IncidentState, OutboxItem, Severity
@@ -842,35 +842,48 @@ class Daemon:
     def _complete_cases(self, job: EffectsJob) -> None:
         """Writer thread, before the effects that open a Critical Issue are written: its
         Sev-1 case sheet (alerting/case.py) from the evidence already stored, on its
-        timeline before its pages, and in its trigger pages."""
+        timeline before its pages, and in its trigger pages. A store that refuses the
+        read refuses the job: the writer retries it, this with it. The effects and items
+        are replaced, never changed in place (the writer's `on_effects`)."""
         store = job.store if job.store is not None else self.store
         assert store is not None
-        cases: list[tuple[int, Effect]] = []
-        for i, effect in enumerate(job.effects):
-            if not isinstance(effect, CreateIncident):
-                continue
-            inc = effect.incident
+        effects = list(job.effects)
+        changed = False
+        for inc in [e.incident for e in job.effects if isinstance(e, CreateIncident)]:
             if inc.severity != Severity.CRITICAL:
                 continue
+            rows = read_evidence(store, inc)  # raises when the store refuses
             try:
-                case = compose_case(self.settings, store, inc, self.clock.wall())
-            except Exception as exc:  # the store refuses: the case is composed on demand
-                log.warning("Critical Issue %d: no case sheet now (%s)", inc.id, exc)
+                case = compose_case(self.settings, inc, rows, self.clock.wall())
+                text = render_case(case)
+            except Exception:  # a bug here must not hold the writer: no sheet, one log
+                log.exception("Critical Issue %d: the case sheet could not be written", inc.id)
                 continue
-            text = render_case(case)
-            for e in job.effects:
-                if isinstance(e, Enqueue):
-                    for item in e.items:
-                        if item.incident_id == inc.id and item.event == "trigger":
-                            item.payload["case"] = text
+            for n, e in enumerate(effects):
+                if isinstance(e, Enqueue) and any(
+                    i.incident_id == inc.id and i.event == "trigger" for i in e.items
+                ):
+                    effects[n] = Enqueue(
+                        tuple(
+                            dataclasses.replace(i, payload={**i.payload, "case": text})
+                            if i.incident_id == inc.id and i.event == "trigger"
+                            else i
+                            for i in e.items
+                        )
+                    )
+            opened = next(
+                n for n, e in enumerate(effects)
+                if isinstance(e, CreateIncident) and e.incident.id == inc.id
+            )  # fmt: skip
             at = next(
-                (j for j in range(i + 1, len(job.effects)) if isinstance(job.effects[j], Enqueue)),
-                len(job.effects),
+                (n for n in range(opened + 1, len(effects)) if isinstance(effects[n], Enqueue)),
+                len(effects),
             )
             event = IncidentEvent(inc.id, self.clock.wall(), CASE_EVENT, {"case": case})
-            cases.append((at, AddEvent(event)))
-        for at, effect in reversed(cases):
-            job.effects.insert(at, effect)
+            effects.insert(at, AddEvent(event))
+            changed = True
+        if changed:
+            job.effects = effects
 
     def _count_incidents(self) -> collections.Counter[tuple[str, str]]:
         assert self.store is not None

@@ -114,9 +114,12 @@ class StoreWriter:
         self.on_error = on_error
         self.on_drop = on_drop
         self.on_stale = on_stale
-        #: called once per effects job, in this thread, before its first write: it may add
-        #: effects or complete its outbox payloads with what only the store knows (the
-        #: Sev-1 case sheet, from the seconds' evidence already written)
+        #: called per effects job, in this thread, before its first write, until it returns
+        #: (what it raises is a refused write: the job waits and the hook runs again): it
+        #: may complete the job with what only the store knows (the Sev-1 case sheet, from
+        #: the seconds' evidence already written). It must not change the job's effects or
+        #: their items in place (`report_stuck` reads them from another thread): it assigns
+        #: `job.effects` a new list, with new items where they change
         self.on_effects = on_effects
         #: also keep the verdicts in full for the leader's combiner (a shared store)
         self.recent = store.shared
@@ -384,15 +387,12 @@ class StoreWriter:
     def _effects(self, job: EffectsJob) -> None:
         store = job.store if job.store is not None else self.store
         if not job.prepared:
-            job.prepared = True
             if self.on_effects is not None:
                 before = len(job.effects)
-                try:
-                    self.on_effects(job)
-                except Exception:
-                    log.exception("store writer: on_effects failed")
+                self.on_effects(job)
                 with self._cond:
                     self._pending["effects"] += len(job.effects) - before
+            job.prepared = True
         while job.done < len(job.effects):
             job.stored += apply(store, job.effects[job.done])
             job.done += 1

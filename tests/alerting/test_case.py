@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from alerting.case import CALLBACK_EVENT, NotCritical, case_view, compose, render_text
+from alerting.case import CALLBACK_EVENT, NotCritical, case_view, read_evidence, render_text
+from alerting.case import compose as compose_rows
 from alerting.incidents import Incidents, IncidentStateError
 from alerting.model import IncidentState, Severity
 from monitor.clock import FakeClock
@@ -90,6 +91,10 @@ def _critical(store: SQLiteStore, severity: Severity = Severity.CRITICAL) -> Inc
             data={"channels": ["api", "smtp"]},
         )
     )  # fmt: skip
+
+
+def compose(settings: Settings, store: SQLiteStore, inc: Incident, now: float) -> dict[str, Any]:
+    return compose_rows(settings, inc, read_evidence(store, inc), now)
 
 
 def test_the_sheet_says_what_failed_since_when_and_from_where(store: SQLiteStore) -> None:

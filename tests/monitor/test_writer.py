@@ -6,6 +6,7 @@ clock for the "stuck" threshold; nothing here is timed.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -150,31 +151,40 @@ def test_the_thread_writes_and_close_drains(store: Refusing) -> None:
     assert not w.running
 
 
-def test_on_effects_completes_a_job_once_before_its_first_write(store: Refusing) -> None:
-    """The hook (the daemon's Sev-1 case sheet) runs once, on the writer's thread, before
-    the job's first write, also when the store refuses that write and it is retried; what
-    it adds is written in its place and counted."""
+def test_on_effects_completes_a_job_before_its_first_write_until_it_can(
+    store: Refusing,
+) -> None:
+    """The hook (the daemon's Sev-1 case sheet) runs on the writer's thread before the
+    job's first write; while it raises (the store refuses its read) the job waits like a
+    refused write and the hook runs again; what it adds is written in its place and
+    counted, and the job's items seen before it (as `report_stuck` reads them from another
+    thread) are not changed."""
     from alerting.effects import AddEvent
     from alerting.model import IncidentEvent
 
-    seen: list[int] = []
+    calls: list[int] = []
 
     def complete(job: EffectsJob) -> None:
-        seen.append(len(job.effects))
-        job.effects.insert(1, AddEvent(IncidentEvent(7, float(T0), "case_sheet", {"n": 1})))
-        for e in job.effects:
-            if isinstance(e, Enqueue):
-                e.items[0].payload["case"] = "SEV-1 CASE"
+        calls.append(len(job.effects))
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        effects = list(job.effects)
+        effects.insert(1, AddEvent(IncidentEvent(7, float(T0), "case_sheet", {"n": 1})))
+        effects[-1] = Enqueue(
+            tuple(
+                dataclasses.replace(i, payload={**i.payload, "case": "SEV-1 CASE"})
+                for i in job.effects[-1].items  # type: ignore[union-attr]
+            )
+        )
+        job.effects = effects
 
     w = StoreWriter(store, on_effects=complete, retry_min=0.0)
-    store.refuse = True
     w.submit_effects(_critical(7))
-    assert not w.drain(0.05)
-    assert w.pending()["effects"] == 3  # the hook ran once and its effect is counted
-    store.refuse = False
+    before = w._queue[0].outbox  # type: ignore[union-attr]
     assert w.drain(5.0)
-    assert seen == [2]
+    assert calls == [2, 2]  # raised once (retried like a refused write), then completed
     assert store.calls == ["create_incident", "add_event", "enqueue"]
     assert [e.kind for e in store.events(7)] == ["case_sheet"]
     assert store.outbox(7)[0].payload["case"] == "SEV-1 CASE"
+    assert "case" not in before[0].payload  # replaced, not changed in place
     assert w.pending()["effects"] == 0
