@@ -356,6 +356,11 @@ class Policy:
             self._writes.open_spell(spell)
         for target, zone in findings.closed:
             self._writes.close_spell(findings.service, target, zone, findings.at)
+        nc = self._get(w.nc_id)
+        if findings.closed and nc is not None and nc.data.get("seen"):
+            # a delisted pair listed again while the issue is open is news again
+            gone = {f"{t} on {z}" for t, z in findings.closed}
+            nc.data["seen"] = [x for x in nc.data["seen"] if x not in gone]
         w.bl_listed = dict(findings.listed)
         w.bl_blind = dict(findings.blind)
         w.bl_known = True

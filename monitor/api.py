@@ -398,7 +398,11 @@ async def _act(request: web.Request, action: str) -> web.Response:
             if not str(body.get("by") or "").strip():
                 raise BadRequest("by: name who called back from the vendor")
             when = body.get("at")
-            at = None if when in (None, "") else float(parse_instant(str(when), "at"))
+            at = (
+                None
+                if when in (None, "")
+                else float(parse_instant(str(when), "at", need_offset=True))
+            )
             result = await asyncio.to_thread(
                 _incidents(request).callback, ident, who, at, str(body.get("note", ""))
             )

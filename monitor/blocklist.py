@@ -153,8 +153,12 @@ class BlocklistRunner:
             if not configs:
                 continue
             old = self.watches.get(svc.name)
-            seed = list(old.listed().values()) if old is not None else open_spells
-            watches[svc.name] = BlocklistWatch(svc.name, configs, seed)
+            # what it knew, and what the store has open for a pair it did not ask about
+            # (a check the reload adds again): a later delisting then closes that spell
+            seed = {(x.target, x.zone): x for x in open_spells if x.service == svc.name}
+            if old is not None:
+                seed.update(old.listed())
+            watches[svc.name] = BlocklistWatch(svc.name, configs, list(seed.values()))
             for cfg in configs:
                 checkers[(svc.name, cfg.name)] = DnsblChecker(cfg)
         self.watches, self.checkers = watches, checkers
@@ -177,4 +181,6 @@ class BlocklistRunner:
         if checker is None or watch is None:
             return None  # a reload removed it while the job was due
         answers = await checker.check()
+        if self.watches.get(service) is not watch:
+            return None  # a reload replaced the watch meanwhile: its spells are the store's
         return watch.absorb(answers, at)

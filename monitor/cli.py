@@ -654,6 +654,15 @@ def cmd_notify(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"--notifier: no notifier {unknown[0]!r} (configured: {', '.join(known)})")
     chosen = [n for n in s.notifiers if not args.notifier or n.name in args.notifier]
+    vendor = (s.sev1.vendor_email or "").lower()
+    if vendor and not args.notifier:
+        # a test must not open a real Sev-1 case at the vendor: only when asked by name
+        for n in [n for n in chosen if vendor in [a.lower() for a in getattr(n, "to", [])]]:
+            chosen.remove(n)
+            print(
+                f"{n.name} ({n.type}): skipped: it mails the vendor's Sev-1 address "
+                "([sev1] vendor_email); name it with --notifier to test it"
+            )
     missing = [m for m in unresolved_secrets(s) if m.startswith("notifiers")]
     if missing:
         raise ConfigError(f"{args.config}: secrets not available: {'; '.join(missing)}")

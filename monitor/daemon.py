@@ -615,6 +615,13 @@ class Daemon:
                 notifiers = build_notifiers(new.notifiers, self._session, self.clock)
                 policy = self.policy
                 prepared = None if policy is None else await asyncio.to_thread(policy.prepare, new)
+                fenced = self._fenced
+                # a check the reload adds (again) starts from what the store has open
+                spells = (
+                    []
+                    if fenced is None or self.blocklists is None
+                    else await asyncio.to_thread(fenced.spells, None, None, None, True)
+                )
             except Exception as exc:
                 await _close_probes(plans)
                 for notifier in notifiers.values():
@@ -627,7 +634,7 @@ class Daemon:
             # the new series (at zero) before the hand-over: creating them costs ~0.2 ms a
             # service, in a thread rather than on the loop
             await asyncio.to_thread(self._declare, new, ThreadShare())
-            boundary = self._apply(new, changes, plans, prepared)
+            boundary = self._apply(new, changes, plans, prepared, spells)
             assert self.launcher is not None
             await self.launcher.start()
             if self.dispatcher is not None:
@@ -684,6 +691,7 @@ class Daemon:
         changes: Changes,
         plans: list[Plan],
         prepared: Any,
+        spells: list[Any] | None = None,
     ) -> int:
         """On the loop, without a pause: hand measurement over at the first second the
         running launcher has not scheduled; everything else takes the new config now."""
@@ -718,7 +726,7 @@ class Daemon:
             self.policy.reconfigure(new, prepared)
         if self.blocklists is not None:
             self._remove_blocklist_jobs()
-            self._warn_unwatched(self.blocklists.reconfigure(new.services, []))
+            self._warn_unwatched(self.blocklists.reconfigure(new.services, spells or []))
             self._install_blocklist_jobs()
         if self.incidents is not None:
             self.incidents.reconfigure(new)

@@ -50,6 +50,8 @@ SPAMHAUS_ERRORS = {
     "127.255.255.254": "public_resolver",
     "127.255.255.255": "excessive_queries",
 }
+#: the DBL also answers 127.0.1.255 to an IP address asked as a domain (Spamhaus zones doc)
+DBL_ERRORS = {**SPAMHAUS_ERRORS, "127.0.1.255": "ip_query_not_allowed"}
 #: URIBL and SURBL answer 127.0.0.1 for a query they refuse (a public resolver, volume)
 REFUSED_127_0_0_1 = {"127.0.0.1": "query_refused"}
 #: codes every list keeps for errors (Spamhaus documents the range)
@@ -73,7 +75,7 @@ KNOWN_ZONES: dict[str, ZoneRule] = {
     "xbl.spamhaus.org": ZoneRule("ip", SPAMHAUS_ERRORS, "xbl"),
     "pbl.spamhaus.org": ZoneRule("ip", SPAMHAUS_ERRORS, "pbl"),
     "sbl-xbl.spamhaus.org": ZoneRule("ip", SPAMHAUS_ERRORS, "sbl-xbl"),
-    "dbl.spamhaus.org": ZoneRule("domain", SPAMHAUS_ERRORS, "dbl"),
+    "dbl.spamhaus.org": ZoneRule("domain", DBL_ERRORS, "dbl"),
     "zrd.spamhaus.org": ZoneRule("domain", SPAMHAUS_ERRORS, "zrd"),
     "b.barracudacentral.org": ZoneRule("ip"),
     "bl.spamcop.net": ZoneRule("ip"),
@@ -97,7 +99,11 @@ def _domain(value: str) -> str:
     value = value.strip().lower().rstrip(".")
     if not _HOSTNAME.match(value) or len(value) > 253:
         raise ValueError(f"{value!r} is not a domain name")
-    return value
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return value
+    raise ValueError(f"{value!r} is an IP address: it goes in ips, not domains")
 
 
 def _resolver(value: str) -> str:

@@ -60,16 +60,25 @@ async def test_notify_test_sends_a_marked_test_through_each_notifier(tmp_path: P
         f'[[notifiers]]\nname = "pd"\ntype = "pagerduty"\nurl = "{base}/v2/enqueue"\n'
         f'routing_key = "file:{key_file}"\n'
         f'[[notifiers]]\nname = "gone"\ntype = "webhook"\nurl = "{down}"\nmax_tries = 1\n'
+        # the vendor's Sev-1 mailbox: never mailed by a test unless named
+        f'[[notifiers]]\nname = "vendor"\ntype = "email"\nhost = "127.0.0.1"\n'
+        f'port = {free_port()}\ntls = "none"\nmail_from = "a@x.example"\n'
+        'to = ["Sev1@Vendor.example"]\n'
+        '[sev1]\nvendor_email = "sev1@vendor.example"\n'
     )
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     try:
         code, out, err = await _cli("notify", "test", "-c", str(config), env=env)
         assert code == 1, (out, err)
         lines = out.splitlines()
-        assert len(lines) == 3
-        assert lines[0].startswith("pager-hook (webhook): sent trigger in ")
-        assert lines[1].startswith("pd (pagerduty): sent trigger and resolve in ")
-        assert lines[2].startswith("gone (webhook): FAILED: ")
+        assert len(lines) == 4
+        assert lines[0] == (
+            "vendor (email): skipped: it mails the vendor's Sev-1 address ([sev1] "
+            "vendor_email); name it with --notifier to test it"
+        )
+        assert lines[1].startswith("pager-hook (webhook): sent trigger in ")
+        assert lines[2].startswith("pd (pagerduty): sent trigger and resolve in ")
+        assert lines[3].startswith("gone (webhook): FAILED: ")
         assert err == "availmon: 1 of 3 notifiers failed the test: gone\n"
         (hooked,) = got["hook"]
         assert hooked["summary"].startswith("[TEST] availmon notification test of pager-hook")
@@ -92,8 +101,14 @@ async def test_notify_test_sends_a_marked_test_through_each_notifier(tmp_path: P
         )
         assert code == 2 and out == ""
         assert err == (
-            "availmon: error: --notifier: no notifier 'nope' (configured: pager-hook, pd, gone)\n"
+            "availmon: error: --notifier: no notifier 'nope' (configured: pager-hook, pd, gone, "
+            "vendor)\n"
         )
+        # named, the vendor's notifier is tried (here its mail server is down)
+        code, out, err = await _cli(
+            "notify", "test", "-c", str(config), "--notifier", "vendor", env=env
+        )
+        assert code == 1 and out.startswith("vendor (email): FAILED: "), (out, err)
         # a secret that cannot be read is named, not sent without
         key_file.unlink()
         code, out, err = await _cli("notify", "test", "-c", str(config), env=env)

@@ -146,3 +146,23 @@ def test_a_restart_keeps_the_listing_until_two_clean_checks(tmp_path: Path) -> N
     checks.check("clean")
     assert rig.store.get_incident(inc.id).state == "resolved"
     assert len(rig.store.spells("sp")) == 1 and len(rig.incidents()) == 1
+
+
+def test_a_delisted_pair_listed_again_while_the_issue_is_open_is_news_again(
+    tmp_path: Path,
+) -> None:
+    """Barracuda lists, delists (two clean checks) and lists again while Spamhaus keeps
+    the issue open: each listing by Barracuda is a condition_added, and a spell each."""
+    rig = Rig(tmp_path, settings(), start=MONDAY)
+    checks = Checks(rig)
+    checks.check("listed")
+    [inc] = rig.incidents()
+    checks.check("listed", "listed")
+    assert rig.kinds(inc.id).count("condition_added") == 1
+    checks.check("listed", "clean")
+    checks.check("listed", "clean")  # delisted from Barracuda: its spell closed
+    checks.check("listed", "listed")
+    assert [i.id for i in rig.incidents()] == [inc.id]
+    assert rig.kinds(inc.id).count("condition_added") == 2
+    barracuda = [x for x in rig.store.spells("sp") if x.zone == BARRA]
+    assert [x.ended_at is not None for x in barracuda] == [True, False]

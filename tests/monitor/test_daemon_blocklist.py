@@ -181,5 +181,14 @@ async def test_a_reload_changes_the_checks_and_keeps_what_is_listed(
         [issue] = store.list_incidents()
         assert (issue.kind, issue.state) == ("blocklisted", "open")
         assert [x.ended_at for x in store.spells("simulated")] == [None]
+        # the check comes back, and the target was delisted meanwhile: the check starts
+        # from the store's open spell, so the delisting closes it (not left open for ever)
+        sim.dnsbl.delist(DEMO_SENDING_IP, ZEN, KEY)
+        path.write_text(text)
+        assert (await d.reload()).applied
+        await until(
+            "the spell closed by the re-added check",
+            lambda: [x.ended_at is not None for x in store.spells("simulated")] == [True],
+        )
     finally:
         await d.stop()

@@ -146,3 +146,18 @@ async def test_a_long_reason_comes_by_tcp(dns_server: DnsblServer) -> None:
     dns_server.list("192.0.2.10", "zen.spamhaus.org", ["127.0.0.2"], reason)
     assert await one(dns_server) == ("listed", ("127.0.0.2",), reason[:500], None)
     assert dns_server.tcp_queries == 1  # the TXT answer was truncated over UDP
+
+
+async def test_the_dbl_refusing_an_ip_query_is_an_error_and_an_ip_is_no_domain(
+    dns_server: DnsblServer,
+) -> None:
+    fields: dict[str, object] = {"ips": [], "domains": ["mail.example.com"]}
+    fields["domain_zones"] = ["dbl.spamhaus.org"]
+    dns_server.list("mail.example.com", "dbl.spamhaus.org", ["127.0.1.255"])
+    assert await one(dns_server, **fields) == (
+        "error", ("127.0.1.255",), None, "ip_query_not_allowed",
+    )  # fmt: skip
+    dns_server.list("mail.example.com", "dbl.spamhaus.org", ["127.0.1.2"], "spam domain")
+    assert (await one(dns_server, **fields))[0] == "listed"
+    with pytest.raises(ValueError, match="is an IP address: it goes in ips"):
+        checker(dns_server, ips=[], domains=["192.0.2.1"])
