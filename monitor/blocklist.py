@@ -60,6 +60,16 @@ class _Pair:
     clean: int = 0
 
 
+def same_configs(a: list[DnsblConfig], b: list[DnsblConfig]) -> bool:
+    """Whether a reload left these checks as they were. The DQS key compares by value:
+    both were resolved already (at the check, and by the reload's secret check); one that
+    cannot be resolved counts as a change."""
+    try:
+        return a == b
+    except ValueError:
+        return False
+
+
 class BlocklistWatch:
     """The checks of one service (its ``[[services.blocklists]]`` entries)."""
 
@@ -153,6 +163,13 @@ class BlocklistRunner:
             if not configs:
                 continue
             old = self.watches.get(svc.name)
+            if old is not None and same_configs(old.configs, configs):
+                watches[svc.name] = old  # unchanged: its counts of clean and erring go on
+                for cfg in configs:
+                    checkers[(svc.name, cfg.name)] = self.checkers.get(
+                        (svc.name, cfg.name)
+                    ) or DnsblChecker(cfg)
+                continue
             # what it knew, and what the store has open for a pair it did not ask about
             # (a check the reload adds again): a later delisting then closes that spell
             seed = {(x.target, x.zone): x for x in open_spells if x.service == svc.name}

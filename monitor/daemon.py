@@ -41,7 +41,7 @@ from alerting.notifiers import Notifier, build_notifiers
 from alerting.outbox import PAGE_TIERS, Dispatcher
 from alerting.policy import Policy
 from monitor.api import make_app
-from monitor.blocklist import BlocklistRunner
+from monitor.blocklist import BlocklistRunner, same_configs
 from monitor.clock import Clock, SystemClock, ThreadShare
 from monitor.combiner import Combiner, stopped_key
 from monitor.config import Settings, load
@@ -499,22 +499,44 @@ class Daemon:
         self._install_blocklist_jobs()
 
     # ------------------------------------------------------------------ blocklists
-    def _install_blocklist_jobs(self) -> None:
-        """The leader's blocklist checks, each every `interval_seconds`, the first now:
-        one check per interval for the whole deployment (the lists rate-limit)."""
+    def _unchanged_blocklist_runs(self, old: Settings, new: Settings) -> dict[str, Any]:
+        """Job id → next run time of the checks a reload leaves as they were: they keep
+        their schedule (a reload does not ask the rate-limited lists again at once)."""
+        if self.scheduler is None:
+            return {}
+
+        def config(settings: Settings, service: str, name: str) -> Any:
+            for svc in settings.services:
+                if svc.name == service:
+                    return next((c for c in svc.blocklists if c.name == name), None)
+            return None
+
+        keep = {}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(BLOCKLIST_JOB):
+                before, after = config(old, *job.args), config(new, *job.args)
+                if before is not None and after is not None and same_configs([before], [after]):
+                    keep[job.id] = job.next_run_time
+        return keep
+
+    def _install_blocklist_jobs(self, keep: dict[str, Any] | None = None) -> None:
+        """The leader's blocklist checks, each every `interval_seconds`, the first now
+        (or, for a check a reload kept as it was, when it was due): one check per
+        interval for the whole deployment (the lists rate-limit)."""
         if self.scheduler is None or self.blocklists is None:
             return
         self._remove_blocklist_jobs()
         now = dt.datetime.now(dt.UTC)
         for service, name, every in self.blocklists.jobs():
+            job_id = f"{BLOCKLIST_JOB}{service}/{name}"
             self.metrics.lead_blocklists(service, self.blocklists.pairs(service, name))
             self.scheduler.add_job(
                 self._check_blocklist,
                 "interval",
                 seconds=every,
                 args=[service, name],
-                id=f"{BLOCKLIST_JOB}{service}/{name}",
-                next_run_time=now,
+                id=job_id,
+                next_run_time=(keep or {}).get(job_id) or now,
                 coalesce=True,
                 max_instances=1,
                 replace_existing=True,
@@ -725,9 +747,10 @@ class Daemon:
         if self.policy is not None and prepared is not None:
             self.policy.reconfigure(new, prepared)
         if self.blocklists is not None:
+            keep = self._unchanged_blocklist_runs(old_settings, new)
             self._remove_blocklist_jobs()
             self._warn_unwatched(self.blocklists.reconfigure(new.services, spells or []))
-            self._install_blocklist_jobs()
+            self._install_blocklist_jobs(keep)
         if self.incidents is not None:
             self.incidents.reconfigure(new)
         self._set_maintenance(self._maintenance)  # the new services' spans

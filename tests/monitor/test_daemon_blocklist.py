@@ -192,3 +192,36 @@ async def test_a_reload_changes_the_checks_and_keeps_what_is_listed(
         )
     finally:
         await d.stop()
+
+
+async def test_a_reload_that_leaves_a_check_as_it_was_keeps_its_schedule_and_state(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload for something else (a service's description) neither asks the lists again
+    at once nor forgets what the check was counting."""
+    monkeypatch.setenv("AVAILMON_TEST_DQS", KEY)
+    path = simulated_config(sim, tmp_path, api_key="k", dnsbl_interval=60)
+    d = Daemon(load(path), config_path=path)
+    await d.start()
+    try:
+        assert d.scheduler is not None and d.blocklists is not None
+        [job] = [j for j in d.scheduler.get_jobs() if j.id.startswith("blocklist/")]
+        await until("the first check", lambda: d.blocklists is not None and bool(
+            d.metrics.registry.get_sample_value(
+                "availmon_blocklist_checks_total",
+                {"service": "simulated", "zone": ZEN, "result": "clean", "vantage": "combined"},
+            )
+        ))  # fmt: skip
+        due, watch = job.next_run_time, d.blocklists.watches["simulated"]
+        path.write_text(path.read_text().replace(
+            'description = "the built-in simulated email platform"',
+            'description = "the simulated platform, renamed"',
+        ))  # fmt: skip
+        result = await d.reload()
+        assert result.applied and result.changes is not None
+        assert "simulated" in result.changes.changed
+        [again] = [j for j in d.scheduler.get_jobs() if j.id.startswith("blocklist/")]
+        assert again.next_run_time == due  # not now: the lists are not asked again yet
+        assert d.blocklists.watches["simulated"] is watch
+    finally:
+        await d.stop()
