@@ -27,7 +27,7 @@ from alerting.case import NotCritical, case_view
 from alerting.case import render_text as render_case
 from alerting.incidents import Incidents, IncidentStateError
 from alerting.model import IncidentState, Severity
-from monitor import __version__
+from monitor import __version__, statuspage
 from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.metrics import Metrics
@@ -437,6 +437,32 @@ async def callback(request: web.Request) -> web.Response:
     return await _act(request, "callback")
 
 
+#: the Statuspage-compatible public endpoints (monitor/statuspage.py)
+STATUSPAGE = {
+    "summary.json": statuspage.summary,
+    "status.json": statuspage.status,
+    "components.json": statuspage.components,
+    "incidents.json": statuspage.incidents,
+    "incidents/unresolved.json": statuspage.unresolved,
+    "scheduled-maintenances.json": statuspage.maintenances,
+    "scheduled-maintenances/upcoming.json": lambda s: statuspage.maintenances(s, "upcoming"),
+    "scheduled-maintenances/active.json": lambda s: statuspage.maintenances(s, "active"),
+}
+
+
+async def statuspage_json(request: web.Request) -> web.Response:
+    """Public, read-only, in Statuspage's v2 shape: no token, nothing internal."""
+    d = _daemon(request)
+    if d.store is None:
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": "starting: the store is not open yet"}),
+            content_type="application/json",
+        )
+    name = request.path.removeprefix("/api/v2/")
+    snap = await asyncio.to_thread(statuspage.snapshot, d.settings, d.store, d.clock.wall())
+    return _json(STATUSPAGE[name](snap))
+
+
 async def incident_case(request: web.Request) -> web.Response:
     """The Sev-1 case sheet of a Critical Issue (alerting/case.py): JSON, or the text to
     read out (`?format=text`); 409 for a Non-Critical Issue."""
@@ -580,6 +606,8 @@ def make_app(daemon: DaemonView) -> web.Application:
     app.router.add_post("/api/v1/incidents/{id}/notes", notes)
     app.router.add_post("/api/v1/incidents/{id}/callback", callback)
     app.router.add_get("/api/v1/incidents/{id}/case", incident_case)
+    for name in STATUSPAGE:
+        app.router.add_get(f"/api/v2/{name}", statuspage_json)
     app.router.add_get("/api/v1/reports/{month}", report)
     app.router.add_get("/api/v1/maintenance", maintenance_list)
     app.router.add_post("/api/v1/maintenance", maintenance_add)

@@ -209,6 +209,24 @@ def spec() -> dict[str, Any]:
                     ("callback", "record the vendor's callback on a Critical Issue"),
                 )
             },
+            **{
+                f"/api/v2/{name}": {
+                    "get": {
+                        "summary": f"Statuspage-compatible {what} (public)",
+                        "responses": {"200": _ok(what, _OBJECT), "503": _ERROR},
+                    }
+                }
+                for name, what in (
+                    ("summary.json", "summary"),
+                    ("status.json", "overall status"),
+                    ("components.json", "components"),
+                    ("incidents.json", "incidents"),
+                    ("incidents/unresolved.json", "unresolved incidents"),
+                    ("scheduled-maintenances.json", "scheduled maintenances"),
+                    ("scheduled-maintenances/upcoming.json", "upcoming maintenances"),
+                    ("scheduled-maintenances/active.json", "active maintenances"),
+                )
+            },
             "/api/v1/incidents/{id}/case": {
                 "get": {
                     "summary": "the Sev-1 case sheet of a Critical Issue (JSON, or text)",
