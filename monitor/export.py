@@ -83,7 +83,8 @@ def openslo_documents(settings: Settings, names: list[str] | None = None) -> lis
                         "unknown) of every second but maintenance, by the combined verdict, "
                         "in a calendar month of the report time zone"
                     ),
-                    "service": svc.name,
+                    # a name of kind Service in OpenSLO: RFC 1123, as the metadata names
+                    "service": name,
                     "indicator": {
                         "metadata": {"name": f"{name}-seconds-not-unavailable"},
                         "spec": {

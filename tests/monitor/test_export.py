@@ -77,12 +77,12 @@ def test_openslo_matches_the_published_example_and_spec(settings: Any) -> None:
     example = yaml.safe_load((DATA / "openslo-timeslices-slo.yaml").read_text())
     # README "SLI": ratioMetric.counter, true for a monotonic counter (not in the example)
     allowed = paths(example) | {"spec.indicator.spec.ratioMetric.counter"}
-    assert [d["spec"]["service"] for d in docs] == ["mx", "Mail_US.east"]
+    assert [d["spec"]["service"] for d in docs] == ["mx", "mail-us-east"]
     for d in docs:
         assert paths(d) <= allowed, paths(d) - allowed
         assert (d["apiVersion"], d["kind"]) == ("openslo/v1", "SLO")
         spec = d["spec"]
-        assert RFC1123.fullmatch(d["metadata"]["name"])
+        assert RFC1123.fullmatch(d["metadata"]["name"]) and RFC1123.fullmatch(spec["service"])
         assert RFC1123.fullmatch(spec["indicator"]["metadata"]["name"])
         assert len(spec["description"]) <= 1050
         assert spec["budgetingMethod"] == "Timeslices"
@@ -99,12 +99,15 @@ def test_openslo_matches_the_published_example_and_spec(settings: Any) -> None:
         for side in ("good", "total"):
             q = ratio[side]["metricSource"]["spec"]["query"]
             assert ratio[side]["metricSource"]["type"] == "Prometheus"
-            assert f'service="{spec["service"]}"' in q
             assert 'channel="service"' in q and 'vantage="combined"' in q
         assert 'verdict=~"available|unknown"' in ratio["good"]["metricSource"]["spec"]["query"]
         assert 'verdict!="excluded"' in ratio["total"]["metricSource"]["spec"]["query"]
     assert [d["spec"]["objectives"][0]["target"] for d in docs] == [0.9999, 0.9995]
     assert docs[1]["metadata"]["name"] == "mail-us-east-availability"
+    for d, name in zip(docs, ["mx", "Mail_US.east"], strict=True):  # the query keeps it
+        ratio = d["spec"]["indicator"]["spec"]["ratioMetric"]
+        for side in ("good", "total"):
+            assert f'service="{name}"' in ratio[side]["metricSource"]["spec"]["query"]
 
 
 def test_sloth_matches_the_published_example_and_struct(settings: Any) -> None:
