@@ -183,6 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
         "-c", "--config", default=argparse.SUPPRESS, help="config file (as for `report`)"
     )
 
+    exp = sub.add_parser(
+        "export",
+        help="the SLO as OpenSLO v1 or Sloth prometheus/v1 YAML",
+        description="Write each service's SLO (slo_target_percent, the seconds not "
+        "unavailable of every second but maintenance) for an SLO tool: `openslo` one OpenSLO "
+        "v1 SLO a service (Timeslices of 1 s, a calendar month in report.timezone), `sloth` "
+        "one Sloth prometheus/v1 spec a service. Several documents are separated by ---.",
+    )
+    with_config(exp)
+    exp.add_argument("format", choices=["openslo", "sloth"])
+    exp.add_argument("--service", default=None, help="one service (default: all)")
+    exp.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
+
     mig = sub.add_parser(
         "migrate",
         help="copy a whole history into a new store (e.g. SQLite to PostgreSQL)",
@@ -427,6 +440,23 @@ def cmd_report(args: argparse.Namespace) -> int:
         else:
             _write_file(target, sign(document, key), "--signature")
             sys.stderr.write(f"availmon: signature written to {target}\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from monitor.export import openslo_documents, sloth_specs, to_yaml
+
+    s = _settings(args)
+    names = [args.service] if args.service else None
+    build = openslo_documents if args.format == "openslo" else sloth_specs
+    try:
+        text = to_yaml(build(s, names))
+    except ValueError as exc:
+        raise UsageError(f"--service: {exc}" if args.service else str(exc)) from None
+    if args.output:
+        _write_file(args.output, text, "-o")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -815,6 +845,7 @@ COMMANDS = {
     "simulate": cmd_simulate,
     "check-config": cmd_check_config,
     "report": cmd_report,
+    "export": cmd_export,
     "incidents": cmd_incidents,
     "maintenance": cmd_maintenance,
     "notify": cmd_notify,
