@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import struct
@@ -143,12 +144,23 @@ class DnsblServer:
 
     # ------------------------------------------------------------------ serving
     async def start(self) -> None:
+        """UDP and TCP on one port. With port 0 the kernel picks one free for UDP; TCP may
+        hold that number already (a client connection's local port): then another."""
         loop = asyncio.get_running_loop()
-        self._udp, _ = await loop.create_datagram_endpoint(
-            lambda: _Udp(self), local_addr=(self.host, self.port)
-        )
-        self.port = self._udp.get_extra_info("sockname")[1]
-        self._tcp = await asyncio.start_server(self._tcp_client, self.host, self.port)
+        wanted = self.port
+        for attempt in range(50):
+            self._udp, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(self), local_addr=(self.host, wanted)
+            )
+            self.port = self._udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(self._tcp_client, self.host, self.port)
+                return
+            except OSError as exc:
+                self._udp.close()
+                self._udp = None
+                if wanted or exc.errno != errno.EADDRINUSE or attempt == 49:
+                    raise
 
     async def stop(self) -> None:
         if self._udp is not None:
