@@ -472,11 +472,7 @@ def _report_from(args: argparse.Namespace) -> int:
     if args.signature is not None:
         raise UsageError("--signature: not with --from (sign when the report is made)")
     path: Path = args.source
-    try:
-        document = json.loads(_read(path, "--from").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"--from: {path}: not a JSON report: {exc}") from None
-    reports = document if isinstance(document, list) else [document]
+    _, reports = _json_reports(path, "--from", "--from: ")
     for r in reports:
         missing = [k for k in REPORT_KEYS if not isinstance(r, dict) or k not in r]
         if missing:
@@ -533,11 +529,7 @@ def _report_verify(args: argparse.Namespace) -> int:
     )
 
     path: Path = args.file
-    try:
-        document = json.loads(_read(path, "FILE.json").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not a JSON report: {exc}") from None
-    reports = document if isinstance(document, list) else [document]
+    document, reports = _json_reports(path, "FILE.json", "")
     if not reports or not all(
         isinstance(r, dict) and isinstance(r.get("digest"), dict) for r in reports
     ):
@@ -669,6 +661,16 @@ def _instant(value: str, name: str) -> int:
         return parse_instant(value, name, need_offset=True)
     except BadRequest as exc:
         raise UsageError(str(exc)) from None
+
+
+def _json_reports(path: Path, what: str, prefix: str) -> tuple[Any, list[Any]]:
+    """A JSON report file as read, and its reports (one, or a list of them); one line if
+    it is not JSON."""
+    try:
+        document = json.loads(_read(path, what).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{prefix}{path}: not a JSON report: {exc}") from None
+    return document, document if isinstance(document, list) else [document]
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
