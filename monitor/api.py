@@ -260,7 +260,7 @@ def _service(request: web.Request, required: bool = True) -> str | None:
     return name
 
 
-def _incident_id(request: web.Request) -> int:
+def incident_id(request: web.Request) -> int:
     return parse_id(request.match_info["id"], "an incident id")
 
 
@@ -378,7 +378,7 @@ async def incidents(request: web.Request) -> web.Response:
 
 async def incident(request: web.Request) -> web.Response:
     _daemon(request)
-    return _json(await asyncio.to_thread(_incidents(request).show, _incident_id(request)))
+    return _json(await asyncio.to_thread(_incidents(request).show, incident_id(request)))
 
 
 async def _act(request: web.Request, action: str) -> web.Response:
@@ -386,7 +386,7 @@ async def _act(request: web.Request, action: str) -> web.Response:
     _daemon(request)
     body = await _body(request)
     who = str(body.get("by") or "api")
-    ident = _incident_id(request)
+    ident = incident_id(request)
     try:
         if action == "ack":
             result: Any = await asyncio.to_thread(_incidents(request).ack, ident, who)
@@ -467,7 +467,7 @@ async def incident_case(request: web.Request) -> web.Response:
     """The Sev-1 case sheet of a Critical Issue (alerting/case.py): JSON, or the text to
     read out (`?format=text`); 409 for a Non-Critical Issue."""
     d = _daemon(request)
-    ident = _incident_id(request)
+    ident = incident_id(request)
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "text"):
         raise BadRequest(f"format: expected json or text, got {fmt[:20]!r}")
@@ -587,11 +587,18 @@ async def openapi(request: web.Request) -> web.Response:
     return _json(monitor.openapi.spec())
 
 
-def make_app(daemon: DaemonView) -> web.Application:
+def new_app(daemon: DaemonView, client_max_size: int = 64 * 1024) -> web.Application:
+    """An application of `daemon`'s with no route yet: errors as JSON lines, garbage
+    requests logged in one line (the main listener's and the public one's, monitor/web)."""
     if not any(isinstance(f, MalformedRequestLine) for f in _SERVER_LOG.filters):
         _SERVER_LOG.addFilter(MalformedRequestLine())
-    app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[_errors], client_max_size=client_max_size)
     app[DAEMON] = daemon
+    return app
+
+
+def make_app(daemon: DaemonView) -> web.Application:
+    app = new_app(daemon)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -178,6 +178,13 @@ class MaintenanceConfig(ConfigModel):
         return self
 
 
+def _listen_port(v: str | None) -> str | None:
+    """A host:port listener's port is 0-65535 (0: the kernel picks one)."""
+    if v is not None and not 0 <= int(v.rpartition(":")[2]) <= 65535:
+        raise ValueError(f"port {int(v.rpartition(':')[2])} is out of range 0-65535")
+    return v
+
+
 class MonitorConfig(ConfigModel):
     #: the name of this vantage point, carried by every verdict and sent in every attempt
     #: id (`probe:second:slot@vantage`), hence a token: letters, digits, '.', '_', '-'
@@ -220,13 +227,7 @@ class MonitorConfig(ConfigModel):
             )
         return v
 
-    @field_validator("listen")
-    @classmethod
-    def _port(cls, v: str) -> str:
-        port = int(v.rpartition(":")[2])
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port {port} is out of range 0-65535")
-        return v
+    _port = field_validator("listen")(classmethod(lambda cls, v: _listen_port(v)))
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -301,6 +302,37 @@ class ReportConfig(ConfigModel):
         return v
 
 
+class StatusLink(ConfigModel):
+    name: str = Field(min_length=1, max_length=80)
+    url: str = Field(pattern=r"^(https?://|/)", max_length=2000)
+
+
+class StatusConfig(ConfigModel):
+    """The public status page (`/status`, `/history.atom`, `/api/v2/*.json`;
+    monitor/web/__init__.py): its branding, and optionally a listener of its own that
+    serves only those public pages, so they can be exposed while the API stays on
+    loopback."""
+
+    #: the page's title (also the Statuspage JSON's `page.name` and the feed's title)
+    title: str = Field(default="availmon status", min_length=1, max_length=120)
+    #: the page's public address (the JSON's `page.url`, the feed's links); "" = unknown
+    url: str = Field(default="", pattern=r"^$|^https?://", max_length=2000)
+    #: an image shown beside the title (the browser fetches it: http(s) or a /path)
+    logo_url: str | None = Field(default=None, pattern=r"^(https?://|/)", max_length=2000)
+    #: links shown in the page's header (support, terms, the vendor's own status page)
+    links: list[StatusLink] = Field(default_factory=list, max_length=20)
+    #: host:port of a listener serving only the public pages (None: only the main one)
+    listen: str | None = Field(default=None, pattern=r"^[^:]+:\d+$|^\[.+\]:\d+$")
+    _port = field_validator("listen")(classmethod(lambda cls, v: _listen_port(v)))
+
+    @property
+    def host_port(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class Sev1Config(ConfigModel):
     """What the vendor's Sev-1 line asks for when a Critical Issue is reported (the
     support terms: company name, contact name, phone and email, a description), and the
@@ -332,6 +364,7 @@ class Settings(BaseSettings):
     notifiers: list[NotifierConfig] = Field(default_factory=list)
     maintenance: list[MaintenanceConfig] = Field(default_factory=list)
     sev1: Sev1Config = Sev1Config()
+    status: StatusConfig = StatusConfig()
 
     @model_validator(mode="after")
     def _references(self) -> Settings:

@@ -40,7 +40,6 @@ from alerting.model import Incident, IncidentEvent, IncidentState, OutboxItem, S
 from alerting.notifiers import Notifier, build_notifiers
 from alerting.outbox import PAGE_TIERS, Dispatcher
 from alerting.policy import Policy
-from monitor.api import make_app
 from monitor.blocklist import BlocklistRunner, same_configs
 from monitor.clock import Clock, SystemClock, ThreadShare
 from monitor.combiner import Combiner, stopped_key
@@ -63,6 +62,8 @@ from monitor.store.base import MaintenanceWindow, MinuteCount, NotFound, exclude
 from monitor.store.guard import guarded
 from monitor.verdicts import COMBINED, SERVICE_CHANNEL, SecondVerdict, UnknownReason, Verdict
 from monitor.watchdog import LoopWatchdog
+from monitor.web import make_public_app, make_web_app
+from monitor.web.live import LiveSeconds
 from monitor.writer import EffectsJob, Job, SecondsJob, StoreWriter
 from probes.base import Attempt, ProbeConfigError
 from probes.compat_asyncio import backport_transport_cycle_fix
@@ -162,6 +163,10 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        #: the public status page's own listener (status.listen), if any
+        self._public_runner: web.AppRunner | None = None
+        #: the live strips' ring and their watchers (monitor/web/live.py)
+        self.live = LiveSeconds()
         self._session: aiohttp.ClientSession | None = None
         self.scheduler: AsyncIOScheduler | None = None
         #: the leader's parts (monitor/leader.py): the policy, the dispatcher and the
@@ -309,8 +314,9 @@ class Daemon:
             await self.dispatcher.close()
         if self.elector is not None:
             await self.elector.release()  # a successor need not wait for the lease to run out
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in (self._runner, self._public_runner):
+            if runner is not None:
+                await runner.cleanup()
         if self._session is not None:
             await self._session.close()
         if not self._started:
@@ -355,19 +361,34 @@ class Daemon:
         return [*self._retiring, *([self.launcher] if self.launcher is not None else [])]
 
     async def _start_http(self) -> None:
-        host, port = self.settings.monitor.host_port
-        self._runner = web.AppRunner(make_app(self), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        self._runner = await self._listen(
+            make_web_app(self), self.settings.monitor.host_port, "monitor.listen"
+        )
+        public = self.settings.status.host_port
+        if public is not None:
+            try:
+                self._public_runner = await self._listen(
+                    make_public_app(self), public, "status.listen"
+                )
+            except DaemonError:
+                await self._runner.cleanup()
+                self._runner = None
+                raise
+
+    async def _listen(
+        self, app: web.Application, where: tuple[str, int], field: str
+    ) -> web.AppRunner:
+        # open event streams end at the shutdown (monitor/web): a short grace for the rest
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        site = web.TCPSite(runner, *where)
         try:
             await site.start()
         except OSError as exc:
-            await self._runner.cleanup()
-            self._runner = None
+            await runner.cleanup()
             why = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise DaemonError(
-                f"monitor.listen: cannot listen on {self.settings.monitor.listen}: {why}"
-            ) from None
+            raise DaemonError(f"{field}: cannot listen on {where[0]}:{where[1]}: {why}") from None
+        return runner
 
     @property
     def http_port(self) -> int | None:
@@ -956,6 +977,7 @@ class Daemon:
             fresh.setdefault(v.service, {})[v.channel] = v
         for service, channels in fresh.items():
             self.stored_verdicts[service] = {**self.stored_verdicts.get(service, {}), **channels}
+        self.live.stored(verdicts)
 
     def _on_stuck(self, items: list[OutboxItem]) -> None:
         """Writer thread: the store has refused these pages' items for a while."""

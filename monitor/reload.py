@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 #: fields a running daemon cannot change: the reload is refused while they differ
 RESTART_FIELDS: tuple[tuple[str, Callable[[Settings], object]], ...] = (
     ("monitor.listen", lambda s: s.monitor.listen),
+    ("status.listen", lambda s: s.status.listen),
     ("monitor.vantage", lambda s: s.monitor.vantage),
     ("store.url", lambda s: s.store.url),
     ("monitor.log_format", lambda s: s.monitor.log_format),

@@ -79,6 +79,11 @@ UPDATES = {
 _CHANNEL_NAMES = {"api": "REST API", "smtp": "SMTP injection"}
 
 
+def channel_name(channel: str) -> str:
+    """A channel's component name ("REST API", "SMTP injection")."""
+    return _CHANNEL_NAMES.get(channel, channel)
+
+
 @dataclass
 class Snapshot:
     """What the endpoints show, read from the store at one instant."""
@@ -86,6 +91,7 @@ class Snapshot:
     now: float
     tz: ZoneInfo
     name: str
+    url: str
     components: list[dict[str, Any]]
     incidents: list[dict[str, Any]]
     maintenances: list[dict[str, Any]]
@@ -95,7 +101,7 @@ class Snapshot:
         return {
             "id": PAGE_ID,
             "name": self.name,
-            "url": "",
+            "url": self.url,
             "time_zone": str(self.tz),
             "updated_at": _time(self.now, self.tz),
         }
@@ -162,7 +168,7 @@ def snapshot(settings: Settings, store: Store, now: float) -> Snapshot:
             children.append(
                 _component(
                     f"{svc.name}.{channel}",
-                    f"{_CHANNEL_NAMES.get(channel, channel)}",
+                    channel_name(channel),
                     status,
                     position * 100 + n,
                     group_id,
@@ -187,8 +193,8 @@ def snapshot(settings: Settings, store: Store, now: float) -> Snapshot:
         _maintenance(w, settings, service_component, now, tz)
         for w in sorted(windows, key=lambda w: (-w.start, -w.id))
     ]
-    name = "availmon status"
-    snap = Snapshot(now, tz, name, components, incidents, maintenances)
+    page = settings.status
+    snap = Snapshot(now, tz, page.title, page.url, components, incidents, maintenances)
     snap.unresolved = [i for i in incidents if i["status"] != "resolved"]
     return snap
 
