@@ -242,7 +242,8 @@ async def run_demo(
     if not as_json:
         out.write(
             f"availmon demo: simulated platform at {sim.http_url} (API) and "
-            f"{sim.host}:{sim.smtp_port} (SMTP); daemon at http://127.0.0.1:{daemon.http_port}/\n"
+            f"{sim.host}:{sim.smtp_port} (SMTP); daemon at http://127.0.0.1:{daemon.http_port}/"
+            " (open it in a browser)\n"
             f"workdir {workdir}; scenario of {len(steps)} steps over {int(duration)} s\n"
         )
         for step in steps:
@@ -411,7 +412,7 @@ async def run_embedded(workdir: Path = Path("availmon-data")) -> int:
             f"availmon: no --config given: monitoring the built-in simulated platform "
             f"(API {sim.http_url}, SMTP {sim.host}:{sim.smtp_port}; inject faults with "
             f"POST {sim.http_url}/_sim/fault); config written to {config_path}; "
-            "metrics and API on http://127.0.0.1:9310/\n"
+            "web view, status page, metrics and API on http://127.0.0.1:9310/\n"
         )
         await Daemon(load(config_path), config_path=config_path).run()
     finally:

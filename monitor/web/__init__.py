@@ -352,7 +352,13 @@ def incident_page(d: WebView, ident: int) -> dict[str, Any]:
     if first is not None:
         rows = d.store.evidence(inc["service"], int(first), int(first) + 5, limit=50)
         evidence = [
-            {**r, "detail_json": json.dumps(r.get("detail") or {}, sort_keys=True)} for r in rows
+            {
+                **r,
+                "when": datetime.fromtimestamp(r["second"], tz).strftime("%H:%M:%S"),
+                "latency_ms": round(1000 * float(r.get("latency") or 0)),
+                "detail_text": _detail_text(r.get("detail") or {}),
+            }
+            for r in rows
         ]
     state = inc["state"]
     details = [(label, value) for label, value in (
@@ -384,6 +390,16 @@ def incident_page(d: WebView, ident: int) -> dict[str, Any]:
         "can_callback": inc["severity"] == Severity.CRITICAL and state != IncidentState.RESOLVED,
         "writes": d.settings.monitor.api_token is not None,
     }
+
+
+#: the detail fields an attempt's evidence row shows first (the rest follow as key=value)
+_DETAIL_FIRST = ("status", "code", "enhanced", "stage", "message", "error", "reason")
+
+
+def _detail_text(detail: dict[str, Any]) -> str:
+    keys = [k for k in _DETAIL_FIRST if k in detail]
+    keys += sorted(k for k in detail if k not in _DETAIL_FIRST and k != "phases")
+    return "; ".join(f"{k}={detail[k]}" for k in keys)
 
 
 def _event_text(e: dict[str, Any]) -> str:

@@ -10,8 +10,8 @@ its last public update.
 from __future__ import annotations
 
 import uuid
+import xml.etree.ElementTree as ET
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from monitor.statuspage import Snapshot
 
