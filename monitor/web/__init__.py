@@ -62,6 +62,9 @@ log = logging.getLogger("availmon.web")
 DAYS = 90
 #: how often the watched pages get the components' status
 STATUS_EVERY = 2.0
+#: event streams open at once per listener; more are answered 503 (the public page may
+#: face the internet: a flood of idle streams must not grow without bound)
+MAX_STREAMS = 500
 #: an SSE comment this often keeps proxies from closing an idle stream
 KEEPALIVE_EVERY = 15.0
 STATIC = {
@@ -192,14 +195,47 @@ def _when(t: float | None, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def _history(
-    store: Store, settings: Settings, service: str, now: float, tz: ZoneInfo
-) -> list[dict[str, Any]]:
-    today = datetime.fromtimestamp(now, tz).date()
-    return daily_history(store, settings, service, today - timedelta(days=DAYS - 1), today, now)
+#: a day's bar is kept once the day has been over this long (late seconds of another
+#: vantage, a writer catching up after a store outage, have landed by then)
+SETTLED_AFTER = 3600
 
 
-def overview(d: WebView) -> dict[str, Any]:
+class DayCache:
+    """The daily bars of settled days, so a page load computes only today's (and the
+    days not kept yet). A settled day's seconds are final and never revised; a maintenance
+    window added or removed afterwards changes the key and the days are computed again.
+    Thread-safe enough for the worker threads: a dict swapped per service."""
+
+    def __init__(self) -> None:
+        self._days: dict[tuple[str, Any], dict[str, dict[str, Any]]] = {}
+
+    def history(
+        self, store: Store, settings: Settings, service: str, now: float, tz: ZoneInfo
+    ) -> list[dict[str, Any]]:
+        today = datetime.fromtimestamp(now, tz).date()
+        first = today - timedelta(days=DAYS - 1)
+        windows = tuple(sorted((w.id, w.start, w.end) for w in store.list_maintenance(service)))
+        key = (service, (str(tz), windows, settings.service(service).model_dump_json()))
+        kept = self._days.get(key, {})
+        missing = first
+        while missing.isoformat() in kept and missing < today:
+            missing += timedelta(days=1)
+        fresh = daily_history(store, settings, service, missing, today, now)
+        settled = {
+            row["date"]: row for row in fresh if _day_end(row["date"], tz) + SETTLED_AFTER <= now
+        }
+        keep = {d: r for d, r in kept.items() if d >= first.isoformat()} | settled
+        self._days = {k: v for k, v in self._days.items() if k[0] != service} | {key: keep}
+        older = [r for d, r in sorted(kept.items()) if first.isoformat() <= d < missing.isoformat()]
+        return [*older, *fresh]
+
+
+def _day_end(day: str, tz: ZoneInfo) -> float:
+    d = date.fromisoformat(day) + timedelta(days=1)
+    return datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
+
+
+def overview(d: WebView, days: DayCache) -> dict[str, Any]:
     """Worker thread: everything `/` shows."""
     settings, store = d.settings, d.store
     assert store is not None
@@ -214,7 +250,7 @@ def overview(d: WebView) -> dict[str, Any]:
     windows = [w for w in store.list_maintenance() if w.end > now]
     services = []
     for svc in settings.services:
-        history = _history(store, settings, svc.name, now, tz)
+        history = days.history(store, settings, svc.name, now, tz)
         stored = d.stored_verdicts.get(svc.name, {})
         channels = []
         for ch in [*svc.channels, "service"]:
@@ -280,7 +316,7 @@ def overview(d: WebView) -> dict[str, Any]:
     }
 
 
-def public(d: DaemonView) -> dict[str, Any]:
+def public(d: DaemonView, days: DayCache) -> dict[str, Any]:
     """Worker thread: everything `/status` shows (public: see the module docstring)."""
     settings, store = d.settings, d.store
     assert store is not None
@@ -290,7 +326,7 @@ def public(d: DaemonView) -> dict[str, Any]:
     by_id = {c["id"]: c for c in snap.components}
     services = []
     for svc in settings.services:
-        history = _history(store, settings, svc.name, now, tz)
+        history = days.history(store, settings, svc.name, now, tz)
         group = by_id[svc.name]
         services.append(
             {
@@ -418,7 +454,7 @@ async def index(request: web.Request) -> web.Response:
     d = _view(request)
     if d.store is None:
         return _page("starting.html.j2", 503, title=d.settings.status.title)
-    model = await asyncio.to_thread(overview, d)
+    model = await asyncio.to_thread(overview, d, request.app[DAY_CACHE])
     return _page("index.html.j2", **model)
 
 
@@ -439,7 +475,7 @@ async def status_page(request: web.Request) -> web.Response:
     d = request.app[DAEMON]
     if d.store is None:
         return _page("starting.html.j2", 503, title=d.settings.status.title)
-    model = await asyncio.to_thread(public, d)
+    model = await asyncio.to_thread(public, d, request.app[DAY_CACHE])
     return _page("status.html.j2", **model)
 
 
@@ -487,6 +523,10 @@ class StatusFeed:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(d), name="web-status")
         return queue
+
+    @property
+    def watchers(self) -> int:
+        return len(self._watchers)
 
     def leave(self, queue: asyncio.Queue[tuple[str, str] | None]) -> None:
         self._watchers.discard(queue)
@@ -544,6 +584,7 @@ def _status_event(snap: statuspage.Snapshot, d: DaemonView) -> dict[str, Any]:
 
 
 STATUS_FEED: web.AppKey[StatusFeed] = web.AppKey("status_feed")
+DAY_CACHE: web.AppKey[DayCache] = web.AppKey("day_cache")
 
 
 def _sse_headers() -> dict[str, str]:
@@ -567,9 +608,15 @@ async def status_events(request: web.Request) -> web.StreamResponse:
 
 async def _stream(request: web.Request, *, seconds: bool) -> web.StreamResponse:
     d = request.app[DAEMON]
+    feed = request.app[STATUS_FEED]
+    if feed.watchers >= MAX_STREAMS:
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": f"too many event streams open ({MAX_STREAMS})"}),
+            content_type="application/json",
+            headers={"Retry-After": "30"},
+        )
     resp = web.StreamResponse(headers=_sse_headers())
     await resp.prepare(request)
-    feed = request.app[STATUS_FEED]
     statuses = feed.watch(d)
     live: LiveSeconds | None = getattr(d, "live", None) if seconds else None
     rows = live.subscribe() if live is not None else None
@@ -648,6 +695,7 @@ def _backfill(d: DaemonView, live: LiveSeconds) -> dict[str, list[dict[str, Any]
 
 def _add_public(app: web.Application) -> None:
     app[STATUS_FEED] = StatusFeed()
+    app[DAY_CACHE] = DayCache()
     app.router.add_get("/status", status_page)
     app.router.add_get("/status/events", status_events)
     app.router.add_get("/history.atom", history_atom)
