@@ -42,6 +42,7 @@ TOKEN = "web-token-0f9e8d7c6b5a"
 API_KEY = "sp-secret-key-web-4711"
 NOTE = "internal-note-from-the-browser"
 WHO = "Dana Oncall"
+VENDOR = "Vic Vendor"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 #: the bound on every wait for the page to change (a bound, not a speed claim)
 WAIT_MS = 40_000
@@ -210,6 +211,15 @@ async def test_the_pages_live_in_a_browser(served: Any) -> None:
             assert len(dialogs) == 1
             incident_path = href
 
+            # the vendor's callback: who called, on the timeline
+            await page.click('[data-action="callback"]')
+            await page.fill('#note-form [name="by"]', VENDOR)
+            await page.fill('#note-form [name="text"]', "case 4711 opened")
+            async with page.expect_navigation():
+                await page.click('#note-form button[type="submit"]')
+            await page.wait_for_selector('[data-kind="vendor_callback"]', timeout=WAIT_MS)
+            assert VENDOR in (await page.text_content('[data-kind="vendor_callback"]') or "")
+
             # a wrong token is refused with the API's one line, and forgotten
             await page.evaluate("() => sessionStorage.setItem('availmon.token', 'wrong')")
             await page.click('[data-action="note"]')
@@ -250,10 +260,25 @@ async def test_the_pages_live_in_a_browser(served: Any) -> None:
                         serious = await _axe(page)
                         assert serious == [], (path, serious)
 
-            # --- the public page: nothing internal
+            # --- resolve through the button, once the platform answers again
+            sim.set_fault("api", "ok")
+            await page.set_viewport_size({"width": 1280, "height": 900})
+            await page.goto(f"{base}{incident_path}")
+            await page.click('[data-action="resolve"]')
+            await page.fill('#note-form [name="by"]', WHO)
+            await page.fill('#note-form [name="text"]', "load balancer fixed")
+            async with page.expect_navigation():
+                await page.click('#note-form button[type="submit"]')
+            await page.wait_for_selector('[data-kind="resolved"]', timeout=WAIT_MS)
+            assert await page.text_content("#incident-state") == "resolved"
+            assert await page.locator("[data-action]").count() == 1  # only "Add note" is left
+
+            # --- the public page: the history, and nothing internal
             await public.reload()
+            await public.wait_for_selector(".incident .is-resolved", timeout=WAIT_MS)
             text = await public.content()
-            internal = (NOTE, WHO, API_KEY, TOKEN, "attempt_id", "evidence", "database upgrade")
+            internal = (NOTE, WHO, VENDOR, API_KEY, TOKEN, "attempt_id", "evidence",
+                        "database upgrade", "case 4711", "load balancer")  # fmt: skip
             for private in internal:
                 assert private not in text, private
             assert "Scheduled maintenance of simulated" in text  # the window, by its name
