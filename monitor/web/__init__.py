@@ -107,6 +107,21 @@ def _env() -> Environment:
     return _ENV
 
 
+#: the page templates (the others are the partials they include)
+PAGES = ("index.html.j2", "incident.html.j2", "status.html.j2", "starting.html.j2",
+         "missing.html.j2")  # fmt: skip
+
+
+def check_assets() -> int:
+    """Load every template and static file as the package holds them (.ci/package runs
+    this from the installed wheel); return how many there are."""
+    for name in PAGES:
+        _env().get_template(name)
+    for name in STATIC:
+        (files("monitor.web") / "static" / name).read_bytes()
+    return len(PAGES) + len(STATIC)
+
+
 def _page(template: str, status: int = 200, **context: Any) -> web.Response:
     body = _env().get_template(template).render(version=__version__, **context)
     resp = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
