@@ -9,6 +9,7 @@ its last public update.
 
 from __future__ import annotations
 
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from monitor.statuspage import Snapshot
 
 ATOM = "http://www.w3.org/2005/Atom"
+#: characters XML 1.0 does not allow (a title from the config may hold them: TOML's \u0001)
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _id(namespace: uuid.UUID, name: str) -> str:
@@ -49,6 +52,11 @@ def atom(snap: Snapshot, base: str, title: str) -> bytes:
         ET.SubElement(entry, "category", term=e["category"])
         ET.SubElement(entry, "summary", type="text").text = e["summary"]
         ET.SubElement(entry, "content", type="text").text = e["content"]
+    for element in feed.iter():  # ElementTree writes them as they are: ill-formed XML
+        if element.text:
+            element.text = NOT_XML.sub("", element.text)
+        for name, value in list(element.attrib.items()):
+            element.set(name, NOT_XML.sub("", value))
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8")
 
 
