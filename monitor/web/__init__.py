@@ -51,8 +51,9 @@ from monitor.api import (
     statuspage_json,
 )
 from monitor.config import Settings
+from monitor.intervals import contains
 from monitor.reports.compute import daily_history
-from monitor.store.base import NotFound, Store
+from monitor.store.base import NotFound, Store, excluded_spans
 from monitor.web.feed import atom
 from monitor.web.live import KEEP_SECONDS, LiveSeconds
 
@@ -701,6 +702,10 @@ def _backfill(d: DaemonView, live: LiveSeconds) -> dict[str, list[dict[str, Any]
         older = []
         if first > start:
             older = monitor.seconds.seconds(d.store, svc.name, start, first, vantage=d.vantage)
+            spans = excluded_spans(d.store.list_maintenance(svc.name, start, first), svc.name)
+            for row in older:  # as the ring shows them: a maintenance second is excluded
+                if contains(spans, row["t"]):
+                    row.update(dict.fromkeys(("verdict", *svc.channels), "excluded"))
         out[svc.name] = [*older, *ring][-KEEP_SECONDS:]
     return out
 

@@ -11,6 +11,7 @@ from monitor.store.base import Store
 from monitor.verdicts import SERVICE_CHANNEL, SecondVerdict, Verdict
 from monitor.web import _backfill
 from monitor.web.live import QUEUE_LIMIT, LiveSeconds
+from probes.base import Outcome
 from tests.monitor.reports.conftest import Feeder, Pattern, T, settings_for
 from tests.monitor.reports.conftest import store as store  # the fixture
 
@@ -171,3 +172,21 @@ def test_the_backfill_is_the_stored_seconds_before_the_ring_ten_minutes_in_all(
     # nothing stored for a while: nothing to show
     view._now = t0 + 5000
     assert _backfill(view, LiveSeconds()) == {"mail": []}  # type: ignore[arg-type]
+
+
+def test_the_backfill_shows_maintenance_seconds_as_the_ring_does(store: Store) -> None:
+    """The stored verdicts keep their own label; the strip shows a second a maintenance
+    window excludes as excluded, from the store as from the ring (after a restart too)."""
+    t0 = T("2026-04-01T00:00:00Z")
+    view = _View(store, t0 + 600.5)
+    Feeder(view.settings, store).run(
+        t0, t0 + 600, Pattern().add("api", t0 + 100, t0 + 200, Outcome.SERVER_ERROR)
+    )
+    store.add_maintenance("*", t0 + 150, t0 + 250, "upgrade", "test")
+    [rows] = _backfill(view, LiveSeconds()).values()  # type: ignore[arg-type]
+    by_t = {r["t"]: r for r in rows}
+    assert by_t[t0 + 120]["verdict"] == "unavailable"  # before the window
+    assert by_t[t0 + 150] == {"t": t0 + 150, "verdict": "excluded", "api": "excluded",
+                              "smtp": "excluded"}  # fmt: skip
+    assert by_t[t0 + 249]["verdict"] == "excluded"
+    assert by_t[t0 + 250]["verdict"] == "available"  # the window is half-open
