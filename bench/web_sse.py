@@ -55,6 +55,8 @@ from simproc import free_port  # noqa: E402  (bench/, beside this script)
 
 from monitor.demo import DEMO_API_KEY, simulated_config  # noqa: E402
 from monitor.simulator import Simulator  # noqa: E402
+from monitor.verdicts import SecondVerdict, Verdict  # noqa: E402
+from monitor.web.live import LiveSeconds  # noqa: E402
 
 #: the rise over the baseline the issue allows, % of one core
 LIMIT_PCT = 2.0
@@ -434,7 +436,25 @@ async def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
         "log_errors": sum(1 for line in text if " ERROR " in line),
         "cpus": os.cpu_count(),
         "workdir": str(workdir),
+        "idle": idle_cost(),
     }
+
+
+def idle_cost(rounds: int = 200_000) -> dict[str, float]:
+    """What the web view costs per stored service-second while nobody watches: one
+    `LiveSeconds.stored` call with a second's three verdicts (api, smtp, service), timed
+    in this process (the ring's whole cost: no subscriber, nothing handed to the loop)."""
+    live = LiveSeconds()
+    batches = [
+        [SecondVerdict("svc", ch, t, Verdict.AVAILABLE, "v") for ch in ("api", "smtp", "service")]
+        for t in range(1000)
+    ]
+    start = time.perf_counter()
+    for i in range(rounds):
+        live.stored(batches[i % 1000])
+    us = (time.perf_counter() - start) / rounds * 1e6
+    # one service-second a second: us µs a second = us / 1e4 % of a core
+    return {"us_per_service_second": round(us, 3), "pct_of_core_per_service": round(us / 1e4, 5)}
 
 
 def _rate(row: dict[str, Any], event: str) -> str:
@@ -468,6 +488,11 @@ def table(r: dict[str, Any]) -> str:
             f"after - baseline {after:+.3f} % of a core: the noise of these figures (the"
             " status task stopped, the streams closed, nothing else left running)"
         )
+    idle = r["idle"]
+    lines.append(
+        f"nobody watching: the ring update costs {idle['us_per_service_second']} µs per stored"
+        f" service-second = {idle['pct_of_core_per_service']} % of a core per service"
+    )
     lines.append(f"workdir {r['workdir']}")
     return "\n".join(lines)
 
