@@ -251,13 +251,18 @@ def _day_end(day: str, tz: ZoneInfo) -> float:
     return datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
 
 
-def overview(d: WebView, days: DayCache) -> dict[str, Any]:
-    """Worker thread: everything `/` shows."""
+def _read(d: DaemonView) -> tuple[Settings, Store, float, ZoneInfo, statuspage.Snapshot]:
+    """Worker thread: what every page starts from, read at one instant."""
     settings, store = d.settings, d.store
     assert store is not None
     now = d.clock.wall()
-    tz = ZoneInfo(settings.report.timezone)
-    snap = statuspage.snapshot(settings, store, now)
+    return (settings, store, now, ZoneInfo(settings.report.timezone),
+            statuspage.snapshot(settings, store, now))  # fmt: skip
+
+
+def overview(d: WebView, days: DayCache) -> dict[str, Any]:
+    """Worker thread: everything `/` shows."""
+    settings, store, now, tz, snap = _read(d)
     status_of = {c["id"]: c["status"] for c in snap.components}
     month_first = datetime.fromtimestamp(now, tz).date().replace(day=1)
     open_incidents = [
@@ -334,11 +339,7 @@ def overview(d: WebView, days: DayCache) -> dict[str, Any]:
 
 def public(d: DaemonView, days: DayCache) -> dict[str, Any]:
     """Worker thread: everything `/status` shows (public: see the module docstring)."""
-    settings, store = d.settings, d.store
-    assert store is not None
-    now = d.clock.wall()
-    tz = ZoneInfo(settings.report.timezone)
-    snap = statuspage.snapshot(settings, store, now)
+    settings, store, now, tz, snap = _read(d)
     by_id = {c["id"]: c for c in snap.components}
     services = []
     for svc in settings.services:

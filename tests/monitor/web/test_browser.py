@@ -100,6 +100,18 @@ async def _axe(page: Any) -> list[str]:
     ]
 
 
+async def _act(page: Any, action: str, by: str, text: str, shows: str) -> str:
+    """Click an incident button, fill the form, save; the timeline entry it made."""
+    await page.click(f'[data-action="{action}"]')
+    await page.fill('#note-form [name="by"]', by)
+    if text:
+        await page.fill('#note-form [name="text"]', text)
+    async with page.expect_navigation():
+        await page.click('#note-form button[type="submit"]')
+    await page.wait_for_selector(f'[data-kind="{shows}"]', timeout=WAIT_MS)
+    return str(await page.text_content(f'[data-kind="{shows}"]') or "")
+
+
 async def _strip_last(page: Any) -> int:
     raw = await page.get_attribute('[data-strip="simulated"]', "data-last")
     return int(raw) if raw else 0
@@ -188,12 +200,7 @@ async def test_the_pages_live_in_a_browser(served: Any) -> None:
             await page.wait_for_url(f"{base}{href}")
             assert await page.locator('[data-kind="opened"]').count() == 1
             assert await page.locator('[data-kind="acknowledged"]').count() == 0
-            await page.click('[data-action="ack"]')
-            await page.fill('#note-form [name="by"]', WHO)
-            async with page.expect_navigation():
-                await page.click('#note-form button[type="submit"]')
-            await page.wait_for_selector('[data-kind="acknowledged"]', timeout=WAIT_MS)
-            assert WHO in (await page.text_content('[data-kind="acknowledged"]') or "")
+            assert WHO in await _act(page, "ack", WHO, "", "acknowledged")
             assert await page.text_content("#incident-state") == "acknowledged"
             assert await page.locator('[data-action="ack"]').count() == 0
             assert dialogs and len(dialogs) == 1  # the token was asked for once
@@ -201,24 +208,12 @@ async def test_the_pages_live_in_a_browser(served: Any) -> None:
             assert stored == TOKEN
 
             # a note: the token is not asked for again
-            await page.click('[data-action="note"]')
-            await page.fill('#note-form [name="by"]', WHO)
-            await page.fill('#note-form [name="text"]', NOTE)
-            async with page.expect_navigation():
-                await page.click('#note-form button[type="submit"]')
-            await page.wait_for_selector('[data-kind="note"]', timeout=WAIT_MS)
-            assert NOTE in (await page.text_content('[data-kind="note"]') or "")
+            assert NOTE in await _act(page, "note", WHO, NOTE, "note")
             assert len(dialogs) == 1
             incident_path = href
 
             # the vendor's callback: who called, on the timeline
-            await page.click('[data-action="callback"]')
-            await page.fill('#note-form [name="by"]', VENDOR)
-            await page.fill('#note-form [name="text"]', "case 4711 opened")
-            async with page.expect_navigation():
-                await page.click('#note-form button[type="submit"]')
-            await page.wait_for_selector('[data-kind="vendor_callback"]', timeout=WAIT_MS)
-            assert VENDOR in (await page.text_content('[data-kind="vendor_callback"]') or "")
+            assert VENDOR in await _act(page, "callback", VENDOR, "case 4711", "vendor_callback")
 
             # a wrong token is refused with the API's one line, and forgotten
             await page.evaluate("() => sessionStorage.setItem('availmon.token', 'wrong')")
@@ -264,12 +259,7 @@ async def test_the_pages_live_in_a_browser(served: Any) -> None:
             sim.set_fault("api", "ok")
             await page.set_viewport_size({"width": 1280, "height": 900})
             await page.goto(f"{base}{incident_path}")
-            await page.click('[data-action="resolve"]')
-            await page.fill('#note-form [name="by"]', WHO)
-            await page.fill('#note-form [name="text"]', "load balancer fixed")
-            async with page.expect_navigation():
-                await page.click('#note-form button[type="submit"]')
-            await page.wait_for_selector('[data-kind="resolved"]', timeout=WAIT_MS)
+            await _act(page, "resolve", WHO, "load balancer fixed", "resolved")
             assert await page.text_content("#incident-state") == "resolved"
             assert await page.locator("[data-action]").count() == 1  # only "Add note" is left
 
