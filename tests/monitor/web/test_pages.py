@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+import monitor.web
 from monitor.config import load
 from monitor.daemon import Daemon
 from monitor.simulator import Simulator
@@ -85,7 +86,9 @@ async def _read_to_the_end(url: str) -> int:
     raise AssertionError("the stream did not end")
 
 
-async def test_the_overview_and_an_incidents_page(tmp_path: Path) -> None:
+async def test_the_overview_and_an_incidents_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lines = f'api_token = "{TOKEN}"\n'
     async with running(tmp_path, monitor_lines=lines) as (d, sim), aiohttp.ClientSession() as http:
         base = f"http://127.0.0.1:{d.http_port}"
@@ -180,6 +183,11 @@ async def test_the_overview_and_an_incidents_page(tmp_path: Path) -> None:
         # a stream open when the daemon stops ends (its browser reconnects elsewhere)
         ending = asyncio.create_task(_read_to_the_end(f"{base}/status/events"))
         await until("the stream to open", lambda: d.live.watching == 0 and _watchers(d), 100)
+        # streams are bounded: one more than the limit is refused, in one JSON line
+        monkeypatch.setattr(monitor.web, "MAX_STREAMS", _watchers(d))
+        async with http.get(f"{base}/events") as r:
+            assert r.status == 503 and r.headers["Retry-After"] == "30"
+            assert "too many event streams" in (await r.json())["error"]
     assert await asyncio.wait_for(ending, 60) > 0
 
 
