@@ -123,8 +123,13 @@ def check_assets() -> int:
     return len(PAGES) + len(STATIC)
 
 
-def _page(template: str, status: int = 200, **context: Any) -> web.Response:
-    body = _env().get_template(template).render(version=__version__, **context)
+def _render(template: str, context: dict[str, Any]) -> str:
+    """Worker thread: a template loaded (from the package, the first time) and rendered."""
+    return _env().get_template(template).render(version=__version__, **context)
+
+
+async def _page(template: str, status: int = 200, **context: Any) -> web.Response:
+    body = await asyncio.to_thread(_render, template, context)
     resp = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
     resp.headers["Content-Security-Policy"] = CSP
     resp.headers["X-Content-Type-Options"] = "nosniff"
@@ -470,43 +475,57 @@ def _event_text(e: dict[str, Any]) -> str:
 async def index(request: web.Request) -> web.Response:
     d = _view(request)
     if d.store is None:
-        return _page("starting.html.j2", 503, title=d.settings.status.title)
+        return await _page("starting.html.j2", 503, title=d.settings.status.title)
     model = await asyncio.to_thread(overview, d, request.app[DAY_CACHE])
-    return _page("index.html.j2", **model)
+    return await _page("index.html.j2", **model)
 
 
 async def incident(request: web.Request) -> web.Response:
     d = _view(request)
     ident = incident_id(request)
     if d.store is None or d.incidents is None:
-        return _page("starting.html.j2", 503, title=d.settings.status.title)
+        return await _page("starting.html.j2", 503, title=d.settings.status.title)
     try:
         model = await asyncio.to_thread(incident_page, d, ident)
     except NotFound:
-        return _page("missing.html.j2", 404, title=d.settings.status.title,
+        return await _page("missing.html.j2", 404, title=d.settings.status.title,
                      what=f"incident {ident}")  # fmt: skip
-    return _page("incident.html.j2", **model)
+    return await _page("incident.html.j2", **model)
 
 
 async def status_page(request: web.Request) -> web.Response:
     d = request.app[DAEMON]
     if d.store is None:
-        return _page("starting.html.j2", 503, title=d.settings.status.title)
+        return await _page("starting.html.j2", 503, title=d.settings.status.title)
     model = await asyncio.to_thread(public, d, request.app[DAY_CACHE])
-    return _page("status.html.j2", **model)
+    return await _page("status.html.j2", **model)
 
 
 async def history_atom(request: web.Request) -> web.Response:
     d = request.app[DAEMON]
     if d.store is None:
         raise web.HTTPServiceUnavailable(text="starting: the store is not open yet")
-    snap = await asyncio.to_thread(statuspage.snapshot, d.settings, d.store, d.clock.wall())
-    base = d.settings.status.url or f"{request.scheme}://{request.host}"
-    body = atom(snap, base.rstrip("/"), d.settings.status.title)
+    base = (d.settings.status.url or f"{request.scheme}://{request.host}").rstrip("/")
+
+    def build() -> bytes:
+        return atom(_read(d)[4], base, d.settings.status.title)
+
+    body = await asyncio.to_thread(build)
     return web.Response(
         body=body, content_type="application/atom+xml", charset="utf-8",
         headers={"Cache-Control": "no-cache"},
     )  # fmt: skip
+
+
+_STATIC_BODIES: dict[str, bytes] = {}
+
+
+def _static_body(name: str) -> bytes:
+    """Worker thread: a static file's bytes, read from the package once."""
+    body = _STATIC_BODIES.get(name)
+    if body is None:
+        body = _STATIC_BODIES[name] = (files("monitor.web") / "static" / name).read_bytes()
+    return body
 
 
 async def static(request: web.Request) -> web.Response:
@@ -514,7 +533,7 @@ async def static(request: web.Request) -> web.Response:
     kind = STATIC.get(name)
     if kind is None:
         raise web.HTTPNotFound()
-    body = (files("monitor.web") / "static" / name).read_bytes()
+    body = _STATIC_BODIES.get(name) or await asyncio.to_thread(_static_body, name)
     return web.Response(
         body=body, content_type=kind, charset=None if kind.startswith("image/") else "utf-8",
         headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
