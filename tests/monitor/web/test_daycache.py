@@ -32,18 +32,18 @@ def test_the_cache_returns_what_a_fresh_computation_does(store: Store) -> None:
     pattern = (
         Pattern()
         .add("api", T("2026-10-25T08:00:00Z"), T("2026-10-25T08:05:00Z"), Outcome.SERVER_ERROR)
-        .add("smtp", T("2026-10-26T12:00:00Z"), T("2026-10-26T12:01:00Z"), Outcome.TIMEOUT)
-        .add("api", T("2026-10-26T20:00:00Z"), T("2026-10-26T20:30:00Z"), None)
+        .add("smtp", T("2026-10-26T07:00:00Z"), T("2026-10-26T07:01:00Z"), Outcome.TIMEOUT)
+        .add("api", T("2026-10-26T08:00:00Z"), T("2026-10-26T08:30:00Z"), None)
     )
     feeder = Feeder(settings, store)
-    end = T("2026-10-27T09:00:00Z")
+    end = T("2026-10-26T10:00:00Z")
     feeder.run(start, end, pattern)
     cache = DayCache()
     tz = ZoneInfo(TZ)
     now = float(end)
     first = cache.history(store, settings, "mail", now, tz)
     assert first == _fresh(store, settings, now)
-    assert len(first) == DAYS and first[-1]["date"] == "2026-10-27"
+    assert len(first) == DAYS and first[-1]["date"] == "2026-10-26"
     assert first[0]["channels"]["service"]["unknown_seconds"] == 86400  # before the monitor
     oct25 = next(r for r in first if r["date"] == "2026-10-25")
     assert oct25["seconds"] == 25 * 3600  # the long day of the DST change
@@ -55,12 +55,12 @@ def test_the_cache_returns_what_a_fresh_computation_does(store: Store) -> None:
     assert again == _fresh(store, settings, now + 600)
     assert again[-1]["seconds"] == first[-1]["seconds"] + 600
     # a maintenance window over a settled day: that day is computed again
-    store.add_maintenance("mail", T("2026-10-26T11:00:00Z"), T("2026-10-26T13:00:00Z"), "", "t")
+    store.add_maintenance("mail", T("2026-10-25T07:00:00Z"), T("2026-10-25T09:00:00Z"), "", "t")
     after = cache.history(store, settings, "mail", now + 600, tz)
     assert after == _fresh(store, settings, now + 600)
-    oct26 = next(r for r in after if r["date"] == "2026-10-26")
-    assert oct26["excluded_seconds"] == 7200
-    assert oct26["channels"]["smtp"]["unavailable_seconds"] == 0
+    oct25 = next(r for r in after if r["date"] == "2026-10-25")
+    assert oct25["excluded_seconds"] == 7200
+    assert oct25["channels"]["api"]["unavailable_seconds"] == 0  # the outage is in it
     # the next day: yesterday settles, the window of 90 days moves on
     later = now + 86400
     assert cache.history(store, settings, "mail", later, tz) == _fresh(store, settings, later)
