@@ -178,6 +178,12 @@ class MaintenanceConfig(ConfigModel):
         return self
 
 
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → (host, port): the one parser of every listener."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def _listen_port(v: str | None) -> str | None:
     """A host:port listener's port is 0-65535 (0: the kernel picks one)."""
     if v is not None and not 0 <= int(v.rpartition(":")[2]) <= 65535:
@@ -231,8 +237,7 @@ class MonitorConfig(ConfigModel):
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
+        return split_listen(self.listen)
 
 
 class StoreConfig(ConfigModel):
@@ -327,10 +332,7 @@ class StatusConfig(ConfigModel):
 
     @property
     def host_port(self) -> tuple[str, int] | None:
-        if self.listen is None:
-            return None
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
+        return None if self.listen is None else split_listen(self.listen)
 
 
 class Sev1Config(ConfigModel):

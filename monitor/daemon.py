@@ -43,7 +43,7 @@ from alerting.policy import Policy
 from monitor.blocklist import BlocklistRunner, same_configs
 from monitor.clock import Clock, SystemClock, ThreadShare
 from monitor.combiner import Combiner, stopped_key
-from monitor.config import Settings, load
+from monitor.config import Settings, load, split_listen
 from monitor.detector import Detector
 from monitor.gcpacer import start_pacer
 from monitor.intervals import Interval, contains, month_of, overlap
@@ -362,9 +362,9 @@ class Daemon:
 
     async def _start_http(self) -> None:
         self._runner = await self._listen(
-            make_web_app(self), self.settings.monitor.host_port, "monitor.listen"
+            make_web_app(self), self.settings.monitor.listen, "monitor.listen"
         )
-        public = self.settings.status.host_port
+        public = self.settings.status.listen
         if public is not None:
             try:
                 self._public_runner = await self._listen(
@@ -375,19 +375,17 @@ class Daemon:
                 self._runner = None
                 raise
 
-    async def _listen(
-        self, app: web.Application, where: tuple[str, int], field: str
-    ) -> web.AppRunner:
+    async def _listen(self, app: web.Application, where: str, field: str) -> web.AppRunner:
         # open event streams end at the shutdown (monitor/web): a short grace for the rest
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
-        site = web.TCPSite(runner, *where)
+        site = web.TCPSite(runner, *split_listen(where))
         try:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
             why = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise DaemonError(f"{field}: cannot listen on {where[0]}:{where[1]}: {why}") from None
+            raise DaemonError(f"{field}: cannot listen on {where}: {why}") from None
         return runner
 
     @property

@@ -96,6 +96,8 @@ class Snapshot:
     incidents: list[dict[str, Any]]
     maintenances: list[dict[str, Any]]
     unresolved: list[dict[str, Any]] = field(default_factory=list)
+    #: the unresolved incidents as stored (the private web view shows their state)
+    open_records: list[Incident] = field(default_factory=list)
 
     def page(self) -> dict[str, Any]:
         return {
@@ -196,6 +198,7 @@ def snapshot(settings: Settings, store: Store, now: float) -> Snapshot:
     page = settings.status
     snap = Snapshot(now, tz, page.title, page.url, components, incidents, maintenances)
     snap.unresolved = [i for i in incidents if i["status"] != "resolved"]
+    snap.open_records = [i for i in known if i.state != IncidentState.RESOLVED]
     return snap
 
 

@@ -157,9 +157,7 @@ def _day_class(day: dict[str, Any], target: float) -> str:
     return "major"
 
 
-def _bars(
-    history: list[dict[str, Any]], channel: str, target: float, tz: ZoneInfo
-) -> list[dict[str, Any]]:
+def _bars(history: list[dict[str, Any]], channel: str, target: float) -> list[dict[str, Any]]:
     out = []
     for row in history:
         c = row["channels"].get(channel)
@@ -270,9 +268,7 @@ def overview(d: WebView, days: DayCache) -> dict[str, Any]:
     settings, store, now, tz, snap = _read(d)
     status_of = {c["id"]: c["status"] for c in snap.components}
     month_first = datetime.fromtimestamp(now, tz).date().replace(day=1)
-    open_incidents = [
-        i for i in store.list_incidents(limit=1000) if i.state != IncidentState.RESOLVED
-    ]
+    open_incidents = snap.open_records
     windows = [w for w in store.list_maintenance() if w.end > now]
     services = []
     for svc in settings.services:
@@ -281,17 +277,18 @@ def overview(d: WebView, days: DayCache) -> dict[str, Any]:
         channels = []
         for ch in [*svc.channels, "service"]:
             v = stored.get(ch)
+            component = svc.name if ch == "service" else f"{svc.name}.{ch}"
             channels.append(
                 {
                     "name": ch,
                     "label": "service" if ch == "service" else statuspage.channel_name(ch),
-                    "component": svc.name if ch == "service" else f"{svc.name}.{ch}",
-                    "status": status_of.get(svc.name if ch == "service" else f"{svc.name}.{ch}"),
+                    "component": component,
+                    "status": status_of.get(component),
                     "verdict": None
                     if v is None
                     else ("excluded" if v.excluded else v.verdict.value),
                     "reason": None if v is None or v.reason is None else v.reason.value,
-                    "bars": _bars(history, ch, svc.slo_target_percent, tz),
+                    "bars": _bars(history, ch, svc.slo_target_percent),
                 }
             )
         month = d.month.get(svc.name)
@@ -353,12 +350,12 @@ def public(d: DaemonView, days: DayCache) -> dict[str, Any]:
         services.append(
             {
                 "component": group,
-                "bars": _bars(history, "service", svc.slo_target_percent, tz),
+                "bars": _bars(history, "service", svc.slo_target_percent),
                 "uptime": _pct_text(_uptime(history)),
                 "channels": [
                     {
                         "component": by_id[cid],
-                        "bars": _bars(history, cid.rsplit(".", 1)[1], svc.slo_target_percent, tz),
+                        "bars": _bars(history, cid.rsplit(".", 1)[1], svc.slo_target_percent),
                     }
                     for cid in group.get("components", [])
                 ],
