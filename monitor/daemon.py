@@ -431,13 +431,14 @@ class Daemon:
         self._warn_unwatched(self.blocklists.unwatched)
         self._effects, self._fenced = effects, fenced
         await asyncio.to_thread(self._sync_config_maintenance)
-        self.dispatcher, self.policy = dispatcher, policy
         self.metrics.lead(self._channels())
         for (service, severity), n in (await asyncio.to_thread(self._count_incidents)).items():
             self.metrics.incidents_total.labels(service, severity, COMBINED).inc(n)
         if self._started:  # a takeover: the gauges now, not at the next housekeeping
-            await asyncio.to_thread(self._refresh_month)
-            await asyncio.to_thread(self._refresh_incident_gauge)
+            await asyncio.to_thread(self._refresh_month, True)
+            await asyncio.to_thread(self._refresh_incident_gauge, True)
+        # published last: whoever sees this instance lead sees its gauges filled
+        self.dispatcher, self.policy = dispatcher, policy
         self._leader_tasks.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
         if self._combining:
             start = {}
@@ -1071,17 +1072,18 @@ class Daemon:
         await asyncio.to_thread(self._refresh_month)
         await asyncio.to_thread(self._refresh_incident_gauge)
 
-    def _refresh_month(self) -> None:
+    def _refresh_month(self, leading: bool = False) -> None:
         """The month's unavailable seconds and budget per service, from the store (the
         truth): a lone instance's own verdicts plus its seconds not yet flushed; on a
         shared store every vantage's, combined by the quorum. Every instance keeps them
-        for its API (`month`); the leader exports them."""
+        for its API (`month`); the leader exports them (`leading`: a takeover that fills
+        them before it publishes its policy)."""
         store = self.store
         assert store is not None
         now = self.clock.wall()
         tz = self.settings.report.timezone
         flushed = max(self._start_floor, (self.writer and self.writer.durable_through) or 0)
-        leading = self.policy is not None
+        leading = leading or self.policy is not None
         for svc in self.settings.services:
             start, end = month_of(now, ZoneInfo(tz))
             windows = excluded_spans(self._maintenance, svc.name)
@@ -1113,12 +1115,13 @@ class Daemon:
                 self.metrics.month_budget.labels(svc.name, COMBINED).set(budget)
                 self.metrics.month_unavailable.labels(svc.name, COMBINED).set(unavailable)
 
-    def _refresh_incident_gauge(self) -> None:
+    def _refresh_incident_gauge(self, leading: bool = False) -> None:
         """The open-incident gauges from the store (the leader exports them); between
-        these, the policy's own writes move them (`_track_open`)."""
+        these, the policy's own writes move them (`_track_open`). `leading`: as in
+        `_refresh_month`."""
         store = self.store
         assert store is not None
-        if self.policy is None:
+        if self.policy is None and not leading:
             return
         self._open_incidents = {
             inc.id: (inc.service, str(inc.severity))
