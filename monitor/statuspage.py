@@ -84,6 +84,12 @@ def channel_name(channel: str) -> str:
     return _CHANNEL_NAMES.get(channel, channel)
 
 
+def revision(state: IncidentState | str, events: int) -> str:
+    """An incident's mark: its state and its number of timeline events. It changes
+    whenever the incident's page would (the web view reloads an open page on it)."""
+    return f"{IncidentState(state).value}:{events}"
+
+
 @dataclass
 class Snapshot:
     """What the endpoints show, read from the store at one instant."""
@@ -98,6 +104,8 @@ class Snapshot:
     unresolved: list[dict[str, Any]] = field(default_factory=list)
     #: the unresolved incidents as stored (the private web view shows their state)
     open_records: list[Incident] = field(default_factory=list)
+    #: per incident listed, its `revision`
+    revisions: dict[int, str] = field(default_factory=dict)
 
     def page(self) -> dict[str, Any]:
         return {
@@ -187,10 +195,11 @@ def snapshot(settings: Settings, store: Store, now: float) -> Snapshot:
                            now, tz, group=True, children=[c["id"] for c in children])  # fmt: skip
         service_component[svc.name] = group
         components += [group, *children]
-    incidents = [
-        _incident(i, store.events(i.id), service_component.get(i.service), settings, tz)
-        for i in sorted(incidents_by_id.values(), key=lambda i: (-i.opened_at, -i.id))
-    ]
+    incidents, revisions = [], {}
+    for i in sorted(incidents_by_id.values(), key=lambda i: (-i.opened_at, -i.id)):
+        events = store.events(i.id)
+        incidents.append(_incident(i, events, service_component.get(i.service), settings, tz))
+        revisions[i.id] = revision(i.state, len(events))
     maintenances = [
         _maintenance(w, settings, service_component, now, tz)
         for w in sorted(windows, key=lambda w: (-w.start, -w.id))
@@ -199,6 +208,7 @@ def snapshot(settings: Settings, store: Store, now: float) -> Snapshot:
     snap = Snapshot(now, tz, page.title, page.url, components, incidents, maintenances)
     snap.unresolved = [i for i in incidents if i["status"] != "resolved"]
     snap.open_records = [i for i in known if i.state != IncidentState.RESOLVED]
+    snap.revisions = revisions
     return snap
 
 
@@ -248,20 +258,23 @@ def _incident(
     critical = inc.severity == Severity.CRITICAL
     label = "Unavailable" if critical else "Degraded"
     affected = [] if component is None else [_public_component(component)]
+    # The first update comes from the incident's row, not its "opened" event: the store
+    # writer applies the row and the event as two writes (monitor/writer.py), and a read
+    # between them must not show an incident that has no update yet.
+    public = [(0, inc.opened_at, "opened")]
+    public += [(e.id or 0, e.at, e.kind) for e in events if e.kind in UPDATES.keys() - {"opened"}]
     updates = []
-    for e in events:
-        if e.kind not in UPDATES:
-            continue  # notes, notifications, evidence: not public
-        status, text = UPDATES[e.kind]
+    for event_id, at, kind in public:  # notes, notifications, evidence: not public
+        status, text = UPDATES[kind]
         updates.append(
             {
-                "id": f"{inc.id}-{e.id}",
+                "id": f"{inc.id}-{event_id}",
                 "status": status,
                 "body": text.format(what=what),
                 "incident_id": str(inc.id),
-                "created_at": _time(e.at, tz),
-                "updated_at": _time(e.at, tz),
-                "display_at": _time(e.at, tz),
+                "created_at": _time(at, tz),
+                "updated_at": _time(at, tz),
+                "display_at": _time(at, tz),
                 "affected_components": None,
                 "deliver_notifications": True,
                 "custom_tweet": None,

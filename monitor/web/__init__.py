@@ -384,6 +384,7 @@ def _uptime(history: list[dict[str, Any]]) -> float | None:
 def incident_page(d: WebView, ident: int) -> dict[str, Any]:
     """Worker thread: one incident, its timeline, notifications and evidence."""
     assert d.incidents is not None and d.store is not None
+    shown_at = d.clock.wall()  # before the read: a status event from later is fresher
     shown = d.incidents.show(ident)
     tz = ZoneInfo(d.settings.report.timezone)
     inc = shown["incident"]
@@ -444,6 +445,8 @@ def incident_page(d: WebView, ident: int) -> dict[str, Any]:
         "can_resolve": state != IncidentState.RESOLVED,
         "can_callback": inc["severity"] == Severity.CRITICAL and state != IncidentState.RESOLVED,
         "writes": d.settings.monitor.api_token is not None,
+        "revision": statuspage.revision(state, len(timeline)),
+        "shown_at": shown_at,
     }
 
 
@@ -573,7 +576,8 @@ class StatusFeed:
                     )
                     event = _status_event(snap, d)
                     private = json.dumps(event, separators=(",", ":"))
-                    del event["store_behind"]  # the public page's: nothing internal
+                    for internal in ("store_behind", "at", "revisions"):
+                        del event[internal]  # the public page's: nothing internal
                     self.last = (private, json.dumps(event, separators=(",", ":")))
                     for q in list(self._watchers):
                         if q.full():
@@ -613,6 +617,9 @@ def _status_event(snap: statuspage.Snapshot, d: DaemonView) -> dict[str, Any]:
             svc.name: max(0, (d.last_final.get(svc.name) or 0) - (d.stored_through(svc.name) or 0))
             for svc in d.settings.services
         },
+        # an open incident page reloads when its incident's mark changes after it was shown
+        "at": snap.now,
+        "revisions": {str(k): v for k, v in snap.revisions.items()},
     }
 
 
@@ -630,16 +637,17 @@ def _sse_headers() -> dict[str, str]:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """The web view's stream: ``second`` events (one per stored service-second, after a
-    ``backfill`` of the last ten minutes per service) and ``status`` events."""
-    return await _stream(request, seconds=True)
+    ``backfill`` of the last ten minutes per service) and ``status`` events;
+    ``?seconds=0``: the ``status`` events alone (an incident page)."""
+    return await _stream(request, seconds=request.query.get("seconds") != "0", private=True)
 
 
 async def status_events(request: web.Request) -> web.StreamResponse:
     """The public page's stream: ``status`` events only."""
-    return await _stream(request, seconds=False)
+    return await _stream(request, seconds=False, private=False)
 
 
-async def _stream(request: web.Request, *, seconds: bool) -> web.StreamResponse:
+async def _stream(request: web.Request, *, seconds: bool, private: bool) -> web.StreamResponse:
     d = request.app[DAEMON]
     feed = request.app[STATUS_FEED]
     if feed.watchers >= MAX_STREAMS:
@@ -656,7 +664,7 @@ async def _stream(request: web.Request, *, seconds: bool) -> web.StreamResponse:
     getters: dict[str, asyncio.Future[Any]] = {}
     try:
         await resp.write(b"retry: 2000\n\n")
-        which = 0 if seconds else 1
+        which = 0 if private else 1
         if feed.last is not None:
             await resp.write(_sse("status", feed.last[which]))
         if live is not None and d.store is not None:

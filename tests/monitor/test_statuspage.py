@@ -15,13 +15,16 @@ from typing import Any
 import aiohttp
 import pytest
 
+from alerting.model import Incident, IncidentEvent, IncidentState, Severity
+from monitor import statuspage
 from monitor.config import load
 from monitor.daemon import Daemon
 from monitor.demo import simulated_config
 from monitor.simulator import Simulator
+from monitor.store.base import Store
 from tests.loopback import until_value
-
-pytestmark = [pytest.mark.slow]
+from tests.monitor.reports.conftest import settings_for
+from tests.monitor.reports.conftest import store as store  # the fixture
 
 API_KEY = "sp-secret-key-4711"
 NOTE = "internal-note-do-not-publish"
@@ -71,6 +74,7 @@ def _check_shape(name: str, body: dict[str, Any]) -> None:
         assert INDICATOR[body["status"]["indicator"]] == body["status"]["description"]
 
 
+@pytest.mark.slow
 async def test_the_statuspage_json_follows_an_outage_and_shows_nothing_internal(
     tmp_path: Path,
 ) -> None:
@@ -173,3 +177,25 @@ async def test_the_statuspage_json_follows_an_outage_and_shows_nothing_internal(
     finally:
         await d.stop()
         await sim.stop()
+
+
+def test_an_incident_whose_opened_event_is_not_stored_yet_has_its_first_update(
+    store: Store,
+) -> None:
+    """The store writer applies an incident's row and its "opened" event as two writes
+    (monitor/writer.py): a read between them still shows the incident's first update, with
+    the id it keeps once the event is stored."""
+    settings = settings_for()
+    now = 1_780_000_000.0
+    template = Incident(0, "mail", Severity.CRITICAL, IncidentState.OPEN, "unavailable", "", now)
+    inc = store.create_incident(template)
+    [before] = statuspage.snapshot(settings, store, now + 1).unresolved
+    assert [(u["status"], u["id"]) for u in before["incident_updates"]] == [
+        ("investigating", f"{inc.id}-0")
+    ]
+    store.add_event(IncidentEvent(inc.id, now, "opened", {}))
+    store.add_event(IncidentEvent(inc.id, now + 5, "note", {"text": "internal"}))
+    [after] = statuspage.snapshot(settings, store, now + 6).unresolved
+    assert after["incident_updates"] == before["incident_updates"]
+    snap = statuspage.snapshot(settings, store, now + 6)
+    assert snap.revisions == {inc.id: "open:2"}  # a note changes the page's mark

@@ -175,6 +175,38 @@
     });
   }
 
+  // An incident page follows its incident: when a status event newer than the page
+  // carries another mark for it (a note, an acknowledgement, a resolution made anywhere),
+  // the page reloads; with the form open, it says so instead of losing what is typed.
+  function followIncident() {
+    var el = document.querySelector("[data-live-incident]");
+    if (!el || !window.EventSource) { return; }
+    var id = el.getAttribute("data-live-incident");
+    var mark = el.getAttribute("data-revision");
+    var shownAt = parseFloat(el.getAttribute("data-shown-at"));
+    var state = document.getElementById("live-state");
+    var es = new EventSource("/events?seconds=0");
+    es.addEventListener("open", function () {
+      if (state) { state.textContent = "live"; state.className = "live-state live"; }
+    });
+    es.addEventListener("error", function () {
+      if (state) { state.textContent = "reconnecting…"; state.className = "live-state"; }
+    });
+    es.addEventListener("status", function (ev) {
+      var st = JSON.parse(ev.data);
+      var now = st.revisions && st.revisions[id];
+      if (!now || now === mark || !(st.at > shownAt)) { return; }
+      var form = document.getElementById("note-form");
+      if (form && !form.hidden) {
+        mark = now;
+        message("This incident changed since the page was loaded: reload to see it.");
+        return;
+      }
+      es.close();
+      window.location.reload();
+    });
+  }
+
   function initMaintenance() {
     var form = document.getElementById("maintenance-form");
     if (form) {
@@ -208,6 +240,7 @@
     initStrips();
     connect();
     initIncident();
+    followIncident();
     initMaintenance();
   });
 }());

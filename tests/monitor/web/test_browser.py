@@ -7,7 +7,8 @@ by a real daemon probing the simulator:
   on `/status`, without a reload;
 * the Acknowledge button (token asked once, kept in sessionStorage) puts the
   acknowledgement on the incident's timeline, a note follows without asking again, and
-  the maintenance form adds a window;
+  the maintenance form adds a window; an open incident page reloads itself when the
+  incident changes elsewhere (a note through the JSON API);
 * no console error on any page, no element wider than the viewport at desktop and phone
   widths, and axe-core (bundled by axe-playwright-python) finds no serious violation;
 * the public page shows no note, name, evidence or secret.
@@ -22,6 +23,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from monitor.config import load
@@ -43,6 +45,7 @@ API_KEY = "sp-secret-key-web-4711"
 NOTE = "internal-note-from-the-browser"
 WHO = "Dana Oncall"
 VENDOR = "Vic Vendor"
+ELSEWHERE = "noted-elsewhere-while-the-page-was-open"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 #: the bound on every wait for the page to change (a bound, not a speed claim)
 WAIT_MS = 40_000
@@ -215,6 +218,26 @@ async def test_the_pages_live_in_a_browser(served: Any) -> None:
             # the vendor's callback: who called, on the timeline
             assert VENDOR in await _act(page, "callback", VENDOR, "case 4711", "vendor_callback")
 
+            # the page follows its incident: a note made elsewhere (another on-call, through
+            # the JSON API) shows on it, and the test never reloads it
+            await page.wait_for_selector("#live-state.live", timeout=WAIT_MS)
+            await page.evaluate("() => { window.sameDocument = true; }")
+            async with aiohttp.ClientSession() as http:
+                async with http.post(
+                    f"{base}/api/v1{href}/notes",
+                    json={"by": "Sam Elsewhere", "text": ELSEWHERE},
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                ) as r:
+                    assert r.status == 200, await r.text()
+            await page.wait_for_function(
+                """(text) => Array.from(document.querySelectorAll('[data-kind="note"]'))
+                                .some((e) => e.textContent.includes(text))""",
+                arg=ELSEWHERE,
+                timeout=WAIT_MS,
+            )
+            # it reloaded itself: the marker set on the old document is gone
+            assert await page.evaluate("() => window.sameDocument === undefined")
+
             # a wrong token is refused with the API's one line, and forgotten
             await page.evaluate("() => sessionStorage.setItem('availmon.token', 'wrong')")
             await page.click('[data-action="note"]')
@@ -272,7 +295,7 @@ async def test_the_pages_live_in_a_browser(served: Any) -> None:
             await public.reload()
             await public.wait_for_selector(".incident .is-resolved", timeout=WAIT_MS)
             text = await public.content()
-            internal = (NOTE, WHO, VENDOR, API_KEY, TOKEN, "attempt_id", "evidence",
+            internal = (NOTE, WHO, VENDOR, API_KEY, TOKEN, ELSEWHERE, "attempt_id", "evidence",
                         "database upgrade", "case 4711", "load balancer")  # fmt: skip
             for private in internal:
                 assert private not in text, private

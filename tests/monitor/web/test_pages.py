@@ -158,6 +158,19 @@ async def test_the_overview_and_an_incidents_page(
         assert got["status"]["indicator"] == "critical" and "store_behind" in got["status"]
         # the stream is closed: its subscriptions go (at its next write, a second away)
         await until("the closed stream's unsubscribe", lambda: d.live.watching == 0, polls=100)
+        # ?seconds=0 (an incident page): the status alone, with the incidents' marks; the
+        # stream holds no subscription to the seconds while it is open
+        async with http.get(f"{base}/events?seconds=0") as r:
+            assert r.status == 200
+            line = ""
+            for _ in range(100):
+                line = (await asyncio.wait_for(r.content.readline(), 30)).decode()
+                assert not line.startswith("event: backfill"), line
+                if line.startswith("data: "):
+                    break
+            assert json.loads(line[len("data: ") :])["revisions"]
+            assert d.live.watching == 0
+        await until("the status stream's leave", lambda: _watchers(d) == 0, polls=100)
 
         # what an operator typed is text, not markup, on the page
         assert d.incidents is not None
