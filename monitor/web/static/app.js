@@ -89,16 +89,22 @@
     }
   }
 
-  function connect() {
-    if (!window.EventSource || !document.querySelector("[data-strip]")) { return; }
+  // an event stream whose state the page's #live-state shows (the browser reconnects)
+  function stream(url) {
     var state = document.getElementById("live-state");
-    var es = new EventSource("/events");
+    var es = new EventSource(url);
     es.addEventListener("open", function () {
       if (state) { state.textContent = "live"; state.className = "live-state live"; }
     });
     es.addEventListener("error", function () {
       if (state) { state.textContent = "reconnecting…"; state.className = "live-state"; }
     });
+    return es;
+  }
+
+  function connect() {
+    if (!window.EventSource || !document.querySelector("[data-strip]")) { return; }
+    var es = stream("/events");
     es.addEventListener("backfill", function (ev) {
       var data = JSON.parse(ev.data);
       Object.keys(data).forEach(function (svc) { add(svc, data[svc]); });
@@ -184,14 +190,7 @@
     var id = el.getAttribute("data-live-incident");
     var mark = el.getAttribute("data-revision");
     var shownAt = parseFloat(el.getAttribute("data-shown-at"));
-    var state = document.getElementById("live-state");
-    var es = new EventSource("/events?seconds=0");
-    es.addEventListener("open", function () {
-      if (state) { state.textContent = "live"; state.className = "live-state live"; }
-    });
-    es.addEventListener("error", function () {
-      if (state) { state.textContent = "reconnecting…"; state.className = "live-state"; }
-    });
+    var es = stream("/events?seconds=0");
     es.addEventListener("status", function (ev) {
       var st = JSON.parse(ev.data);
       var now = st.revisions && st.revisions[id];
