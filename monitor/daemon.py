@@ -435,8 +435,8 @@ class Daemon:
         for (service, severity), n in (await asyncio.to_thread(self._count_incidents)).items():
             self.metrics.incidents_total.labels(service, severity, COMBINED).inc(n)
         if self._started:  # a takeover: the gauges now, not at the next housekeeping
-            await asyncio.to_thread(self._refresh_month, True)
-            await asyncio.to_thread(self._refresh_incident_gauge, True)
+            await asyncio.to_thread(self._refresh_month)
+            await asyncio.to_thread(self._refresh_incident_gauge)
         # published last: whoever sees this instance lead sees its gauges filled
         self.dispatcher, self.policy = dispatcher, policy
         self._leader_tasks.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
@@ -1072,18 +1072,18 @@ class Daemon:
         await asyncio.to_thread(self._refresh_month)
         await asyncio.to_thread(self._refresh_incident_gauge)
 
-    def _refresh_month(self, leading: bool = False) -> None:
+    def _refresh_month(self) -> None:
         """The month's unavailable seconds and budget per service, from the store (the
         truth): a lone instance's own verdicts plus its seconds not yet flushed; on a
         shared store every vantage's, combined by the quorum. Every instance keeps them
-        for its API (`month`); the leader exports them (`leading`: a takeover that fills
-        them before it publishes its policy)."""
+        for its API (`month`); the leader exports them (from `metrics.lead` on, which a
+        takeover calls before it publishes its policy)."""
         store = self.store
         assert store is not None
         now = self.clock.wall()
         tz = self.settings.report.timezone
         flushed = max(self._start_floor, (self.writer and self.writer.durable_through) or 0)
-        leading = leading or self.policy is not None
+        leading = self.metrics.leading
         for svc in self.settings.services:
             start, end = month_of(now, ZoneInfo(tz))
             windows = excluded_spans(self._maintenance, svc.name)
@@ -1115,13 +1115,12 @@ class Daemon:
                 self.metrics.month_budget.labels(svc.name, COMBINED).set(budget)
                 self.metrics.month_unavailable.labels(svc.name, COMBINED).set(unavailable)
 
-    def _refresh_incident_gauge(self, leading: bool = False) -> None:
+    def _refresh_incident_gauge(self) -> None:
         """The open-incident gauges from the store (the leader exports them); between
-        these, the policy's own writes move them (`_track_open`). `leading`: as in
-        `_refresh_month`."""
+        these, the policy's own writes move them (`_track_open`)."""
         store = self.store
         assert store is not None
-        if self.policy is None and not leading:
+        if not self.metrics.leading:
             return
         self._open_incidents = {
             inc.id: (inc.service, str(inc.severity))

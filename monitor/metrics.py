@@ -36,6 +36,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None, vantage: str = "") -> None:
         """`vantage`: this instance's (`monitor.vantage`), the label of its own series."""
         self.vantage = vantage
+        #: the combined series are exported (`lead`, until `unlead`)
+        self.leading = False
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.attempts = Counter(
@@ -267,6 +269,7 @@ class Metrics:
     def lead(self, services: Iterable[tuple[str, Sequence[str]]]) -> None:
         """This instance leads: its combined series, at zero (a counter that the previous
         leader exported starts again here, as after a restart)."""
+        self.leading = True
         for service, channels in services:
             self._declare_verdicts(service, channels, COMBINED)
             for severity in Severity:
@@ -277,6 +280,7 @@ class Metrics:
     def unlead(self, services: Iterable[tuple[str, Sequence[str]]]) -> None:
         """This instance no longer leads: drop its combined series (the new leader's are
         the ones to read; frozen ones here would be counted twice)."""
+        self.leading = False
         for service, channels in services:
             self._remove(service, channels, COMBINED)
 

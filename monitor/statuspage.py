@@ -261,8 +261,8 @@ def _incident(
     # The first update comes from the incident's row, not its "opened" event: the store
     # writer applies the row and the event as two writes (monitor/writer.py), and a read
     # between them must not show an incident that has no update yet.
-    public = [(0, inc.opened_at, "opened")]
-    public += [(e.id or 0, e.at, e.kind) for e in events if e.kind in UPDATES.keys() - {"opened"}]
+    public: list[tuple[int | None, float, str]] = [(0, inc.opened_at, "opened")]
+    public += [(e.id, e.at, e.kind) for e in events if e.kind in UPDATES.keys() - {"opened"}]
     updates = []
     for event_id, at, kind in public:  # notes, notifications, evidence: not public
         status, text = UPDATES[kind]

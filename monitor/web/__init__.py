@@ -574,11 +574,12 @@ class StatusFeed:
                     snap = await asyncio.to_thread(
                         statuspage.snapshot, d.settings, d.store, d.clock.wall()
                     )
-                    event = _status_event(snap, d)
-                    private = json.dumps(event, separators=(",", ":"))
-                    for internal in ("store_behind", "at", "revisions"):
-                        del event[internal]  # the public page's: nothing internal
-                    self.last = (private, json.dumps(event, separators=(",", ":")))
+                    public = _status_event(snap)
+                    private = {**public, **_internal_status(snap, d)}
+                    self.last = (
+                        json.dumps(private, separators=(",", ":")),
+                        json.dumps(public, separators=(",", ":")),
+                    )
                     for q in list(self._watchers):
                         if q.full():
                             with contextlib.suppress(asyncio.QueueEmpty):
@@ -603,7 +604,8 @@ class StatusFeed:
                 await self._task
 
 
-def _status_event(snap: statuspage.Snapshot, d: DaemonView) -> dict[str, Any]:
+def _status_event(snap: statuspage.Snapshot) -> dict[str, Any]:
+    """A ``status`` event as the public page gets it: nothing internal."""
     indicator = snap.indicator()
     return {
         "indicator": indicator,
@@ -613,6 +615,12 @@ def _status_event(snap: statuspage.Snapshot, d: DaemonView) -> dict[str, Any]:
             {"id": i["id"], "name": i["name"], "status": i["status"], "impact": i["impact"]}
             for i in snap.unresolved
         ],
+    }
+
+
+def _internal_status(snap: statuspage.Snapshot, d: DaemonView) -> dict[str, Any]:
+    """What the web view's ``status`` events carry beside the public ones."""
+    return {
         "store_behind": {
             svc.name: max(0, (d.last_final.get(svc.name) or 0) - (d.stored_through(svc.name) or 0))
             for svc in d.settings.services
